@@ -1,0 +1,51 @@
+"""The account stage: turn what happened into a usage record and write it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edgeroute.registry import ModelSpec
+from edgeroute.store.base import ApiKey, Store, UsageRecord
+from edgeroute.upstreams.base import Kind, Usage
+
+log = logging.getLogger("edgeroute.account")
+
+
+def usage_record(
+    *,
+    request_id: str,
+    principal: ApiKey,
+    kind: Kind,
+    model: ModelSpec | None,
+    usage: Usage,
+    status: int,
+    started: float,
+    attempts: int,
+    cache_hit: bool = False,
+) -> UsageRecord:
+    cost = model.price.cost_usd(usage.prompt_tokens, usage.completion_tokens) if model else 0.0
+    return UsageRecord(
+        request_id=request_id,
+        key_id=principal.key_id,
+        tenant=principal.tenant,
+        endpoint=kind.value,
+        model=model.name if model else "",
+        tier=model.tier if model else "",
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd_micros=round(cost * 1_000_000),
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        status=status,
+        created_at=time.time(),
+        cache_hit=cache_hit,
+        attempts=attempts,
+        usage_estimated=usage.estimated,
+    )
+
+
+async def write_usage(store: Store, record: UsageRecord) -> None:
+    try:
+        await store.record_usage(record)
+    except Exception:  # the caller already has its answer; keep the request's outcome
+        log.exception("usage record %s could not be written", record.request_id)

@@ -1,0 +1,1 @@
+"""The HTTP surface: an OpenAI-compatible FastAPI app."""

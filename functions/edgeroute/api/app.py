@@ -1,0 +1,36 @@
+"""The FastAPI application: routes, error rendering, body limit, lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from edgeroute import __version__
+from edgeroute.api.errors import install_error_handlers
+from edgeroute.api.middleware import BodyLimit
+from edgeroute.api.routes import router
+from edgeroute.gateway import Gateway
+from edgeroute.upstreams.http import close_shared_client
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await gateway.drain()
+        await close_shared_client()
+
+    app = FastAPI(
+        title="edgeroute",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
+    return app

@@ -1,0 +1,81 @@
+"""Pure ASGI middleware (Starlette's BaseHTTPMiddleware costs too much per request)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413 before they are parsed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> bytes:
+        mib = self.max_bytes / (1024 * 1024)
+        return json.dumps(
+            {
+                "error": {
+                    "message": f"The request body is larger than {mib:g} MiB. Send fewer or "
+                    "shorter inputs, or split the work into several requests.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "payload_too_large",
+                }
+            }
+        ).encode()
+
+    async def _refuse(self, send: Send) -> None:
+        body = self._too_large()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await self._refuse(send)
+                    return
+                break
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+
+class _BodyTooLarge(Exception):
+    pass

@@ -1,0 +1,65 @@
+"""Authenticate a request's bearer key against the store, with a short in-memory cache.
+
+The cache bounds store reads on the hot path; its TTL (``EDGEROUTE_KEY_CACHE_TTL``,
+5 s by default) is also the longest a revoked key keeps working on a warm instance.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from edgeroute.errors import AuthenticationFailed
+from edgeroute.keys import KEY_PREFIX, hash_key, key_id_for
+from edgeroute.store.base import ApiKey, Store
+
+_MAX_CACHED = 10_000
+
+
+def bearer_token(authorization: str | None, api_key_header: str | None = None) -> str:
+    """The key from ``Authorization: Bearer ...`` (or ``x-api-key``), or a 401."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    if api_key_header:
+        return api_key_header.strip()
+    raise AuthenticationFailed(
+        "Missing API key: send it as 'Authorization: Bearer er-...'. "
+        "Create one with 'edgeroute keys create --name NAME'.",
+        code="missing_api_key",
+    )
+
+
+class Authenticator:
+    def __init__(self, store: Store, ttl_s: float = 5.0) -> None:
+        self._store = store
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def authenticate(self, secret: str) -> ApiKey:
+        if not secret.startswith(KEY_PREFIX):
+            raise AuthenticationFailed(
+                "Invalid API key: edgeroute keys start with 'er-'. Check the key you sent."
+            )
+        key_hash = hash_key(secret)
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            record = cached[1]
+        else:
+            record = await self._store.get_key(key_id_for(key_hash))
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[key_hash] = (now + self._ttl, record)
+        if record is None or not hmac.compare_digest(record.key_hash, key_hash):
+            raise AuthenticationFailed("Invalid API key: no such key. Check the key you sent.")
+        if record.revoked:
+            raise AuthenticationFailed(
+                f"API key {record.key_id} was revoked. Ask an admin for a new key.",
+                code="revoked_api_key",
+            )
+        return record
+
+    def forget(self) -> None:
+        self._cache.clear()

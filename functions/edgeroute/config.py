@@ -1,0 +1,36 @@
+"""Settings read once from the environment, as Lambda functions and `edgeroute serve` get them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_registry() -> str:
+    return str(_REPO_ROOT / "infra" / "models.yaml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry: str = field(default_factory=_default_registry)
+    store: str = "sqlite"
+    sqlite_path: str = ".edgeroute/edgeroute.db"
+    key_cache_ttl_s: float = 5.0
+    max_body_bytes: int = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+    max_connections: int = 512
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        default = cls()
+        return cls(
+            registry=env.get("EDGEROUTE_REGISTRY", default.registry),
+            store=env.get("EDGEROUTE_STORE", default.store),
+            sqlite_path=env.get("EDGEROUTE_SQLITE_PATH", default.sqlite_path),
+            key_cache_ttl_s=float(env.get("EDGEROUTE_KEY_CACHE_TTL", default.key_cache_ttl_s)),
+            max_body_bytes=int(env.get("EDGEROUTE_MAX_BODY_BYTES", default.max_body_bytes)),
+            max_connections=int(env.get("EDGEROUTE_MAX_CONNECTIONS", default.max_connections)),
+        )

@@ -1,0 +1,41 @@
+"""Resolve an upstream credential from where the registry says it lives.
+
+Environment variables are read on each call (cheap); secrets come from Secrets
+Manager or SSM Parameter Store through Powertools Parameters, which caches them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from edgeroute.errors import UpstreamError
+from edgeroute.registry import Credential
+
+_SECRET_MAX_AGE_S = 300
+
+
+def resolve(credential: Credential | None) -> dict[str, str]:
+    """The headers that authenticate edgeroute to an upstream (empty when none is set)."""
+    if credential is None:
+        return {}
+    value: str | None = None
+    if credential.env:
+        value = os.environ.get(credential.env)
+        if not value:
+            raise UpstreamError(
+                f"The upstream credential variable {credential.env} is not set. "
+                "An operator must set it where edgeroute runs.",
+                code="upstream_credential_missing",
+            )
+    elif credential.secret:
+        from aws_lambda_powertools.utilities import parameters
+
+        if credential.secret.startswith("/"):
+            value = str(
+                parameters.get_parameter(credential.secret, decrypt=True, max_age=_SECRET_MAX_AGE_S)
+            )
+        else:
+            value = str(parameters.get_secret(credential.secret, max_age=_SECRET_MAX_AGE_S))
+    if not value:
+        return {}
+    return {credential.header: f"{credential.scheme} {value}".strip()}

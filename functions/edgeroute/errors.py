@@ -1,0 +1,108 @@
+"""The errors edgeroute answers with, each mapping to one HTTP status and OpenAI's error shape.
+
+Every failure a caller can see is one of these; the API layer renders them as
+``{"error": {"message", "type", "param", "code"}}`` so the official SDKs raise the
+matching exception class (``BadRequestError``, ``AuthenticationError`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EdgerouteError(Exception):
+    """Base class: a caller-visible failure with a status code and an OpenAI error body."""
+
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(EdgerouteError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class AuthenticationFailed(EdgerouteError):
+    status_code = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PaymentRequired(EdgerouteError):
+    status_code = 402
+    error_type = "insufficient_quota"
+    default_code = "budget_exceeded"
+
+
+class PermissionDenied(EdgerouteError):
+    status_code = 403
+    error_type = "permission_error"
+    default_code = "model_not_allowed"
+
+
+class NotFound(EdgerouteError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "model_not_found"
+
+
+class PayloadTooLarge(EdgerouteError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class RateLimited(EdgerouteError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class UpstreamError(EdgerouteError):
+    """The upstream answered with a failure or something that is not valid OpenAI output."""
+
+    status_code = 502
+    error_type = "upstream_error"
+    default_code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream could not be reached, refused the connection, or reported overload."""
+
+    status_code = 503
+    default_code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    default_code = "upstream_timeout"
+
+
+class ConfigError(Exception):
+    """A configuration file (registry, policy) is invalid; the message names file and field."""

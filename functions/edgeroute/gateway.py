@@ -1,0 +1,39 @@
+"""The long-lived parts of one gateway process, built once from settings.
+
+A Lambda instance, a `edgeroute serve` process and a test each hold one
+``Gateway``; every request reads from it and nothing in it is per-request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from edgeroute.auth import Authenticator
+from edgeroute.config import Settings
+from edgeroute.registry import Registry, load_registry
+from edgeroute.store import Store, open_store
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    registry: Registry
+    store: Store
+    authenticator: Authenticator
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        store = open_store(settings.store, settings.sqlite_path)
+        return cls(
+            settings=settings,
+            registry=load_registry(settings.registry),
+            store=store,
+            authenticator=Authenticator(store, settings.key_cache_ttl_s),
+        )
+
+    async def drain(self) -> None:
+        """Wait for usage writes still in flight (on shutdown)."""
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)

@@ -1,0 +1,16 @@
+"""Lambda entry point for buffered HTTP API requests: the FastAPI app behind Mangum.
+
+The gateway (registry, store client) is built at import, during Lambda's init
+phase, so SnapStart snapshots it and warm invocations reuse it.
+"""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from edgeroute.api.app import create_app
+from edgeroute.config import Settings
+from edgeroute.gateway import Gateway
+
+app = create_app(Gateway.from_settings(Settings.from_env()))
+handler = Mangum(app, lifespan="off")

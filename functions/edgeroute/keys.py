@@ -1,0 +1,46 @@
+"""API key minting and hashing. A key is shown once; only its SHA-256 is ever stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from edgeroute.store.base import ApiKey, KeyLimits
+
+KEY_PREFIX = "er-"
+_KEY_ID_HEX = 16  # 64 bits of the hash: a public handle for listing and revoking
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def key_id_for(key_hash: str) -> str:
+    return "key_" + key_hash[:_KEY_ID_HEX]
+
+
+def mint_key(
+    name: str,
+    *,
+    tenant: str | None = None,
+    models: tuple[str, ...] = (),
+    admin: bool = False,
+    priority: int = 0,
+    limits: KeyLimits | None = None,
+) -> tuple[str, ApiKey]:
+    """A new random key (256 bits) and the record to store for it."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_hash = hash_key(secret)
+    record = ApiKey(
+        key_id=key_id_for(key_hash),
+        key_hash=key_hash,
+        name=name,
+        tenant=tenant or name,
+        created_at=time.time(),
+        models=models,
+        admin=admin,
+        priority=priority,
+        limits=limits or KeyLimits(),
+    )
+    return secret, record

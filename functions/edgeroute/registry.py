@@ -1,0 +1,222 @@
+"""The model registry: which models exist, where they run, what they cost and accept.
+
+Loaded from YAML at a local path or an ``s3://`` URI (``EDGEROUTE_REGISTRY``).
+String values may reference environment variables as ``${NAME}`` or
+``${NAME:-default}`` so one file serves laptops and deployments alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgeroute.errors import ConfigError
+
+Tier = Literal["edge", "small", "medium", "large"]
+TIER_ORDER: tuple[Tier, ...] = ("edge", "small", "medium", "large")
+
+
+class Capability(StrEnum):
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    VISION = "vision"
+    TOOLS = "tools"
+    JSON = "json"
+    MODERATION = "moderation"
+
+
+class Protocol(StrEnum):
+    OPENAI = "openai"  # vLLM, llama.cpp server, Ollama, TGI Messages API
+    TGI = "tgi"  # TGI's native /generate and /generate_stream
+    EDGE = "edge"  # answered in-process by the edge ONNX models
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credential(_Strict):
+    """Where the upstream's credential comes from; never the secret itself."""
+
+    env: str | None = None
+    secret: str | None = Field(default=None, description="Secrets Manager name or SSM path")
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credential:
+        if self.env and self.secret:
+            raise ValueError("give either 'env' or 'secret', not both")
+        return self
+
+
+class ParameterRule(_Strict):
+    min: float | None = None
+    max: float | None = None
+    default: float | None = None
+    rule: Literal["clamp", "reject"] = "reject"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParameterRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class Price(_Strict):
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+class Timeouts(_Strict):
+    connect: float = Field(default=3.0, gt=0)
+    read: float = Field(default=60.0, gt=0, description="longest wait between two bytes")
+    total: float = Field(default=300.0, gt=0, description="the whole upstream call")
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    protocol: Protocol = Protocol.OPENAI
+    endpoint: str = ""
+    upstream_model: str | None = Field(default=None, description="name sent upstream")
+    credential: Credential | None = None
+    tier: Tier
+    capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
+    context_window: int = Field(default=4096, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    parameters: dict[str, ParameterRule] = Field(default_factory=dict)
+    price: Price = Price()
+    timeouts: Timeouts = Timeouts()
+    retries: int = Field(default=1, ge=0, le=5, description="retries before the first byte")
+    fallbacks: tuple[str, ...] = ()
+    description: str = ""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://", value):
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _endpoint_needed(self) -> ModelSpec:
+        if self.protocol is not Protocol.EDGE and not self.endpoint:
+            raise ValueError(f"protocol '{self.protocol.value}' needs an 'endpoint' URL")
+        return self
+
+    @property
+    def wire_name(self) -> str:
+        return self.upstream_model or self.name
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+
+class RegistryFile(_Strict):
+    models: list[ModelSpec]
+
+
+class Registry:
+    """Models by name and alias, plus the checks every request needs."""
+
+    def __init__(self, models: list[ModelSpec], source: str = "<memory>") -> None:
+        self.source = source
+        self._models: dict[str, ModelSpec] = {}
+        self._by_name: dict[str, ModelSpec] = {}
+        for model in models:
+            for name in (model.name, *model.aliases):
+                if name in self._by_name:
+                    raise ConfigError(f"{source}: model name or alias '{name}' is used twice")
+                self._by_name[name] = model
+            self._models[model.name] = model
+        for model in models:
+            for fallback in model.fallbacks:
+                if fallback not in self._by_name:
+                    raise ConfigError(
+                        f"{source}: models.{model.name}.fallbacks names '{fallback}', "
+                        "which is not a model in this registry"
+                    )
+
+    def get(self, name: str) -> ModelSpec | None:
+        return self._by_name.get(name)
+
+    def models(self) -> list[ModelSpec]:
+        return list(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _describe(error: ValidationError, data: Any, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        loc = list(item["loc"])
+        # Name models by their name, not by list index, so the user can find them.
+        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+            with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+                loc[1] = data["models"][loc[1]].get("name", loc[1])
+        path = ".".join(str(part) for part in loc)
+        lines.append(f"{source}: {path}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_registry(text: str, source: str) -> Registry:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    data = _expand_env(data)
+    try:
+        parsed = RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data, source)) from exc
+    return Registry(parsed.models, source)
+
+
+def _read_s3(uri: str) -> str:
+    import boto3  # imported here: only deployments that keep the registry in S3 pay for it
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ConfigError(f"{uri}: an S3 registry location must look like s3://bucket/key.yaml")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    body = boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=bucket, Key=key)["Body"]
+    return str(body.read().decode("utf-8"))
+
+
+def load_registry(location: str | os.PathLike[str]) -> Registry:
+    """Load and validate a registry from a file path or an ``s3://bucket/key`` URI."""
+    location = str(location)
+    if location.startswith("s3://"):
+        return parse_registry(_read_s3(location), location)
+    path = Path(location)
+    if not path.is_file():
+        raise ConfigError(f"{location}: registry file not found (set EDGEROUTE_REGISTRY)")
+    return parse_registry(path.read_text(encoding="utf-8"), location)

@@ -1,0 +1,22 @@
+"""Upstream adapters, one module per protocol, chosen by the registry's ``protocol``."""
+
+from __future__ import annotations
+
+from edgeroute.registry import ModelSpec, Protocol
+from edgeroute.upstreams.base import Json, Kind, Upstream, Usage
+from edgeroute.upstreams.openai_compat import OpenAICompatible
+from edgeroute.upstreams.tgi import TGINative
+
+__all__ = ["Json", "Kind", "Upstream", "Usage", "adapter_for"]
+
+_ADAPTERS: dict[Protocol, Upstream] = {
+    Protocol.OPENAI: OpenAICompatible(),
+    Protocol.TGI: TGINative(),
+}
+
+
+def adapter_for(model: ModelSpec) -> Upstream:
+    try:
+        return _ADAPTERS[model.protocol]
+    except KeyError:
+        raise NotImplementedError(f"no upstream adapter for protocol {model.protocol}") from None

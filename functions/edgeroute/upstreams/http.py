@@ -1,0 +1,140 @@
+"""The process-wide HTTP client for upstream calls, and the mapping of its failures.
+
+One ``httpx.AsyncClient`` per event loop, backed by aiohttp's connection pool
+(httpx-aiohttp): httpcore's pool costs more per request than the gateway itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from edgeroute.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.registry import ModelSpec
+
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The client for the running loop (Mangum and tests may run more than one loop)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        for stale in [lp for lp in _clients if lp.is_closed()]:
+            del _clients[stale]
+        limits = httpx.Limits(
+            max_connections=int(os.environ.get("EDGEROUTE_MAX_CONNECTIONS", "512")),
+            keepalive_expiry=30.0,
+        )
+        client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits), trust_env=False)
+        _clients[loop] = client
+    return client
+
+
+async def close_shared_client() -> None:
+    loop = asyncio.get_running_loop()
+    client = _clients.pop(loop, None)
+    if client is not None:
+        await client.aclose()
+
+
+def timeout_for(model: ModelSpec) -> httpx.Timeout:
+    t = model.timeouts
+    return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while seen.__cause__ is not None:
+        seen = seen.__cause__
+    return seen
+
+
+def map_transport_error(exc: Exception, model: ModelSpec) -> UpstreamError:
+    """Turn a client-side failure into the caller-visible error naming the endpoint."""
+    where = f"model '{model.name}' at {model.endpoint}"
+    cause = _root_cause(exc)
+    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
+        return UpstreamUnavailable(
+            f"Upstream for {where} is unreachable ({cause}). Check that the endpoint is "
+            "running, or call another model.",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+        return UpstreamUnavailable(
+            f"Upstream for {where} closed the connection before answering. Retry the request.",
+            code="upstream_connection_reset",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(cause, asyncio.TimeoutError | TimeoutError) or isinstance(
+        exc, httpx.TimeoutException
+    ):
+        return UpstreamTimeout(
+            f"Upstream for {where} did not answer within its timeouts "
+            f"(connect {model.timeouts.connect}s, read {model.timeouts.read}s, "
+            f"total {model.timeouts.total}s). Retry later or raise the model's timeouts.",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(cause, aiohttp.ClientPayloadError) or isinstance(exc, httpx.ReadError):
+        return UpstreamError(
+            f"Upstream for {where} broke off its response ({cause}). Retry the request.",
+            code="upstream_truncated",
+        )
+    return UpstreamError(f"Upstream for {where} failed: {type(cause).__name__}: {cause}")
+
+
+def _upstream_message(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")[:500]
+    try:
+        import json
+
+        data = json.loads(text)
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except ValueError:
+        pass
+    return text.strip() or "(empty body)"
+
+
+def map_status_error(
+    status: int, body: bytes, headers: httpx.Headers, model: ModelSpec
+) -> UpstreamError:
+    """Map an upstream's non-2xx answer to what the caller should see."""
+    from edgeroute.errors import InvalidRequest, PayloadTooLarge
+
+    where = f"model '{model.name}' at {model.endpoint}"
+    message = _upstream_message(body)
+    if status == 400 and ("context" in message.lower() or b"exceed_context" in body):
+        return PayloadTooLarge(  # type: ignore[return-value]
+            f"The request does not fit {where}'s context window of {model.context_window} "
+            f"tokens ({message}). Shorten 'messages' or lower 'max_tokens'.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if status in (400, 422):
+        return InvalidRequest(  # type: ignore[return-value]
+            f"Upstream for {where} rejected the request: {message}"
+        )
+    if status in (401, 403):
+        return UpstreamError(
+            f"Upstream for {where} rejected edgeroute's credential ({status}). "
+            "An operator must fix the model's 'credential' in the registry.",
+            code="upstream_auth_failed",
+        )
+    if status == 429 or status == 503:
+        retry_after = headers.get("retry-after") or "5"
+        return UpstreamUnavailable(
+            f"Upstream for {where} is overloaded ({status}: {message}). "
+            f"Retry after {retry_after} s or call another model.",
+            headers={"Retry-After": retry_after},
+        )
+    if status == 504:
+        return UpstreamTimeout(f"Upstream for {where} timed out ({message}). Retry later.")
+    return UpstreamError(f"Upstream for {where} failed with status {status}: {message}")

@@ -1,0 +1,119 @@
+"""Adapter for OpenAI-compatible servers: vLLM, llama.cpp server, Ollama, TGI's Messages API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+from httpx_sse import EventSource
+
+from edgeroute.credentials import resolve
+from edgeroute.errors import UpstreamError
+from edgeroute.registry import ModelSpec
+from edgeroute.upstreams.base import Json, Kind
+from edgeroute.upstreams.http import (
+    map_status_error,
+    map_transport_error,
+    shared_client,
+    timeout_for,
+)
+
+_PATHS = {
+    Kind.CHAT: "/chat/completions",
+    Kind.COMPLETIONS: "/completions",
+    Kind.EMBEDDINGS: "/embeddings",
+}
+
+
+def _finished(chunk: Json, finished: set[int]) -> None:
+    for choice in chunk.get("choices") or ():
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            finished.add(int(choice.get("index", 0)))
+
+
+class OpenAICompatible:
+    async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
+        client = shared_client()
+        try:
+            response = await client.post(
+                model.endpoint + _PATHS[kind],
+                json=payload,
+                headers=resolve(model.credential),
+                timeout=timeout_for(model),
+            )
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, model) from exc
+        if response.status_code >= 400:
+            raise map_status_error(response.status_code, response.content, response.headers, model)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise UpstreamError(
+                f"Upstream for model '{model.name}' answered with invalid JSON. "
+                "Retry the request or call another model.",
+                code="upstream_malformed",
+            ) from exc
+        if not isinstance(body, dict):
+            raise UpstreamError(
+                f"Upstream for model '{model.name}' answered with JSON that is not an object.",
+                code="upstream_malformed",
+            )
+        return body
+
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+        client = shared_client()
+        request = client.build_request(
+            "POST",
+            model.endpoint + _PATHS[kind],
+            json=payload,
+            headers={**resolve(model.credential), "Accept": "text/event-stream"},
+            timeout=timeout_for(model),
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, model) from exc
+        try:
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise map_status_error(response.status_code, body, response.headers, model)
+            finished: set[int] = set()
+            async for event in EventSource(response).aiter_sse():
+                if event.data.strip() == "[DONE]":
+                    return
+                if not event.data.strip():
+                    continue
+                try:
+                    chunk = json.loads(event.data)
+                except ValueError as exc:
+                    raise UpstreamError(
+                        f"Upstream for model '{model.name}' sent a malformed stream event "
+                        f"({event.data[:80]!r}). The response is incomplete; retry it.",
+                        code="upstream_malformed",
+                    ) from exc
+                if not isinstance(chunk, dict):
+                    raise UpstreamError(
+                        f"Upstream for model '{model.name}' sent a stream event that is not "
+                        "a JSON object. The response is incomplete; retry it.",
+                        code="upstream_malformed",
+                    )
+                if "error" in chunk:
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else error
+                    raise UpstreamError(
+                        f"Upstream for model '{model.name}' failed mid-stream: {message}",
+                        code="upstream_stream_error",
+                    )
+                _finished(chunk, finished)
+                yield chunk
+            if not finished:
+                raise UpstreamError(
+                    f"Upstream for model '{model.name}' ended the stream before it finished. "
+                    "The response is incomplete; retry it.",
+                    code="upstream_truncated",
+                )
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, model) from exc
+        finally:
+            await response.aclose()

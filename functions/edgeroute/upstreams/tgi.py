@@ -1,0 +1,208 @@
+"""Adapter for Hugging Face TGI's native ``/generate`` and ``/generate_stream``.
+
+TGI's native API takes one prompt string, so chat messages are rendered with
+ChatML (the template most open chat models use); a model with another template
+should be served through TGI's Messages API with the ``openai`` protocol instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+from edgeroute.credentials import resolve
+from edgeroute.errors import InvalidRequest, UpstreamError
+from edgeroute.registry import ModelSpec
+from edgeroute.tokens import estimate_tokens
+from edgeroute.upstreams.base import Json, Kind
+from edgeroute.upstreams.http import (
+    map_status_error,
+    map_transport_error,
+    shared_client,
+    timeout_for,
+)
+
+_FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
+
+
+def render_chatml(messages: list[Any]) -> str:
+    parts = []
+    for message in messages:
+        content: Any = message.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts.append(f"<|im_start|>{message.get('role', 'user')}\n{content or ''}<|im_end|>\n")
+    parts.append("<|im_start|>assistant\n")
+    return "".join(parts)
+
+
+def to_tgi(kind: Kind, payload: Json) -> tuple[str, Json]:
+    """The prompt and TGI ``parameters`` for an OpenAI-shaped request."""
+    if kind is Kind.EMBEDDINGS:
+        raise InvalidRequest("TGI's generate API serves no embeddings; use an embeddings model.")
+    prompt: Any
+    if kind is Kind.CHAT:
+        prompt = render_chatml(payload.get("messages") or [])
+    else:
+        prompt = payload.get("prompt")
+        if isinstance(prompt, list):
+            if len(prompt) != 1 or not isinstance(prompt[0], str):
+                raise InvalidRequest(
+                    "TGI models take one prompt string: send 'prompt' as a string.",
+                    param="prompt",
+                )
+            prompt = prompt[0]
+    params: Json = {"details": True, "return_full_text": False}
+    max_tokens = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    if max_tokens:
+        params["max_new_tokens"] = max_tokens
+    temperature = payload.get("temperature")
+    if temperature is not None and temperature > 0:
+        params["temperature"] = temperature
+        params["do_sample"] = True
+    else:
+        params["do_sample"] = temperature is None  # temperature 0 means greedy
+    for ours, theirs in (("top_p", "top_p"), ("seed", "seed")):
+        if payload.get(ours) is not None:
+            params[theirs] = payload[ours]
+    stop = payload.get("stop")
+    if stop:
+        params["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    return str(prompt or ""), params
+
+
+def _choice(kind: Kind, text: str, finish: str | None) -> Json:
+    if kind is Kind.CHAT:
+        return {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": finish,
+        }
+    return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+
+
+class TGINative:
+    async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
+        prompt, params = to_tgi(kind, payload)
+        params["decoder_input_details"] = True
+        try:
+            response = await shared_client().post(
+                model.endpoint + "/generate",
+                json={"inputs": prompt, "parameters": params},
+                headers=resolve(model.credential),
+                timeout=timeout_for(model),
+            )
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, model) from exc
+        if response.status_code >= 400:
+            raise map_status_error(response.status_code, response.content, response.headers, model)
+        try:
+            data = response.json()
+            if isinstance(data, list):
+                data = data[0]
+            text = str(data["generated_text"])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise UpstreamError(
+                f"TGI upstream for model '{model.name}' answered without 'generated_text'.",
+                code="upstream_malformed",
+            ) from exc
+        details = data.get("details") or {}
+        prefill = details.get("prefill")
+        prompt_tokens = len(prefill) if isinstance(prefill, list) and prefill else None
+        completion_tokens = details.get("generated_tokens")
+        usage = {
+            "prompt_tokens": prompt_tokens or estimate_tokens(prompt),
+            "completion_tokens": completion_tokens or estimate_tokens(text),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        finish = _FINISH.get(str(details.get("finish_reason")), "stop")
+        return {
+            "id": f"{'chatcmpl' if kind is Kind.CHAT else 'cmpl'}-{uuid.uuid4().hex}",
+            "object": "chat.completion" if kind is Kind.CHAT else "text_completion",
+            "created": int(time.time()),
+            "model": model.name,
+            "choices": [_choice(kind, text, finish)],
+            "usage": usage,
+        }
+
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+        prompt, params = to_tgi(kind, payload)
+        client = shared_client()
+        request = client.build_request(
+            "POST",
+            model.endpoint + "/generate_stream",
+            json={"inputs": prompt, "parameters": params},
+            headers={**resolve(model.credential), "Accept": "text/event-stream"},
+            timeout=timeout_for(model),
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, model) from exc
+        chunk_id = f"{'chatcmpl' if kind is Kind.CHAT else 'cmpl'}-{uuid.uuid4().hex}"
+        created = int(time.time())
+        try:
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise map_status_error(response.status_code, body, response.headers, model)
+            async for event in EventSource(response).aiter_sse():
+                if not event.data.strip():
+                    continue
+                try:
+                    data = json.loads(event.data)
+                    token_text = (data.get("token") or {}).get("text", "")
+                    special = (data.get("token") or {}).get("special", False)
+                except (ValueError, AttributeError) as exc:
+                    raise UpstreamError(
+                        f"TGI upstream for model '{model.name}' sent a malformed stream event.",
+                        code="upstream_malformed",
+                    ) from exc
+                if data.get("error"):
+                    raise UpstreamError(
+                        f"TGI upstream for model '{model.name}' failed mid-stream: {data['error']}",
+                        code="upstream_stream_error",
+                    )
+                details = data.get("details")
+                finish = _FINISH.get(str(details.get("finish_reason")), "stop") if details else None
+                text = "" if special else token_text
+                if kind is Kind.CHAT:
+                    choice: Json = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+                else:
+                    choice = {"index": 0, "text": text, "finish_reason": finish}
+                chunk: Json = {
+                    "id": chunk_id,
+                    "object": "chat.completion.chunk" if kind is Kind.CHAT else "text_completion",
+                    "created": created,
+                    "model": model.name,
+                    "choices": [choice],
+                }
+                yield chunk
+                if details:
+                    generated = details.get("generated_tokens") or 0
+                    yield {
+                        "id": chunk_id,
+                        "object": chunk["object"],
+                        "created": created,
+                        "model": model.name,
+                        "choices": [],
+                        "usage": {
+                            "prompt_tokens": estimate_tokens(prompt),
+                            "completion_tokens": generated,
+                            "total_tokens": estimate_tokens(prompt) + generated,
+                        },
+                    }
+                    return
+            raise UpstreamError(
+                f"TGI upstream for model '{model.name}' ended the stream before it finished.",
+                code="upstream_truncated",
+            )
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, model) from exc
+        finally:
+            await response.aclose()
