@@ -104,6 +104,11 @@ class FaultUpstream:
         async def _close() -> None:
             if self._server is not None:
                 self._server.close()
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(_close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -144,8 +149,12 @@ class FaultUpstream:
             if not writer.is_closing():
                 writer.close()
 
-    async def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes, **extra: str) -> None:
-        reason = {200: "OK", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "X")
+    async def _send(
+        self, writer: asyncio.StreamWriter, status: int, body: bytes, **extra: str
+    ) -> None:
+        reason = {200: "OK", 500: "Internal Server Error", 503: "Service Unavailable"}.get(
+            status, "X"
+        )
         head = f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         head += f"content-length: {len(body)}\r\n"
         for name, value in extra.items():
@@ -163,15 +172,23 @@ class FaultUpstream:
         if path.endswith("/embeddings"):
             inputs = body.get("input")
             count = len(inputs) if isinstance(inputs, list) else 1
-            data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.5]} for i in range(count)]
-            payload = {"object": "list", "data": data, "model": name,
-                       "usage": {"prompt_tokens": 3 * count, "total_tokens": 3 * count}}
+            data = [
+                {"object": "embedding", "index": i, "embedding": [0.5, 0.5]} for i in range(count)
+            ]
+            payload = {
+                "object": "list",
+                "data": data,
+                "model": name,
+                "usage": {"prompt_tokens": 3 * count, "total_tokens": 3 * count},
+            }
             await self._send(writer, 200, json.dumps(payload).encode())
             return True
         if behaviour == "flaky":
             behaviour = "status-503" if self.requests[name] == 1 else "instant"
         if behaviour == "status-500":
-            error = {"error": {"message": "boom", "type": "server_error", "code": None, "param": None}}
+            error = {
+                "error": {"message": "boom", "type": "server_error", "code": None, "param": None}
+            }
             await self._send(writer, 500, json.dumps(error).encode())
             return True
         if behaviour == "status-503":
@@ -197,7 +214,12 @@ class FaultUpstream:
         return await self._stream(writer, name, behaviour, chat, body)
 
     async def _stream(
-        self, writer: asyncio.StreamWriter, name: str, behaviour: str, chat: bool, body: dict[str, Any]
+        self,
+        writer: asyncio.StreamWriter,
+        name: str,
+        behaviour: str,
+        chat: bool,
+        body: dict[str, Any],
     ) -> bool:
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"

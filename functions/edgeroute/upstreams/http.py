@@ -47,39 +47,42 @@ def timeout_for(model: ModelSpec) -> httpx.Timeout:
     return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = exc
-    while seen.__cause__ is not None:
-        seen = seen.__cause__
-    return seen
+def _chain(exc: BaseException) -> list[BaseException]:
+    links = [exc]
+    while links[-1].__cause__ is not None and len(links) < 10:
+        links.append(links[-1].__cause__)
+    return links
 
 
 def map_transport_error(exc: Exception, model: ModelSpec) -> UpstreamError:
     """Turn a client-side failure into the caller-visible error naming the endpoint."""
     where = f"model '{model.name}' at {model.endpoint}"
-    cause = _root_cause(exc)
-    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
+    chain = _chain(exc)
+    cause = chain[-1]
+
+    def seen(*types: type[BaseException]) -> bool:
+        return any(isinstance(link, types) for link in chain)
+
+    if seen(aiohttp.ClientConnectorError, ConnectionRefusedError, httpx.ConnectError):
         return UpstreamUnavailable(
             f"Upstream for {where} is unreachable ({cause}). Check that the endpoint is "
             "running, or call another model.",
             headers={"Retry-After": "5"},
         )
-    if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+    if seen(aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError):
         return UpstreamUnavailable(
             f"Upstream for {where} closed the connection before answering. Retry the request.",
             code="upstream_connection_reset",
             headers={"Retry-After": "1"},
         )
-    if isinstance(cause, asyncio.TimeoutError | TimeoutError) or isinstance(
-        exc, httpx.TimeoutException
-    ):
+    if seen(TimeoutError, httpx.TimeoutException):
         return UpstreamTimeout(
             f"Upstream for {where} did not answer within its timeouts "
             f"(connect {model.timeouts.connect}s, read {model.timeouts.read}s, "
             f"total {model.timeouts.total}s). Retry later or raise the model's timeouts.",
             headers={"Retry-After": "5"},
         )
-    if isinstance(cause, aiohttp.ClientPayloadError) or isinstance(exc, httpx.ReadError):
+    if seen(aiohttp.ClientPayloadError, httpx.ReadError):
         return UpstreamError(
             f"Upstream for {where} broke off its response ({cause}). Retry the request.",
             code="upstream_truncated",

@@ -1,0 +1,68 @@
+"""handlers/api.py (Mangum) with an API Gateway HTTP API v2 event, in process."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.support.gateway import GatewayProcess
+
+EVENT = Path(__file__).resolve().parents[2] / "infra" / "events" / "http-api-chat.json"
+
+
+class _Context:
+    aws_request_id = "lambda-req-1"
+    function_name = "RouterFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:RouterFunction"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture(scope="module")
+def handler_module(gateway: GatewayProcess) -> ModuleType:
+    mp = pytest.MonkeyPatch()
+    for name in ("EDGEROUTE_REGISTRY", "EDGEROUTE_SQLITE_PATH"):
+        mp.setenv(name, gateway.env[name])
+    import edgeroute.handlers.api as module
+
+    loaded = importlib.reload(module)
+    mp.undo()
+    return loaded
+
+
+def _event(api_key: str, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(EVENT.read_text())
+    event["headers"]["authorization"] = f"Bearer {api_key}"
+    event.update(changes)
+    return event
+
+
+def _body(result: dict[str, Any]) -> Any:
+    raw = result["body"]
+    if result.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode()
+    return json.loads(raw)
+
+
+def test_chat_completion_through_mangum(handler_module: ModuleType, api_key: str) -> None:
+    result = handler_module.handler(_event(api_key), _Context())
+    assert result["statusCode"] == 200, result
+    assert result["headers"]["x-edgeroute-model"] == "smollm2-135m"
+    assert result["headers"]["content-type"] == "application/json"
+    body = _body(result)
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"]
+
+
+def test_bad_key_through_mangum(handler_module: ModuleType) -> None:
+    result = handler_module.handler(_event("er-wrong"), _Context())
+    assert result["statusCode"] == 401
+    assert _body(result)["error"]["type"] == "authentication_error"

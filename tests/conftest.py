@@ -1,0 +1,140 @@
+"""Shared fixtures: the real servers the acceptance tests talk to.
+
+Every server is started on 127.0.0.1 with a free port by the fixture that needs it,
+once per session, and stopped by that fixture when the session ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+from edgeroute import local_upstream
+from tests.support.fault_upstream import FaultUpstream
+from tests.support.gateway import GatewayProcess
+
+
+@pytest.fixture(scope="session")
+def llama_url() -> Iterator[str]:
+    """llama.cpp's server with SmolLM2-135M (1 thread), the real OpenAI-compatible upstream."""
+    proc, url = local_upstream.start()
+    try:
+        yield url
+    finally:
+        local_upstream.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def fault_upstream() -> Iterator[FaultUpstream]:
+    server = FaultUpstream().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _fault_model(name: str, url: str, behaviour: str, **extra: object) -> dict[str, object]:
+    model: dict[str, object] = {
+        "name": name,
+        "protocol": "openai",
+        "endpoint": url,
+        "upstream_model": behaviour,
+        "tier": "medium",
+        "capabilities": ["chat", "completions", "embeddings"],
+        "context_window": 4096,
+        "timeouts": {"connect": 1, "read": 1.5, "total": 4},
+        "retries": 0,
+    }
+    model.update(extra)
+    return model
+
+
+def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
+    """The registry every acceptance test runs against."""
+    return {
+        "models": [
+            {
+                "name": "smollm2-135m",
+                "aliases": ["small"],
+                "protocol": "openai",
+                "endpoint": llama_url,
+                "tier": "small",
+                "capabilities": ["chat", "completions", "embeddings"],
+                "context_window": 2048,
+                "parameters": {
+                    "temperature": {"min": 0, "max": 1.5, "rule": "reject"},
+                    "top_p": {"min": 0, "max": 1, "rule": "clamp"},
+                    "max_tokens": {"min": 1, "max": 256, "default": 48, "rule": "clamp"},
+                },
+                "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+                "timeouts": {"connect": 2, "read": 30, "total": 60},
+            },
+            _fault_model("instant", fault_url, "instant", price={"input_per_mtok": 3.0}),
+            _fault_model("no-usage", fault_url, "no-usage"),
+            _fault_model("broken", fault_url, "status-500"),
+            _fault_model("overloaded", fault_url, "status-503"),
+            _fault_model("flaky", fault_url, "flaky#retry", retries=1),
+            _fault_model(
+                "hangs", fault_url, "timeout", timeouts={"connect": 1, "read": 1, "total": 2}
+            ),
+            _fault_model("resets", fault_url, "reset"),
+            _fault_model("cuts", fault_url, "cut"),
+            _fault_model("malformed", fault_url, "malformed"),
+            _fault_model("stream-error", fault_url, "stream-error"),
+            _fault_model(
+                "stalls", fault_url, "stall", timeouts={"connect": 1, "read": 1, "total": 10}
+            ),
+            _fault_model(
+                "slow-stream",
+                fault_url,
+                "slow-stream",
+                timeouts={"connect": 1, "read": 5, "total": 60},
+            ),
+            _fault_model("with-fallback", fault_url, "status-500", fallbacks=["instant"]),
+            _fault_model("chat-only", fault_url, "instant", capabilities=["chat"]),
+            _fault_model(
+                "unreachable",
+                "http://127.0.0.1:9/v1",
+                "instant",
+                timeouts={"connect": 1, "read": 1, "total": 3},
+            ),
+        ]
+    }
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("edgeroute")
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    llama_url: str, fault_upstream: FaultUpstream, workdir: Path
+) -> Iterator[GatewayProcess]:
+    """`edgeroute serve` as a real process on the SQLite store."""
+    registry = workdir / "models.yaml"
+    registry.write_text(yaml.safe_dump(acceptance_registry(llama_url, fault_upstream.url)))
+    env = {
+        "EDGEROUTE_REGISTRY": str(registry),
+        "EDGEROUTE_SQLITE_PATH": str(workdir / "store" / "edgeroute.db"),
+        "EDGEROUTE_KEY_CACHE_TTL": "1",
+    }
+    process = GatewayProcess(env, workdir).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def api_key(gateway: GatewayProcess) -> str:
+    return str(gateway.create_key("acceptance")["api_key"])
+
+
+@pytest.fixture(scope="session")
+def client(gateway: GatewayProcess, api_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=api_key, max_retries=0, timeout=60)
