@@ -21,7 +21,7 @@ def resolve(credential: Credential | None) -> dict[str, str]:
     value: str | None = None
     if credential.env:
         value = os.environ.get(credential.env)
-        if not value:
+        if not value and credential.required:
             raise UpstreamError(
                 f"The upstream credential variable {credential.env} is not set. "
                 "An operator must set it where edgeroute runs.",

@@ -50,6 +50,9 @@ class Credential(_Strict):
     secret: str | None = Field(default=None, description="Secrets Manager name or SSM path")
     header: str = "Authorization"
     scheme: str = "Bearer"
+    required: bool = Field(
+        default=True, description="when false, an unset variable means: send no credential"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Credential:

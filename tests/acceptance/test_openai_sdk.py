@@ -254,3 +254,17 @@ def test_unknown_route_is_404_in_openai_shape(gateway: GatewayProcess) -> None:
     response = httpx.get(gateway.url + "/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_route"
+
+
+def test_curl_style_form_content_type_is_read_as_json(
+    gateway: GatewayProcess, api_key: str
+) -> None:
+    response = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=b'{"model": "instant", "messages": [{"role": "user", "content": "hi"}]}',
+        headers={
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 200, response.text

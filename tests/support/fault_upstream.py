@@ -145,6 +145,8 @@ class FaultUpstream:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:  # stop(): end quietly, the loop is going away
+            pass
         finally:
             if not writer.is_closing():
                 writer.close()
@@ -264,3 +266,20 @@ class FaultUpstream:
         except (ConnectionError, RuntimeError):
             self.disconnects[name] += 1
             return False
+
+
+def main() -> None:
+    """Run standalone (for benchmarks): ``python -m tests.support.fault_upstream``."""
+    import signal
+
+    server = FaultUpstream().start()
+    print(f"fault upstream listening on {server.url}", flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    server.stop()
+
+
+if __name__ == "__main__":
+    import signal as _signal
+
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTERM, _signal.SIGINT})
+    main()

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from edgeroute import __version__
 from edgeroute.api.errors import install_error_handlers
-from edgeroute.api.middleware import BodyLimit
+from edgeroute.api.middleware import BodyLimit, JsonBodies
 from edgeroute.api.routes import router
 from edgeroute.gateway import Gateway
 from edgeroute.upstreams.http import close_shared_client
@@ -32,5 +32,6 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     return app

@@ -79,3 +79,23 @@ class BodyLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+_JSON = b"application/json"
+_NOT_JSON = (b"application/x-www-form-urlencoded", b"text/plain")
+
+
+class JsonBodies:
+    """Read request bodies as JSON whatever Content-Type says, as OpenAI's API does:
+    `curl -d` sends form-urlencoded by default, and the body is JSON all the same."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            declared = [v for k, v in scope["headers"] if k == b"content-type"]
+            if not declared or declared[0].split(b";")[0].strip().lower() in _NOT_JSON:
+                scope = {**scope, "headers": [*headers, (b"content-type", _JSON)]}
+        await self.app(scope, receive, send)
