@@ -12,7 +12,7 @@ from typing import Any
 from edgeroute.config import Settings
 from edgeroute.errors import ConfigError
 from edgeroute.keys import hash_key, key_id_for, mint_key
-from edgeroute.store import ApiKey, Store, open_store
+from edgeroute.store import ApiKey, KeyLimits, Store, open_store
 
 
 def _store(settings: Settings) -> Store:
@@ -20,20 +20,87 @@ def _store(settings: Settings) -> Store:
 
 
 def _key_summary(key: ApiKey) -> dict[str, Any]:
+    limits = key.limits
     return {
         "key_id": key.key_id,
         "name": key.name,
         "tenant": key.tenant,
         "models": list(key.models) or "all",
         "admin": key.admin,
+        "priority": key.priority,
         "revoked": key.revoked,
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "tokens_per_day": limits.tokens_per_day,
+        "budget_usd": None
+        if limits.budget_usd_micros is None
+        else limits.budget_usd_micros / 1_000_000,
     }
+
+
+async def _find_key(store: Store, target: str) -> ApiKey | None:
+    """A key by id, by the key itself, or by name when the name is unique."""
+    key_id = key_id_for(hash_key(target)) if target.startswith("er-") else target
+    record = await store.get_key(key_id)
+    if record is None:
+        matches = [k for k in await store.list_keys() if k.name == target]
+        record = matches[0] if len(matches) == 1 else None
+    return record
+
+
+async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    record = await _find_key(store, args.key)
+    if record is None:
+        await store.close()
+        print(f"error: no key '{args.key}' (see 'edgeroute keys list')", file=sys.stderr)
+        return 1
+    changes: dict[str, Any] = {"limits": _limits(args, record.limits)}
+    if args.models is not None:
+        changes["models"] = _models(args.models)
+    if args.priority is not None:
+        changes["priority"] = args.priority
+    updated = replace(record, **changes)
+    await store.put_key(updated)
+    await store.close()
+    print(json.dumps(_key_summary(updated)))
+    return 0
+
+
+def _models(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(m for item in values or () for m in item.split(",") if m)
+
+
+def _limits(args: argparse.Namespace, base: KeyLimits | None = None) -> KeyLimits:
+    """Limits from the flags; a flag left out keeps ``base``'s value, 0 means unlimited."""
+    base = base or KeyLimits()
+
+    def pick(flag: int | None, current: int | None) -> int | None:
+        if flag is None:
+            return current
+        return flag or None
+
+    budget = args.budget_usd
+    return KeyLimits(
+        rpm=pick(args.rpm, base.rpm),
+        tpm=pick(args.tpm, base.tpm),
+        tokens_per_day=pick(args.tokens_per_day, base.tokens_per_day),
+        budget_usd_micros=base.budget_usd_micros
+        if budget is None
+        else (round(budget * 1_000_000) or None),
+    )
 
 
 async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
-    models = tuple(m for item in args.models or () for m in item.split(",") if m)
-    secret, record = mint_key(args.name, tenant=args.tenant, models=models, admin=args.admin)
+    secret, record = mint_key(
+        args.name,
+        tenant=args.tenant,
+        models=_models(args.models),
+        admin=args.admin,
+        priority=args.priority or 0,
+        limits=_limits(args),
+    )
     await store.put_key(record)
     await store.close()
     if args.json:
@@ -60,11 +127,7 @@ async def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     target = args.key
-    key_id = key_id_for(hash_key(target)) if target.startswith("er-") else target
-    record = await store.get_key(key_id)
-    if record is None:
-        matches = [k for k in await store.list_keys() if k.name == target]
-        record = matches[0] if len(matches) == 1 else None
+    record = await _find_key(store, target)
     if record is None:
         await store.close()
         print(
@@ -83,6 +146,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev_server(
         settings, host=args.host, port=args.port, local_upstream=args.local_upstream
     )
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits (0 means unlimited)")
+    group.add_argument("--rpm", type=int, help="requests per minute")
+    group.add_argument("--tpm", type=int, help="tokens per minute (prompt + max_tokens reserved)")
+    group.add_argument("--tokens-per-day", type=int, help="tokens per UTC day")
+    group.add_argument("--budget-usd", type=float, help="monthly budget in US dollars")
+    group.add_argument("--priority", type=int, help="higher keeps its tier under congestion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--models", nargs="*", help="models the key may use (default: all)")
     create.add_argument("--admin", action="store_true", help="may read every tenant's usage")
     create.add_argument("--json", action="store_true", help="print the key and record as JSON")
+    _limit_flags(create)
     create.set_defaults(func=_keys_create)
+    update = keys_sub.add_parser("update", help="change a key's limits, models or priority")
+    update.add_argument("key", help="key id, name, or the key itself")
+    update.add_argument("--models", nargs="*", help="models the key may use (none: all)")
+    _limit_flags(update)
+    update.set_defaults(func=_keys_update)
     listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     listing.set_defaults(func=_keys_list)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id, name, or the key itself")

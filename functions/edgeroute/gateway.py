@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from edgeroute.auth import Authenticator
+from edgeroute.cache import ResponseCache
 from edgeroute.config import Settings
 from edgeroute.registry import Registry, load_registry
 from edgeroute.store import Store, open_store
@@ -21,6 +22,7 @@ class Gateway:
     registry: Registry
     store: Store
     authenticator: Authenticator
+    cache: ResponseCache
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -31,6 +33,9 @@ class Gateway:
             registry=load_registry(settings.registry),
             store=store,
             authenticator=Authenticator(store, settings.key_cache_ttl_s),
+            cache=ResponseCache(
+                store, ttl_s=settings.cache_ttl_s, max_bytes=settings.cache_max_bytes
+            ),
         )
 
     async def drain(self) -> None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Annotated, Any
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from edgeroute import pipeline
+from edgeroute import pipeline, usage_report
 from edgeroute.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from edgeroute.auth import bearer_token
-from edgeroute.errors import EdgerouteError, NotFound
+from edgeroute.cache import cache_mode
+from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
 from edgeroute.gateway import Gateway
 from edgeroute.registry import ModelSpec
 from edgeroute.store.base import ApiKey
@@ -50,12 +53,13 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: Any) -> 
         payload=body.model_dump(exclude_unset=True),
     )
     try:
+        call.cache_mode = cache_mode(request.headers.get("x-edgeroute-cache"))
         result = await pipeline.run(gw, call)
     except EdgerouteError as exc:
         exc.headers.setdefault("x-request-id", call.request_id)
         await pipeline.account_failure(gw, call, exc)
         raise
-    headers = result.headers(call.request_id)
+    headers = result.headers(call)
     if isinstance(result, pipeline.Streamed):
         assert result.events is not None
         headers["cache-control"] = "no-cache"
@@ -64,7 +68,7 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: Any) -> 
     return JSONResponse(
         result.body,
         headers=headers,
-        background=BackgroundTask(pipeline.account_buffered, gw, call, result),
+        background=BackgroundTask(pipeline.settle_buffered, gw, call, result),
     )
 
 
@@ -121,6 +125,47 @@ async def retrieve_model(request: Request, model_id: str, principal: Principal) 
             param="model",
         )
     return _model_card(model)
+
+
+@router.get("/v1/usage")
+async def usage(
+    request: Request,
+    principal: Principal,
+    start: str | None = None,
+    end: str | None = None,
+    group_by: Literal["model", "day", "tenant"] = "model",
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """The caller's usage between two dates; an admin key may ask for any tenant or all."""
+    if tenant is not None and tenant != principal.tenant and not principal.admin:
+        raise PermissionDenied(
+            "Only admin keys may read another tenant's usage. Leave out 'tenant'.",
+            param="tenant",
+            code="admin_only",
+        )
+    now = datetime.now(UTC)
+    first, last = usage_report.default_window(now)
+    since = usage_report.parse_when(start, "start", first)
+    until = usage_report.end_of(end, usage_report.parse_when(end, "end", last))
+    if until <= since:
+        raise InvalidRequest(
+            f"'end' ({until.isoformat()}) must be after 'start' ({since.isoformat()}).",
+            param="end",
+        )
+    scope = tenant if tenant is not None else (None if principal.admin else principal.tenant)
+    records = await gateway(request).store.query_usage(since.timestamp(), until.timestamp(), scope)
+    rows = usage_report.summarize(records, group_by)
+    return {
+        "object": "usage",
+        "start": since.isoformat(),
+        "end": until.isoformat(),
+        "tenant": scope or "all",
+        "group_by": group_by,
+        "data": rows,
+        "total": usage_report.summarize([replace(r, model="total") for r in records], "model")[0]
+        if records
+        else None,
+    }
 
 
 @router.get("/healthz")

@@ -7,8 +7,19 @@ the DynamoDB backend can run boto3 off the event loop while SQLite answers inlin
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+# DynamoDB's item limit: "400 KB" of attribute names and values, read as 400,000 bytes
+# to stay clear of it (real DynamoDB allows 409,600, moto 405,000). Both backends
+# apply it so a cache entry that works locally also works in production.
+MAX_ITEM_BYTES = 400_000
+# Room for the key's other attributes (names, expiry, flags) inside one item.
+_ITEM_OVERHEAD = 128
+# Below this, zlib saves too little to be worth the CPU on the hot path.
+COMPRESS_OVER = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,11 +72,43 @@ class UsageRecord:
     usage_estimated: bool = False  # True when the upstream reported no usage and we counted
 
 
+@dataclass(frozen=True)
+class CounterResult:
+    """Outcome of one conditional counter update.
+
+    ``value`` is the counter after the update when admitted, or its current value
+    when refused (so callers can fill rate-limit headers without a second read).
+    """
+
+    admitted: bool
+    value: int
+
+
+def encode_cache_value(key: str, value: bytes) -> tuple[bytes, bool] | None:
+    """The bytes to store and whether they are zlib-compressed; ``None`` if too big.
+
+    Shared by both backends so the oversize rule is the same everywhere.
+    """
+    stored, compressed = value, False
+    if len(value) > COMPRESS_OVER:
+        packed = zlib.compress(value, 6)
+        if len(packed) < len(value):
+            stored, compressed = packed, True
+    if len(stored) + len(key.encode()) + _ITEM_OVERHEAD > MAX_ITEM_BYTES:
+        return None
+    return stored, compressed
+
+
+def decode_cache_value(stored: bytes, compressed: bool) -> bytes:
+    return zlib.decompress(stored) if compressed else stored
+
+
 class Store(Protocol):
     """What the gateway needs from storage. Both backends pass tests/contract."""
 
+    # -- keys ------------------------------------------------------------------
     async def put_key(self, key: ApiKey) -> None:
-        """Insert or replace a key record."""
+        """Insert or replace a key record (also how keys are updated and revoked)."""
 
     async def get_key(self, key_id: str) -> ApiKey | None:
         """The key with this id, revoked or not; ``None`` when absent."""
@@ -73,13 +116,56 @@ class Store(Protocol):
     async def list_keys(self) -> list[ApiKey]:
         """Every key, oldest first."""
 
+    # -- usage ledger ----------------------------------------------------------
     async def record_usage(self, record: UsageRecord) -> None:
         """Append one usage record."""
 
     async def query_usage(
         self, start: float, end: float, tenant: str | None = None
     ) -> list[UsageRecord]:
-        """Usage records with ``start <= created_at < end``, for one tenant or all."""
+        """Usage records with ``start <= created_at < end``, for one tenant or all,
+        ordered by ``created_at``."""
+
+    # -- quota counters --------------------------------------------------------
+    async def add_to_counter(
+        self, name: str, window_start: int, amount: int, limit: int | None, expires_at: float
+    ) -> CounterResult:
+        """Atomically add ``amount`` to counter ``(name, window_start)`` unless the
+        result would exceed ``limit``. ``limit=None`` and negative amounts (giving
+        back unused reservations) are always admitted. ``expires_at`` (epoch seconds)
+        lets the backend drop the counter once its window is over."""
+
+    async def get_counter(self, name: str, window_start: int) -> int:
+        """The counter's value; 0 when it has never been written."""
+
+    # -- response cache --------------------------------------------------------
+    async def cache_get(self, key: str) -> bytes | None:
+        """The cached value, or ``None`` when absent or past its expiry."""
+
+    async def cache_put(self, key: str, value: bytes, expires_at: float) -> bool:
+        """Store a value until ``expires_at``; ``False`` (and nothing stored) when it
+        would not fit in one DynamoDB item even compressed."""
+
+    # -- endpoint health and circuits -------------------------------------------
+    async def put_health(self, endpoint: str, data: dict[str, Any], expires_at: float) -> None:
+        """Replace the endpoint's health sample (JSON-serialisable), valid until expiry."""
+
+    async def open_circuit(self, endpoint: str, until: float) -> None:
+        """Mark the endpoint's circuit open until ``until``; a past time closes it."""
+
+    async def get_health(self, endpoints: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Current health per endpoint: its last unexpired sample, plus
+        ``"circuit_open_until"`` while a circuit is open. Endpoints with neither
+        are absent from the result."""
+
+    # -- batch jobs ------------------------------------------------------------
+    async def put_job(
+        self, job_id: str, data: dict[str, Any], expires_at: float | None = None
+    ) -> None:
+        """Insert or replace a batch job's state (JSON-serialisable)."""
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """The job's state, or ``None`` when absent or expired."""
 
     async def close(self) -> None:
         """Release connections."""

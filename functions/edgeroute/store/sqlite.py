@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file, used by ``edgeroute serve`` and on laptops.
 
 Queries take tens of microseconds, so they run inline on the event loop; a lock
-keeps the one connection safe when the CLI or threads share it.
+keeps the one connection safe when the CLI or threads share it. Counter updates
+use ``BEGIN IMMEDIATE`` so they stay atomic across processes sharing the file too.
 """
 
 from __future__ import annotations
@@ -9,10 +10,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from edgeroute.store.base import ApiKey, KeyLimits, UsageRecord
+from edgeroute.store.base import (
+    ApiKey,
+    CounterResult,
+    KeyLimits,
+    UsageRecord,
+    decode_cache_value,
+    encode_cache_value,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -27,7 +38,35 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_by_time ON usage (created_at);
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, created_at);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (name, window_start)
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    compressed INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health (
+    endpoint TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (endpoint, kind)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    expires_at REAL
+);
 """
+
+# SQLite has no TTL: every this many expiring writes, delete what has expired.
+_PURGE_EVERY = 1000
 
 
 def _key_from_json(text: str) -> ApiKey:
@@ -48,7 +87,9 @@ class SQLiteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._writes = 0
 
+    # -- keys ------------------------------------------------------------------
     async def put_key(self, key: ApiKey) -> None:
         with self._lock:
             self._db.execute(
@@ -68,6 +109,7 @@ class SQLiteStore:
             rows = self._db.execute("SELECT body FROM api_keys").fetchall()
         return sorted((_key_from_json(r[0]) for r in rows), key=lambda k: k.created_at)
 
+    # -- usage -----------------------------------------------------------------
     async def record_usage(self, record: UsageRecord) -> None:
         with self._lock:
             self._db.execute(
@@ -84,8 +126,134 @@ class SQLiteStore:
             sql += " AND tenant = ?"
             args = (*args, tenant)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY created_at", args).fetchall()
+            rows = self._db.execute(sql + " ORDER BY created_at, request_id", args).fetchall()
         return [UsageRecord(**json.loads(r[0])) for r in rows]
+
+    # -- counters --------------------------------------------------------------
+    async def add_to_counter(
+        self, name: str, window_start: int, amount: int, limit: int | None, expires_at: float
+    ) -> CounterResult:
+        with self._lock:
+            self._maybe_purge()
+            # IMMEDIATE takes the write lock up front, so the read-check-write below
+            # cannot interleave with another connection (process) doing the same.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT value FROM counters WHERE name = ? AND window_start = ?",
+                    (name, window_start),
+                ).fetchone()
+                current = int(row[0]) if row else 0
+                if amount > 0 and limit is not None and current + amount > limit:
+                    self._db.execute("COMMIT")
+                    return CounterResult(admitted=False, value=current)
+                self._db.execute(
+                    "INSERT INTO counters (name, window_start, value, expires_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (name, window_start)"
+                    " DO UPDATE SET value = value + excluded.value,"
+                    " expires_at = excluded.expires_at",
+                    (name, window_start, amount, expires_at),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return CounterResult(admitted=True, value=current + amount)
+
+    async def get_counter(self, name: str, window_start: int) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM counters WHERE name = ? AND window_start = ?",
+                (name, window_start),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- cache -----------------------------------------------------------------
+    async def cache_get(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value, compressed FROM cache WHERE key = ? AND expires_at > ?",
+                (key, time.time()),
+            ).fetchone()
+        return decode_cache_value(bytes(row[0]), bool(row[1])) if row else None
+
+    async def cache_put(self, key: str, value: bytes, expires_at: float) -> bool:
+        encoded = encode_cache_value(key, value)
+        if encoded is None:
+            return False
+        stored, compressed = encoded
+        with self._lock:
+            self._maybe_purge()
+            self._db.execute(
+                "INSERT OR REPLACE INTO cache (key, value, compressed, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key, stored, int(compressed), expires_at),
+            )
+        return True
+
+    # -- health ----------------------------------------------------------------
+    async def put_health(self, endpoint: str, data: dict[str, Any], expires_at: float) -> None:
+        self._put_health_row(endpoint, "health", json.dumps(data), expires_at)
+
+    async def open_circuit(self, endpoint: str, until: float) -> None:
+        self._put_health_row(endpoint, "circuit", json.dumps(until), until)
+
+    def _put_health_row(self, endpoint: str, kind: str, body: str, expires_at: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO health (endpoint, kind, body, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (endpoint, kind, body, expires_at),
+            )
+
+    async def get_health(self, endpoints: Sequence[str]) -> dict[str, dict[str, Any]]:
+        wanted = list(dict.fromkeys(endpoints))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT endpoint, kind, body FROM health"
+                f" WHERE endpoint IN ({marks}) AND expires_at > ?",
+                (*wanted, time.time()),
+            ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for endpoint, kind, body in sorted(rows, key=lambda r: r[1] == "circuit"):
+            entry = out.setdefault(endpoint, {})
+            if kind == "health":
+                entry.update(json.loads(body))
+            else:
+                entry["circuit_open_until"] = float(json.loads(body))
+        return out
+
+    # -- jobs ------------------------------------------------------------------
+    async def put_job(
+        self, job_id: str, data: dict[str, Any], expires_at: float | None = None
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs (job_id, body, expires_at) VALUES (?, ?, ?)",
+                (job_id, json.dumps(data), expires_at),
+            )
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM jobs WHERE job_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (job_id, time.time()),
+            ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    # -- housekeeping ----------------------------------------------------------
+    def _maybe_purge(self) -> None:
+        """Delete expired counters and cache entries now and then (caller holds the lock)."""
+        self._writes += 1
+        if self._writes % _PURGE_EVERY:
+            return
+        now = time.time()
+        self._db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
+        self._db.execute("DELETE FROM cache WHERE expires_at <= ?", (now,))
+        self._db.execute("DELETE FROM health WHERE expires_at <= ?", (now,))
 
     async def close(self) -> None:
         with self._lock:

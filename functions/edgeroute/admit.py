@@ -1,0 +1,211 @@
+"""The admit stage: per-key quotas and budget, each one conditional atomic update.
+
+Limits are requests per minute, tokens per minute, tokens per day and a monthly
+budget (integer micro-dollars). Every limit is one ``add_to_counter`` on a counter
+keyed by key and window, so it holds across any number of gateway instances.
+Token limits reserve ``prompt + max_tokens`` (and the budget the cost of that) up
+front; ``reconcile`` gives back what the call did not use.
+
+A hot key's counters could be sharded: N counters per window, each with limit/N,
+picked at random per request. That trades exactness near the limit for N times the
+write throughput of one item (DynamoDB allows ~1,000 writes/s per partition); at the
+rates one gateway key sees, one counter per window is exact and enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from edgeroute.errors import RateLimited
+from edgeroute.registry import ModelSpec
+from edgeroute.store.base import ApiKey, CounterResult, Store
+
+_MINUTE = 60
+_DAY = 86_400
+
+
+def _month_window(now: float) -> tuple[int, int]:
+    day = datetime.fromtimestamp(now, UTC)
+    start = datetime(day.year, day.month, 1, tzinfo=UTC)
+    days = calendar.monthrange(day.year, day.month)[1]
+    return int(start.timestamp()), int(start.timestamp()) + days * _DAY
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit for this request: which counter, its window, what it reserves."""
+
+    kind: str  # requests | tokens | tokens_per_day | budget
+    limit: int
+    amount: int
+    window_start: int
+    window_end: int
+
+    def counter(self, key_id: str) -> str:
+        return f"{key_id}#{self.kind}"
+
+    def reset_after(self, now: float) -> int:
+        return max(1, int(self.window_end - now + 0.999))
+
+
+@dataclass
+class Admission:
+    """What was reserved, and what the rate-limit headers should say."""
+
+    key_id: str
+    limits: list[Limit] = field(default_factory=list)
+    values: dict[str, int] = field(default_factory=dict)
+    reserved_tokens: int = 0
+    reserved_micros: int = 0
+    now: float = field(default_factory=time.time)
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.limits:
+            if item.kind not in ("requests", "tokens"):
+                continue
+            used = self.values.get(item.kind, 0)
+            out[f"x-ratelimit-limit-{item.kind}"] = str(item.limit)
+            out[f"x-ratelimit-remaining-{item.kind}"] = str(max(item.limit - used, 0))
+            out[f"x-ratelimit-reset-{item.kind}"] = f"{item.reset_after(self.now)}s"
+        return out
+
+
+def token_reservation(model: ModelSpec, payload: dict[str, object], prompt_tokens: int) -> int:
+    """Prompt tokens plus the most the call may generate (the reservation)."""
+    wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    if isinstance(wanted, int):
+        return prompt_tokens + wanted
+    cap = model.max_output_tokens or max(model.context_window - prompt_tokens, 0)
+    return prompt_tokens + min(cap, 4096)
+
+
+def predicted_cost_micros(model: ModelSpec, prompt_tokens: int, reserved_tokens: int) -> int:
+    completion = max(reserved_tokens - prompt_tokens, 0)
+    return round(model.price.cost_usd(prompt_tokens, completion) * 1_000_000)
+
+
+def limits_for(key: ApiKey, reserved_tokens: int, reserved_micros: int, now: float) -> list[Limit]:
+    minute = int(now // _MINUTE) * _MINUTE
+    day = int(now // _DAY) * _DAY
+    out: list[Limit] = []
+    q = key.limits
+    if q.rpm is not None:
+        out.append(Limit("requests", q.rpm, 1, minute, minute + _MINUTE))
+    if q.tpm is not None:
+        out.append(Limit("tokens", q.tpm, reserved_tokens, minute, minute + _MINUTE))
+    if q.tokens_per_day is not None:
+        out.append(Limit("tokens_per_day", q.tokens_per_day, reserved_tokens, day, day + _DAY))
+    if q.budget_usd_micros is not None:
+        start, end = _month_window(now)
+        out.append(Limit("budget", q.budget_usd_micros, reserved_micros, start, end))
+    return out
+
+
+_WHAT = {
+    "requests": "requests per minute",
+    "tokens": "tokens per minute",
+    "tokens_per_day": "tokens per day",
+    "budget": "monthly budget (micro-dollars)",
+}
+
+
+def _refusal(key: ApiKey, item: Limit, result: CounterResult, admission: Admission) -> RateLimited:
+    wait = item.reset_after(admission.now)
+    headers = {"Retry-After": str(wait), **admission.headers()}
+    if item.kind == "budget":
+        spent = result.value / 1_000_000
+        error = RateLimited(
+            f"API key {key.key_id} has used ${spent:.4f} of its monthly budget of "
+            f"${item.limit / 1_000_000:.2f}; this request could cost up to "
+            f"${item.amount / 1_000_000:.4f}. Lower 'max_tokens', choose a cheaper model, "
+            f"or ask an admin to raise the budget (resets in {wait} s).",
+            code="budget_exceeded",
+            headers=headers,
+        )
+        error.error_type = "insufficient_quota"
+        return error
+    detail = f" (this request reserves {item.amount})" if item.kind != "requests" else ""
+    return RateLimited(
+        f"Rate limit reached for API key {key.key_id}: {item.limit} {_WHAT[item.kind]}, "
+        f"{result.value} used{detail}. Retry after {wait} s, or lower 'max_tokens'.",
+        param="max_tokens" if item.kind != "requests" else None,
+        headers=headers,
+    )
+
+
+async def admit(
+    store: Store, key: ApiKey, model: ModelSpec, payload: dict[str, object], prompt_tokens: int
+) -> Admission:
+    """Reserve this request against every limit the key has, all at once, or refuse
+    with 429 (giving back whatever was already reserved)."""
+    now = time.time()
+    reserved = token_reservation(model, payload, prompt_tokens)
+    micros = predicted_cost_micros(model, prompt_tokens, reserved)
+    admission = Admission(key.key_id, reserved_tokens=reserved, reserved_micros=micros, now=now)
+    admission.limits = limits_for(key, reserved, micros, now)
+    if not admission.limits:
+        return admission
+    results = await asyncio.gather(
+        *(
+            store.add_to_counter(
+                item.counter(key.key_id),
+                item.window_start,
+                item.amount,
+                item.limit,
+                item.window_end + _MINUTE,
+            )
+            for item in admission.limits
+        )
+    )
+    admission.values = {
+        item.kind: r.value for item, r in zip(admission.limits, results, strict=True)
+    }
+    refused = [
+        (item, r) for item, r in zip(admission.limits, results, strict=True) if not r.admitted
+    ]
+    if not refused:
+        return admission
+    await asyncio.gather(
+        *(
+            store.add_to_counter(
+                item.counter(key.key_id),
+                item.window_start,
+                -item.amount,
+                None,
+                item.window_end + _MINUTE,
+            )
+            for item, r in zip(admission.limits, results, strict=True)
+            if r.admitted
+        )
+    )
+    item, result = refused[0]
+    raise _refusal(key, item, result, admission)
+
+
+async def reconcile(store: Store, admission: Admission, used_tokens: int, used_micros: int) -> None:
+    """Give back the part of the reservation the call did not use (or add an overrun)."""
+    updates = []
+    for item in admission.limits:
+        if item.kind in ("tokens", "tokens_per_day"):
+            delta = used_tokens - admission.reserved_tokens
+        elif item.kind == "budget":
+            delta = used_micros - admission.reserved_micros
+        else:
+            continue
+        if delta:
+            updates.append(
+                store.add_to_counter(
+                    item.counter(admission.key_id),
+                    item.window_start,
+                    delta,
+                    None,
+                    item.window_end + _MINUTE,
+                )
+            )
+    if updates:
+        await asyncio.gather(*updates)

@@ -1,0 +1,245 @@
+"""The response cache: an in-process LRU bounded in bytes, then the store with a TTL.
+
+The cache key covers the tenant (no answer is ever served to another tenant), the
+resolved model, the route and the normalized request. Only deterministic requests
+are cached unless asked: temperature 0 or a ``seed`` (embeddings always are). The
+``x-edgeroute-cache`` request header can ``force`` or ``bypass`` that.
+
+A streamed answer is stored as its chunks plus the completion they assemble into,
+so a streamed hit replays the same chunks and a buffered hit gets the completion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edgeroute.store.base import Store
+from edgeroute.upstreams.base import Json, Kind
+
+log = logging.getLogger("edgeroute.cache")
+
+CacheMode = Literal["auto", "force", "bypass"]
+# Fields that change how an answer is delivered or attributed, not what it says.
+_DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user", "model"})
+
+
+def cache_mode(header: str | None) -> CacheMode:
+    value = (header or "auto").strip().lower()
+    if value in ("auto", "force", "bypass"):
+        return value  # type: ignore[return-value]
+    from edgeroute.errors import InvalidRequest
+
+    raise InvalidRequest(
+        f"Invalid 'x-edgeroute-cache' header '{header}': use force, bypass, or leave it out.",
+        param="x-edgeroute-cache",
+    )
+
+
+def is_deterministic(kind: Kind, payload: Json) -> bool:
+    if kind is Kind.EMBEDDINGS:
+        return True
+    return payload.get("temperature") == 0 or payload.get("seed") is not None
+
+
+def cache_key(tenant: str, model: str, kind: Kind, payload: Json) -> str:
+    content = {k: v for k, v in payload.items() if k not in _DELIVERY_FIELDS}
+    blob = json.dumps([tenant, model, kind.value, content], sort_keys=True, separators=(",", ":"))
+    return "v1:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    completion: Json
+    chunks: list[Json] | None = None  # present when the answer was streamed
+
+    def encode(self) -> bytes:
+        return json.dumps({"completion": self.completion, "chunks": self.chunks}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Entry:
+        data = json.loads(raw)
+        return cls(completion=data["completion"], chunks=data.get("chunks"))
+
+
+def assemble(chunks: list[Json]) -> Json:
+    """The completion a list of chat or text chunks adds up to."""
+    first = chunks[0] if chunks else {}
+    is_chat = str(first.get("object", "")).startswith("chat")
+    choices: dict[int, Json] = {}
+    usage = None
+    for chunk in chunks:
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or ():
+            index = int(choice.get("index", 0))
+            into = choices.setdefault(index, {"index": index, "text": "", "finish_reason": None})
+            delta = choice.get("delta") or {}
+            into["text"] += str(choice.get("text") or delta.get("content") or "")
+            if delta.get("tool_calls"):
+                into.setdefault("tool_calls", []).extend(delta["tool_calls"])
+            into["finish_reason"] = choice.get("finish_reason") or into["finish_reason"]
+    out_choices: list[Json] = []
+    for index in sorted(choices):
+        item = choices[index]
+        if is_chat:
+            message: Json = {"role": "assistant", "content": item["text"]}
+            if "tool_calls" in item:
+                message["tool_calls"] = item["tool_calls"]
+            out_choices.append(
+                {"index": index, "message": message, "finish_reason": item["finish_reason"]}
+            )
+        else:
+            out_choices.append(
+                {
+                    "index": index,
+                    "text": item["text"],
+                    "finish_reason": item["finish_reason"],
+                    "logprobs": None,
+                }
+            )
+    completion: Json = {
+        "id": first.get("id"),
+        "object": "chat.completion" if is_chat else "text_completion",
+        "created": first.get("created"),
+        "model": first.get("model"),
+        "choices": out_choices,
+    }
+    if usage is not None:
+        completion["usage"] = usage
+    return completion
+
+
+class ResponseCache:
+    """L1 (this process, LRU by bytes) in front of L2 (the store, shared by instances)."""
+
+    def __init__(self, store: Store, *, ttl_s: float, max_bytes: int) -> None:
+        self._store = store
+        self._ttl = ttl_s
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.skipped_oversize = 0
+
+    def _l1_get(self, key: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] <= time.time():
+            self._evict(key)
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def _evict(self, key: str) -> None:
+        _, raw = self._items.pop(key)
+        self._bytes -= len(raw)
+
+    def _l1_put(self, key: str, raw: bytes, expires_at: float) -> None:
+        if len(raw) > self._max_bytes // 4:
+            return  # one entry may not crowd out the rest
+        if key in self._items:
+            self._evict(key)
+        self._items[key] = (expires_at, raw)
+        self._bytes += len(raw)
+        while self._bytes > self._max_bytes:
+            self._evict(next(iter(self._items)))
+
+    async def get(self, key: str) -> Entry | None:
+        raw = self._l1_get(key)
+        if raw is None:
+            raw = await self._store.cache_get(key)
+            if raw is None:
+                return None
+            self._l1_put(key, raw, time.time() + min(self._ttl, 60))
+        try:
+            return Entry.decode(raw)
+        except (ValueError, KeyError):
+            log.warning("cache entry %s is unreadable; treating it as a miss", key)
+            return None
+
+    def put_local(self, key: str, entry: Entry) -> bytes:
+        """Fill this process's level at once (before the answer leaves), so the very
+        next identical request here is a hit; returns the encoded entry."""
+        raw = entry.encode()
+        self._l1_put(key, raw, time.time() + self._ttl)
+        return raw
+
+    async def put(self, key: str, entry: Entry) -> bool:
+        return await self.put_shared(key, self.put_local(key, entry))
+
+    async def put_shared(self, key: str, raw: bytes) -> bool:
+        """Fill the store's level, shared by every instance (after the answer left)."""
+        stored = await self._store.cache_put(key, raw, time.time() + self._ttl)
+        if not stored:
+            self.skipped_oversize += 1
+            log.warning(
+                "cache entry of %d bytes exceeds the store's item limit; not shared", len(raw)
+            )
+        return stored
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+
+def replay_chunks(entry: Entry, model: str, want_usage: bool) -> list[Json]:
+    """The chunks to send for a streamed hit."""
+    source = entry.chunks if entry.chunks is not None else _chunks_from_completion(entry.completion)
+    chunks: list[Json] = []
+    for stored in source:
+        if "usage" in stored and not want_usage:
+            if not stored.get("choices"):
+                continue
+            stored = {k: v for k, v in stored.items() if k != "usage"}
+        chunks.append({**stored, "model": model})
+    has_usage = any(c.get("usage") for c in chunks)
+    if want_usage and not has_usage and entry.completion.get("usage"):
+        last = chunks[-1] if chunks else {}
+        chunks.append(
+            {
+                "id": last.get("id"),
+                "object": last.get("object"),
+                "created": last.get("created"),
+                "model": model,
+                "choices": [],
+                "usage": entry.completion["usage"],
+            }
+        )
+    return chunks
+
+
+def _chunks_from_completion(completion: Json) -> list[Json]:
+    is_chat = completion.get("object") == "chat.completion"
+    chunks: list[Json] = []
+    for choice in completion.get("choices") or ():
+        if is_chat:
+            message = choice.get("message") or {}
+            delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+            if message.get("tool_calls"):
+                delta["tool_calls"] = message["tool_calls"]
+            body: Json = {
+                "index": choice.get("index", 0),
+                "delta": delta,
+                "finish_reason": choice.get("finish_reason"),
+            }
+        else:
+            body = {
+                "index": choice.get("index", 0),
+                "text": choice.get("text", ""),
+                "finish_reason": choice.get("finish_reason"),
+            }
+        chunks.append(
+            {
+                "id": completion.get("id"),
+                "object": "chat.completion.chunk" if is_chat else "text_completion",
+                "created": completion.get("created"),
+                "model": completion.get("model"),
+                "choices": [body],
+            }
+        )
+    return chunks

@@ -1,0 +1,270 @@
+"""The execute stage: try the planned targets in order until one answers.
+
+Each target gets its own bounded retries for failures before the first byte, all
+under one overall deadline. A buffered answer comes back whole; a stream is handed
+back once its first chunk arrived, and relayed chunk by chunk from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.registry import ModelSpec
+from edgeroute.tokens import estimate_tokens
+from edgeroute.upstreams import Json, Kind, Usage, adapter_for
+
+# Called once when a stream ends, however it ends: (usage, status, every chunk received,
+# usage chunks included even when the caller did not ask for them).
+StreamDone = Callable[[Usage, int, list[Json]], Awaitable[None]]
+
+
+@dataclass
+class Attempted:
+    """What answered and how: the model, how many attempts it took, and why."""
+
+    model: ModelSpec
+    attempts: int
+    reason: str
+
+
+@dataclass
+class BufferedAnswer(Attempted):
+    body: Json = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class StreamAnswer(Attempted):
+    first: Json = field(default_factory=dict)
+    rest: AsyncIterator[Json] | None = None
+
+
+def _retryable(exc: EdgerouteError) -> bool:
+    """Failures before the first byte worth another try, here or on a fallback."""
+    if isinstance(exc, UpstreamUnavailable | UpstreamTimeout):
+        return True
+    return isinstance(exc, UpstreamError) and exc.code in (
+        "upstream_error",
+        "upstream_truncated",
+        "upstream_malformed",
+    )
+
+
+def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
+    out = dict(payload)
+    out["model"] = model.wire_name
+    if stream:
+        # Always ask for usage: the ledger needs it even when the caller did not.
+        out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
+    return out
+
+
+async def _attempts(targets: list[ModelSpec]) -> AsyncIterator[tuple[ModelSpec, int]]:
+    """(target, attempt number) in order: each target's retries, then the next target."""
+    attempt = 0
+    for model in targets:
+        for retry in range(model.retries + 1):
+            attempt += 1
+            if retry:
+                await asyncio.sleep(min(0.1 * 2 ** (retry - 1), 1.0))
+            yield model, attempt
+
+
+def _reason(targets: list[ModelSpec], model: ModelSpec, planned: str, failures: list[str]) -> str:
+    if model is targets[0]:
+        return planned if not failures else f"{planned}; retried after {failures[-1]}"
+    return f"fallback to '{model.name}' after {failures[-1]}"
+
+
+def usage_of_body(prompt_tokens: int, body: Json) -> Usage:
+    reported = Usage.from_openai(body.get("usage"))
+    if reported is not None:
+        return reported
+    text = ""
+    for choice in body.get("choices") or ():
+        if isinstance(choice, dict):
+            message = choice.get("message") or {}
+            text += str(choice.get("text") or message.get("content") or "")
+    return Usage(prompt_tokens, estimate_tokens(text), estimated=True)
+
+
+async def execute_buffered(
+    kind: Kind, payload: Json, targets: list[ModelSpec], reason: str, prompt_tokens: int
+) -> BufferedAnswer:
+    failures: list[str] = []
+    last: EdgerouteError | None = None
+    deadline = targets[0].timeouts.total
+    try:
+        async with asyncio.timeout(deadline):
+            async for model, attempt in _attempts(targets):
+                try:
+                    body = await adapter_for(model).send(
+                        kind, upstream_payload(payload, model, False), model
+                    )
+                except EdgerouteError as exc:
+                    if not _retryable(exc):
+                        raise
+                    last = exc
+                    failures.append(f"{model.name}: {exc.code}")
+                    continue
+                body["model"] = model.name
+                return BufferedAnswer(
+                    model=model,
+                    attempts=attempt,
+                    reason=_reason(targets, model, reason, failures),
+                    body=body,
+                    usage=usage_of_body(prompt_tokens, body),
+                )
+    except TimeoutError:
+        tried = f", after {'; '.join(failures)}" if failures else ""
+        raise UpstreamTimeout(
+            f"No upstream answered within {deadline} s (model '{targets[0].name}'{tried}). "
+            "Retry later.",
+            headers={"Retry-After": "5"},
+        ) from None
+    assert last is not None
+    raise last
+
+
+async def execute_stream(
+    kind: Kind, payload: Json, targets: list[ModelSpec], reason: str
+) -> tuple[StreamAnswer, float]:
+    """Open the stream on the first target that sends a first chunk.
+
+    Returns the answer and the loop-time deadline the rest of the stream must meet.
+    """
+    failures: list[str] = []
+    last: EdgerouteError | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + targets[0].timeouts.total
+    async for model, attempt in _attempts(targets):
+        chunks = adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
+        try:
+            async with asyncio.timeout_at(deadline):
+                first = await anext(chunks)
+        except StopAsyncIteration:
+            last = UpstreamError(
+                f"Upstream for model '{model.name}' sent an empty stream.",
+                code="upstream_truncated",
+            )
+        except TimeoutError:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            last = UpstreamTimeout(
+                f"Upstream for model '{model.name}' sent nothing within "
+                f"{targets[0].timeouts.total} s. Retry later.",
+                headers={"Retry-After": "5"},
+            )
+        except EdgerouteError as exc:
+            if not _retryable(exc):
+                raise
+            last = exc
+        else:
+            answer = StreamAnswer(
+                model=model,
+                attempts=attempt,
+                reason=_reason(targets, model, reason, failures),
+                first=first,
+                rest=chunks,
+            )
+            return answer, deadline
+        failures.append(f"{model.name}: {last.code}")
+        if loop.time() >= deadline:
+            break
+    assert last is not None
+    raise last
+
+
+def encode_event(event: Json) -> bytes:
+    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _chunk_text(chunk: Json) -> str:
+    out = []
+    for choice in chunk.get("choices") or ():
+        if isinstance(choice, dict):
+            delta = choice.get("delta") or {}
+            out.append(str(choice.get("text") or delta.get("content") or ""))
+    return "".join(out)
+
+
+async def relay(
+    answer: StreamAnswer,
+    *,
+    want_usage: bool,
+    prompt_tokens: int,
+    deadline: float,
+    on_done: StreamDone,
+) -> AsyncIterator[bytes]:
+    """Pass chunks through as they arrive; end with usage and [DONE], or an error event.
+
+    ``on_done`` runs exactly once, shielded from cancellation: before ``[DONE]`` when the
+    stream completes, or at the end when it fails or the client hangs up (which also
+    closes the upstream request), so usage is never lost.
+    """
+    model, rest = answer.model, answer.rest
+    assert rest is not None
+    loop = asyncio.get_running_loop()
+    usage: Usage | None = None
+    relayed: list[Json] = []
+    status = 200
+    settled = False
+    chunk: Json | None = answer.first
+    try:
+        while chunk is not None:
+            chunk["model"] = model.name
+            reported = Usage.from_openai(chunk.get("usage"))
+            relayed.append(chunk)
+            if reported is not None:
+                usage = reported
+                if not want_usage:
+                    if not chunk.get("choices"):
+                        chunk = await anext(rest, None)
+                        continue
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            yield encode_event(chunk)
+            if loop.time() > deadline:
+                raise UpstreamTimeout(
+                    f"Model '{model.name}' streamed past its total timeout of "
+                    f"{model.timeouts.total} s; the response is incomplete.",
+                )
+            chunk = await anext(rest, None)
+        if usage is None:
+            text = "".join(_chunk_text(c) for c in relayed)
+            usage = Usage(prompt_tokens, estimate_tokens(text), estimated=True)
+            if want_usage:
+                first = answer.first
+                yield encode_event(
+                    {
+                        "id": first.get("id"),
+                        "object": first.get("object"),
+                        "created": first.get("created"),
+                        "model": model.name,
+                        "choices": [],
+                        "usage": usage.to_openai(),
+                    }
+                )
+        # Account before [DONE]: a client that reads its usage right after sees it.
+        settled = True
+        with anyio.CancelScope(shield=True):
+            await on_done(usage, status, relayed)
+        yield b"data: [DONE]\n\n"
+    except EdgerouteError as exc:
+        status = exc.status_code
+        yield encode_event(exc.body())
+    except BaseException:
+        status = 499  # the client went away mid-stream
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await rest.aclose()  # type: ignore[attr-defined]
+            if not settled:
+                if usage is None:
+                    text = "".join(_chunk_text(c) for c in relayed)
+                    usage = Usage(prompt_tokens, estimate_tokens(text), estimated=True)
+                await on_done(usage, status, relayed)

@@ -1,0 +1,137 @@
+"""The route stage: turn the request's ``model`` into an ordered list of targets.
+
+An explicitly named model (or alias) is honoured as asked, with only its declared
+fallbacks, after checking that this key may use it and that it can serve this
+request: route, capabilities (tools, JSON mode, images), parameters and context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeroute.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
+from edgeroute.params import apply_parameter_rules
+from edgeroute.registry import Capability, ModelSpec, Registry
+from edgeroute.store.base import ApiKey
+from edgeroute.tokens import estimate_prompt_tokens, estimate_tokens
+from edgeroute.upstreams import Json, Kind
+
+_KIND_CAPABILITY = {
+    Kind.CHAT: Capability.CHAT,
+    Kind.COMPLETIONS: Capability.COMPLETIONS,
+    Kind.EMBEDDINGS: Capability.EMBEDDINGS,
+}
+KIND_ROUTE = {
+    Kind.CHAT: "/v1/chat/completions",
+    Kind.COMPLETIONS: "/v1/completions",
+    Kind.EMBEDDINGS: "/v1/embeddings",
+}
+
+
+@dataclass
+class Plan:
+    """The ordered targets to try and why the first was chosen."""
+
+    targets: list[ModelSpec]
+    reason: str
+    prompt_tokens: int
+
+
+def _required_capabilities(kind: Kind, payload: Json) -> set[Capability]:
+    needed = {_KIND_CAPABILITY[kind]}
+    if payload.get("tools"):
+        needed.add(Capability.TOOLS)
+    fmt = payload.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        needed.add(Capability.JSON)
+    for message in payload.get("messages") or ():
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") == "image_url" for p in content
+        ):
+            needed.add(Capability.VISION)
+            break
+    return needed
+
+
+def _prompt_tokens(kind: Kind, payload: Json) -> int:
+    if kind is Kind.CHAT:
+        return estimate_prompt_tokens(payload.get("messages") or [])
+    source = payload.get("prompt") if kind is Kind.COMPLETIONS else payload.get("input")
+    if isinstance(source, str):
+        return estimate_tokens(source)
+    if isinstance(source, list):
+        return sum(estimate_tokens(s) if isinstance(s, str) else 1 for s in source)
+    return 0
+
+
+def _check_context(model: ModelSpec, kind: Kind, payload: Json, prompt_tokens: int) -> None:
+    window = model.context_window
+    if prompt_tokens > window:
+        param = {Kind.CHAT: "messages", Kind.COMPLETIONS: "prompt"}.get(kind, "input")
+        raise PayloadTooLarge(
+            f"The '{param}' are about {prompt_tokens} tokens, more than model "
+            f"'{model.name}''s context window of {window} tokens. Shorten '{param}' "
+            "or choose a model with a larger context_window (GET /v1/models).",
+            param=param,
+            code="context_length_exceeded",
+        )
+    if kind is Kind.EMBEDDINGS:
+        return
+    wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    if wanted and prompt_tokens + wanted > window:
+        name = "max_completion_tokens" if payload.get("max_completion_tokens") else "max_tokens"
+        raise PayloadTooLarge(
+            f"The prompt (about {prompt_tokens} tokens) plus '{name}' ({wanted}) exceeds "
+            f"model '{model.name}''s context window of {window} tokens. Lower '{name}' to "
+            f"at most {max(window - prompt_tokens, 1)}.",
+            param=name,
+            code="context_length_exceeded",
+        )
+
+
+def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Plan:
+    """Resolve the named model, check the request against it, and list its fallbacks."""
+    name = payload.get("model")
+    model = registry.get(name) if isinstance(name, str) else None
+    if model is None:
+        raise NotFound(
+            f"The model '{name}' does not exist. GET /v1/models lists the models this key can use.",
+            param="model",
+        )
+    if not principal.allows(model.name):
+        raise PermissionDenied(
+            f"This API key may not use model '{model.name}'. Allowed: "
+            f"{', '.join(principal.models)}. Ask an admin to extend the key.",
+            param="model",
+        )
+    needed = _required_capabilities(kind, payload)
+    missing = sorted(c.value for c in needed if not model.supports(c))
+    if missing:
+        able = [
+            m.name
+            for m in registry.models()
+            if all(m.supports(c) for c in needed) and principal.allows(m.name)
+        ]
+        hint = f"Models that can: {', '.join(able)}." if able else "No model here can."
+        raise InvalidRequest(
+            f"Model '{model.name}' does not support {', '.join(missing)}, which "
+            f"{KIND_ROUTE[kind]} with this body needs. {hint}",
+            param="model",
+            code="model_capability_missing",
+        )
+    apply_parameter_rules(model, payload)
+    prompt_tokens = _prompt_tokens(kind, payload)
+    _check_context(model, kind, payload, prompt_tokens)
+    targets = [model]
+    for fallback_name in model.fallbacks:
+        fallback = registry.get(fallback_name)
+        if (
+            fallback is not None
+            and fallback not in targets
+            and principal.allows(fallback.name)
+            and all(fallback.supports(c) for c in needed)
+            and prompt_tokens <= fallback.context_window
+        ):
+            targets.append(fallback)
+    return Plan(targets=targets, reason="model named in the request", prompt_tokens=prompt_tokens)

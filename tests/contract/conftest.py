@@ -1,0 +1,70 @@
+"""Fixtures for the store contract: every test runs on SQLite and on DynamoDB (moto server)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edgeroute.store import Store, open_store
+from edgeroute.store.dynamodb import shared_client
+from edgeroute.store.tables import TableNames, create_tables
+from tests.support.moto_server import AWS_ENV, MotoServer
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server per session, started only when a DynamoDB test needs it."""
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _dynamodb_factory(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Store]:
+    server.reset()
+    # The store is opened exactly as a Lambda function opens it: from the environment.
+    names = TableNames.with_prefix(f"t-{uuid.uuid4().hex[:8]}")
+    for var, value in {**AWS_ENV, **names.as_env()}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
+    create_tables(shared_client(server.url, AWS_ENV["AWS_DEFAULT_REGION"]), names)
+    return lambda: open_store("dynamodb", "")
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+async def store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[StoreFactory]:
+    """Opens more stores on the same data: another connection to the same SQLite file,
+    or another client for the same DynamoDB tables (as separate processes would)."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "edgeroute.db")
+
+        def opener() -> Store:
+            return open_store("sqlite", path)
+    else:
+        opener = _dynamodb_factory(request.getfixturevalue("moto_server"), monkeypatch)
+
+    opened: list[Store] = []
+
+    def factory() -> Store:
+        store = opener()
+        opened.append(store)
+        return store
+
+    try:
+        yield factory
+    finally:
+        for store in opened:
+            await store.close()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> Store:
+    return store_factory()
