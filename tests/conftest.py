@@ -16,6 +16,7 @@ import yaml
 from edgeroute import local_upstream
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess
+from tests.support.moto_server import MotoServer
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,16 @@ def llama_url() -> Iterator[str]:
         yield url
     finally:
         local_upstream.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server (DynamoDB and S3 protocols) per session, started on first use."""
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -112,12 +123,16 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gateway(
-    llama_url: str, fault_upstream: FaultUpstream, workdir: Path
-) -> Iterator[GatewayProcess]:
-    """`edgeroute serve` as a real process on the SQLite store."""
+def registry_file(llama_url: str, fault_upstream: FaultUpstream, workdir: Path) -> Path:
     registry = workdir / "models.yaml"
     registry.write_text(yaml.safe_dump(acceptance_registry(llama_url, fault_upstream.url)))
+    return registry
+
+
+@pytest.fixture(scope="session")
+def gateway(registry_file: Path, workdir: Path) -> Iterator[GatewayProcess]:
+    """`edgeroute serve` as a real process on the SQLite store."""
+    registry = registry_file
     env = {
         "EDGEROUTE_REGISTRY": str(registry),
         "EDGEROUTE_SQLITE_PATH": str(workdir / "store" / "edgeroute.db"),

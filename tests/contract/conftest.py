@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -14,16 +14,6 @@ from edgeroute.store.tables import TableNames, create_tables
 from tests.support.moto_server import AWS_ENV, MotoServer
 
 StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """One moto server per session, started only when a DynamoDB test needs it."""
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _dynamodb_factory(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Store]:
