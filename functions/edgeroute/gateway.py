@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from edgeroute.auth import Authenticator
 from edgeroute.cache import ResponseCache
 from edgeroute.config import Settings
-from edgeroute.registry import Registry, load_registry
+from edgeroute.registry import Protocol, Registry, load_registry
 from edgeroute.store import Store, open_store
 
 
@@ -28,9 +28,14 @@ class Gateway:
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
         store = open_store(settings.store, settings.sqlite_path)
+        registry = load_registry(settings.registry)
+        if any(m.protocol is Protocol.EDGE for m in registry.models()):
+            from edgeroute.edge import embedder
+
+            embedder.warm()  # at init, so Lambda SnapStart captures a warm session
         return cls(
             settings=settings,
-            registry=load_registry(settings.registry),
+            registry=registry,
             store=store,
             authenticator=Authenticator(store, settings.key_cache_ttl_s),
             cache=ResponseCache(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from edgeroute.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
 from edgeroute.params import apply_parameter_rules
-from edgeroute.registry import Capability, ModelSpec, Registry
+from edgeroute.registry import Capability, ModelSpec, Protocol, Registry
 from edgeroute.store.base import ApiKey
 from edgeroute.tokens import estimate_prompt_tokens, estimate_tokens
 from edgeroute.upstreams import Json, Kind
@@ -65,8 +65,23 @@ def _prompt_tokens(kind: Kind, payload: Json) -> int:
     return 0
 
 
+def _context_tokens(kind: Kind, payload: Json, prompt_tokens: int) -> int:
+    """What must fit the context window: the whole prompt, or for embeddings (each
+    input embedded on its own) the longest input."""
+    if kind is not Kind.EMBEDDINGS:
+        return prompt_tokens
+    source = payload.get("input")
+    items = source if isinstance(source, list) else [source]
+    return max(
+        (estimate_tokens(s) if isinstance(s, str) else len(s) if isinstance(s, list) else 1)
+        for s in items or [""]
+    )
+
+
 def _check_context(model: ModelSpec, kind: Kind, payload: Json, prompt_tokens: int) -> None:
     window = model.context_window
+    if kind is Kind.EMBEDDINGS and (model.protocol is Protocol.EDGE or payload.get("truncate")):
+        return  # the edge embedder counts exactly and truncates or refuses per input
     if prompt_tokens > window:
         param = {Kind.CHAT: "messages", Kind.COMPLETIONS: "prompt"}.get(kind, "input")
         raise PayloadTooLarge(
@@ -122,7 +137,8 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
         )
     apply_parameter_rules(model, payload)
     prompt_tokens = _prompt_tokens(kind, payload)
-    _check_context(model, kind, payload, prompt_tokens)
+    context_tokens = _context_tokens(kind, payload, prompt_tokens)
+    _check_context(model, kind, payload, context_tokens)
     targets = [model]
     for fallback_name in model.fallbacks:
         fallback = registry.get(fallback_name)
@@ -131,7 +147,7 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
             and fallback not in targets
             and principal.allows(fallback.name)
             and all(fallback.supports(c) for c in needed)
-            and prompt_tokens <= fallback.context_window
+            and context_tokens <= fallback.context_window
         ):
             targets.append(fallback)
     return Plan(targets=targets, reason="model named in the request", prompt_tokens=prompt_tokens)

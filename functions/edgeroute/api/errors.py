@@ -37,9 +37,24 @@ def _field(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+def _most_telling(errors: list[Any]) -> dict[str, Any]:
+    """One error to report. A union field (``input: str | list[str]``) fails once per
+    branch; the deepest complaint that is not a plain type mismatch says the most."""
+    if not errors:
+        return {"loc": ("body",), "msg": "invalid", "type": ""}
+    field = tuple(p for p in errors[0].get("loc", ()) if p != "body")[:1]
+    same = [e for e in errors if tuple(p for p in e.get("loc", ()) if p != "body")[:1] == field]
+
+    def weight(error: dict[str, Any]) -> tuple[int, bool]:
+        kind = str(error.get("type", ""))
+        return len(error.get("loc", ())), not (kind.endswith("_type") or kind.endswith("_parsing"))
+
+    return max(same, key=weight)
+
+
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid", "type": ""}
+    errors = list(exc.errors())
+    first = _most_telling(errors)
     kind = first.get("type", "")
     field = _field(tuple(first.get("loc", ())))
     if kind == "json_invalid":

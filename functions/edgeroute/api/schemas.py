@@ -105,9 +105,12 @@ class EmbeddingRequest(_Open):
     input: (
         str
         | Annotated[list[str], Field(min_length=1, max_length=2048)]
-        | list[int]
-        | list[list[int]]
+        | Annotated[list[int], Field(min_length=1)]
+        | Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1)]
     )
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: PositiveInt | None = None
     user: str | None = None
+    truncate: bool | None = Field(
+        default=None, description="edgeroute extension: cut inputs over the model's limit"
+    )

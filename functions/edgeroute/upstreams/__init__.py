@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgeroute.registry import ModelSpec, Protocol
 from edgeroute.upstreams.base import Json, Kind, Upstream, Usage
+from edgeroute.upstreams.edge import EdgeModels
 from edgeroute.upstreams.openai_compat import OpenAICompatible
 from edgeroute.upstreams.tgi import TGINative
 
@@ -12,6 +13,7 @@ __all__ = ["Json", "Kind", "Upstream", "Usage", "adapter_for"]
 _ADAPTERS: dict[Protocol, Upstream] = {
     Protocol.OPENAI: OpenAICompatible(),
     Protocol.TGI: TGINative(),
+    Protocol.EDGE: EdgeModels(),
 }
 
 

@@ -1,0 +1,53 @@
+"""Where the edge model files live and how their ONNX sessions are made.
+
+Locally that is the repository's ``edge_models/``; on Lambda the edge-models layer
+puts them under ``/opt/edge_models``. ``EDGEROUTE_EDGE_MODELS`` overrides both.
+Sessions are created once per process and kept: on Lambda that happens during init,
+so SnapStart snapshots them warm.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import onnxruntime as ort
+
+_REPO_MODELS = Path(__file__).resolve().parents[3] / "edge_models"
+_LAYER_MODELS = Path("/opt/edge_models")
+
+
+def models_dir() -> Path:
+    configured = os.environ.get("EDGEROUTE_EDGE_MODELS")
+    if configured:
+        return Path(configured)
+    return _REPO_MODELS if _REPO_MODELS.is_dir() else _LAYER_MODELS
+
+
+def model_file(model: str, name: str) -> Path:
+    path = models_dir() / model / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"edge model file {path} is missing: set EDGEROUTE_EDGE_MODELS to the folder "
+            "holding the edge models (the repository's edge_models/ or the Lambda layer's)"
+        )
+    return path
+
+
+def intra_op_threads() -> int:
+    return int(os.environ.get("EDGEROUTE_EDGE_THREADS", "1"))
+
+
+@cache
+def session(model: str, name: str = "model.onnx") -> ort.InferenceSession:
+    """One session per model file per process, on CPU, with few threads: Lambda gives a
+    function one or two vCPUs and concurrent requests are better served than one fast one."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(
+        str(model_file(model, name)), options, providers=["CPUExecutionProvider"]
+    )

@@ -1,0 +1,105 @@
+"""The edge 'upstream': requests answered in this process by the ONNX edge models.
+
+Only embeddings are served this way; the models run in a worker thread
+(onnxruntime releases the GIL), so the event loop keeps serving other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+
+from edgeroute.errors import InvalidRequest
+from edgeroute.registry import ModelSpec
+from edgeroute.upstreams.base import Json, Kind
+
+MAX_BATCH = 256
+
+
+def _texts(payload: Json) -> list[str]:
+    raw = payload.get("input")
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest(
+            "'input' must be a non-empty string or a list of strings.", param="input"
+        )
+    if len(items) > MAX_BATCH:
+        raise InvalidRequest(
+            f"'input' has {len(items)} items; the edge embedder takes at most {MAX_BATCH} "
+            "per request. Split the list into several requests.",
+            param="input",
+        )
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidRequest(
+                f"'input[{index}]' is not a string: the edge embedder takes text, not "
+                "token ids. Send strings.",
+                param="input",
+            )
+        if not item.strip():
+            raise InvalidRequest(
+                f"'input[{index}]' is empty. Remove it or send some text.", param="input"
+            )
+    return items
+
+
+def embed_payload(payload: Json, model_name: str) -> Json:
+    """The OpenAI embeddings response for this request (runs the model; blocking)."""
+    from edgeroute.edge import embedder
+
+    texts = _texts(payload)
+    dimensions = payload.get("dimensions")
+    if dimensions is not None and dimensions != embedder.DIMENSIONS:
+        raise InvalidRequest(
+            f"'dimensions' {dimensions} is not available: model '{model_name}' gives "
+            f"{embedder.DIMENSIONS}-dimensional vectors. Leave 'dimensions' out.",
+            param="dimensions",
+        )
+    encoded = embedder.encode(texts)
+    too_long = [i for i, cut in enumerate(encoded.truncated) if cut]
+    if too_long and not payload.get("truncate"):
+        raise InvalidRequest(
+            f"'input[{too_long[0]}]' is longer than the {embedder.MAX_TOKENS} tokens model "
+            f"'{model_name}' reads ({len(too_long)} input(s) are). Shorten it, or send "
+            '"truncate": true to embed the first tokens only.',
+            param="input",
+            code="input_too_long",
+        )
+    vectors = embedder.embed_ids(encoded.ids)
+    as_base64 = payload.get("encoding_format") == "base64"
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(vec.astype("<f4").tobytes()).decode()
+            if as_base64
+            else [round(float(x), 7) for x in vec],
+        }
+        for i, vec in enumerate(vectors)
+    ]
+    tokens = sum(encoded.lengths)
+    return {
+        "object": "list",
+        "data": data,
+        "model": model_name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "created": int(time.time()),
+    }
+
+
+class EdgeModels:
+    async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
+        if kind is not Kind.EMBEDDINGS:
+            raise InvalidRequest(
+                f"Model '{model.name}' runs at the edge and serves embeddings only.",
+                param="model",
+            )
+        return await asyncio.to_thread(embed_payload, payload, model.name)
+
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+        raise InvalidRequest(
+            f"Model '{model.name}' runs at the edge and does not stream.", param="stream"
+        )
+        yield {}  # pragma: no cover - makes this an async generator
