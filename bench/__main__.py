@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead
+from bench import gateway_overhead, store_hot_path
 
-BENCHMARKS = {"gateway": gateway_overhead.main}
+BENCHMARKS = {"gateway": gateway_overhead.main, "store": store_hot_path.main}
 
 
 def main() -> int:

@@ -24,13 +24,16 @@ from pathlib import Path
 import aiohttp
 import httpx
 import yaml
-
 from tests.support.gateway import GatewayProcess, free_port
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "2000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 CONCURRENT_SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-BODY = {"model": "instant", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}
+BODY = {
+    "model": "instant",
+    "messages": [{"role": "user", "content": "Say hello."}],
+    "max_tokens": 8,
+}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -129,7 +132,8 @@ def main() -> None:
         upstream.send_signal(signal.SIGTERM)
         upstream.wait(10)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "sequential_requests": SEQUENTIAL,
         "concurrency": CONCURRENCY,
         "concurrent_seconds": CONCURRENT_SECONDS,
