@@ -30,6 +30,16 @@ def llama_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def second_llama_url() -> Iterator[str]:
+    """Another llama.cpp server: the routing tests register it as the large tier."""
+    proc, url = local_upstream.start()
+    try:
+        yield url
+    finally:
+        local_upstream.stop(proc)
+
+
+@pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """One moto server (DynamoDB and S3 protocols) per session, started on first use."""
     server = MotoServer().start()
@@ -70,7 +80,7 @@ def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
         "models": [
             {
                 "name": "smollm2-135m",
-                "aliases": ["small"],
+                "aliases": ["smollm2"],
                 "protocol": "openai",
                 "endpoint": llama_url,
                 "tier": "small",

@@ -187,6 +187,16 @@ async def admit(
     raise _refusal(key, item, result, admission)
 
 
+async def budget_left_usd(store: Store, key: ApiKey, now: float) -> float | None:
+    """What remains of the key's monthly budget (None when it has none)."""
+    limit = key.limits.budget_usd_micros
+    if limit is None:
+        return None
+    start, _ = _month_window(now)
+    spent = await store.get_counter(f"{key.key_id}#budget", start)
+    return max(limit - spent, 0) / 1_000_000
+
+
 async def reconcile(store: Store, admission: Admission, used_tokens: int, used_micros: int) -> None:
     """Give back the part of the reservation the call did not use (or add an overrun)."""
     updates = []

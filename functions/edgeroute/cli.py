@@ -148,6 +148,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _probe(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeroute.health import probe_command
+    from edgeroute.registry import load_registry
+
+    return probe_command(load_registry(settings.registry), _store(settings))
+
+
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("limits (0 means unlimited)")
     group.add_argument("--rpm", type=int, help="requests per minute")
@@ -170,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also start llama.cpp's server with SmolLM2-135M as the 'small' model",
     )
     serve.set_defaults(func=_serve)
+
+    probe = sub.add_parser(
+        "probe", help="read every upstream's health and queue depth into the store, once"
+    )
+    probe.set_defaults(func=_probe)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -19,6 +19,14 @@ from edgeroute.registry import ModelSpec
 from edgeroute.tokens import estimate_tokens
 from edgeroute.upstreams import Json, Kind, Usage, adapter_for
 
+# Called after each failed attempt: (model, attempt number, error).
+FailureHook = Callable[[ModelSpec, int, EdgerouteError], Awaitable[None]]
+
+
+async def _no_hook(model: ModelSpec, attempt: int, error: EdgerouteError) -> None:
+    return None
+
+
 # Called once when a stream ends, however it ends: (usage, status, every chunk received,
 # usage chunks included even when the caller did not ask for them).
 StreamDone = Callable[[Usage, int, list[Json]], Awaitable[None]]
@@ -95,7 +103,12 @@ def usage_of_body(prompt_tokens: int, body: Json) -> Usage:
 
 
 async def execute_buffered(
-    kind: Kind, payload: Json, targets: list[ModelSpec], reason: str, prompt_tokens: int
+    kind: Kind,
+    payload: Json,
+    targets: list[ModelSpec],
+    reason: str,
+    prompt_tokens: int,
+    on_failure: FailureHook = _no_hook,
 ) -> BufferedAnswer:
     failures: list[str] = []
     last: EdgerouteError | None = None
@@ -112,6 +125,7 @@ async def execute_buffered(
                         raise
                     last = exc
                     failures.append(f"{model.name}: {exc.code}")
+                    await on_failure(model, attempt, exc)
                     continue
                 body["model"] = model.name
                 return BufferedAnswer(
@@ -133,7 +147,11 @@ async def execute_buffered(
 
 
 async def execute_stream(
-    kind: Kind, payload: Json, targets: list[ModelSpec], reason: str
+    kind: Kind,
+    payload: Json,
+    targets: list[ModelSpec],
+    reason: str,
+    on_failure: FailureHook = _no_hook,
 ) -> tuple[StreamAnswer, float]:
     """Open the stream on the first target that sends a first chunk.
 
@@ -174,6 +192,7 @@ async def execute_stream(
             )
             return answer, deadline
         failures.append(f"{model.name}: {last.code}")
+        await on_failure(model, attempt, last)
         if loop.time() >= deadline:
             break
     assert last is not None

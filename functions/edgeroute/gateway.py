@@ -12,8 +12,25 @@ from dataclasses import dataclass, field
 from edgeroute.auth import Authenticator
 from edgeroute.cache import ResponseCache
 from edgeroute.config import Settings
+from edgeroute.health_state import HealthView
+from edgeroute.policy import Policy, load_policy
 from edgeroute.registry import Protocol, Registry, load_registry
 from edgeroute.store import Store, open_store
+
+
+def _warm_edge(registry: Registry) -> None:
+    """Load the edge models at init, so Lambda SnapStart snapshots warm sessions and the
+    first request does not pay for them."""
+    from edgeroute.edge import models
+
+    if (models.models_dir() / "task-classifier" / "model.onnx").is_file():
+        from edgeroute.edge import classifier
+
+        classifier.warm()
+    elif any(m.protocol is Protocol.EDGE for m in registry.models()):
+        from edgeroute.edge import embedder
+
+        embedder.warm()
 
 
 @dataclass
@@ -23,16 +40,16 @@ class Gateway:
     store: Store
     authenticator: Authenticator
     cache: ResponseCache
+    policy: Policy
+    health: HealthView
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
         store = open_store(settings.store, settings.sqlite_path)
         registry = load_registry(settings.registry)
-        if any(m.protocol is Protocol.EDGE for m in registry.models()):
-            from edgeroute.edge import embedder
-
-            embedder.warm()  # at init, so Lambda SnapStart captures a warm session
+        policy = load_policy(settings.policy or None)
+        _warm_edge(registry)
         return cls(
             settings=settings,
             registry=registry,
@@ -41,6 +58,8 @@ class Gateway:
             cache=ResponseCache(
                 store, ttl_s=settings.cache_ttl_s, max_bytes=settings.cache_max_bytes
             ),
+            policy=policy,
+            health=HealthView(store, policy.health_ttl_s),
         )
 
     async def drain(self) -> None:

@@ -12,15 +12,19 @@ answer is on its way (buffered: a background task; streamed: when the stream end
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from edgeroute.account import usage_record, write_usage
-from edgeroute.admit import Admission, admit, reconcile
+from edgeroute.admit import Admission, admit, budget_left_usd, reconcile
+from edgeroute.autoroute import VIRTUAL, Limits
 from edgeroute.cache import CacheMode, Entry, assemble, cache_key, is_deterministic, replay_chunks
-from edgeroute.errors import EdgerouteError
+from edgeroute.edge.classifier import Classification, classify
+from edgeroute.errors import EdgerouteError, InvalidRequest
 from edgeroute.execute import (
+    FailureHook,
     encode_event,
     execute_buffered,
     execute_stream,
@@ -28,9 +32,11 @@ from edgeroute.execute import (
 )
 from edgeroute.gateway import Gateway
 from edgeroute.registry import ModelSpec
-from edgeroute.route import Plan, plan
+from edgeroute.route import Plan, plan, plan_auto, skip_open_circuits
 from edgeroute.store.base import ApiKey
 from edgeroute.upstreams import Json, Kind, Usage
+
+log = logging.getLogger("edgeroute.pipeline")
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Call:
     # Filled in as the call moves along, for headers and accounting.
     admission: Admission | None = None
     cache_status: str = "bypass"
+    max_cost_usd: float | None = None
+    classifying: asyncio.Future[Classification] | None = None
 
     @property
     def stream(self) -> bool:
@@ -62,13 +70,15 @@ class Outcome:
     attempts: int
     reason: str
 
-    def headers(self, call: Call) -> dict[str, str]:
-        headers = {
+    async def headers(self, call: Call) -> dict[str, str]:
+        headers = await classification_headers(call)
+        headers |= {
             "x-request-id": call.request_id,
             "x-edgeroute-model": self.model.name,
             "x-edgeroute-tier": self.model.tier,
             "x-edgeroute-attempts": str(self.attempts),
-            "x-edgeroute-route-reason": self.reason,
+            # Header values must be Latin-1; a reason may quote non-ASCII model names.
+            "x-edgeroute-route-reason": self.reason.encode("ascii", "replace").decode(),
             "x-edgeroute-cache": call.cache_status,
         }
         if call.admission is not None:
@@ -86,6 +96,19 @@ class Buffered(Outcome):
 @dataclass
 class Streamed(Outcome):
     events: AsyncIterator[bytes] | None = None
+
+
+async def classification_headers(call: Call) -> dict[str, str]:
+    """x-edgeroute-task and -complexity, once the classification (run alongside the
+    upstream call for named models) is done; nothing if it failed."""
+    if call.classifying is None:
+        return {}
+    try:
+        c = await call.classifying
+    except Exception:  # a missing or broken classifier must not fail the request
+        log.exception("classification failed for request %s", call.request_id)
+        return {}
+    return {"x-edgeroute-task": c.task, "x-edgeroute-complexity": f"{c.complexity:.3f}"}
 
 
 def _cost_micros(model: ModelSpec, usage: Usage) -> int:
@@ -135,10 +158,86 @@ async def _hit_outcome(gw: Gateway, call: Call, decided: Plan, entry: Entry) -> 
     return Streamed(model=model, attempts=0, reason=reason, events=_replay(events))
 
 
+def max_cost(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        cost = float(value)
+    except ValueError:
+        cost = -1.0
+    if not cost >= 0:
+        raise InvalidRequest(
+            f"Invalid 'x-edgeroute-max-cost' header {value!r}: send the most this request "
+            "may cost, in US dollars, e.g. 0.01.",
+            param="x-edgeroute-max-cost",
+        )
+    return cost
+
+
+async def route(gw: Gateway, call: Call) -> Plan:
+    """Classify (on a worker thread) and decide where the call goes."""
+    name = call.payload.get("model")
+    virtual = isinstance(name, str) and name in VIRTUAL
+    if call.classifying is None and (virtual or gw.settings.classify == "always"):
+        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+    endpoints = [m.endpoint for m in gw.registry.models()]
+    now = time.time()
+    if not virtual:
+        decided = plan(gw.registry, call.principal, call.kind, call.payload)
+        return skip_open_circuits(decided, await gw.health.snapshot(endpoints), now)
+    assert call.classifying is not None and isinstance(name, str)
+    classification, health, budget_left = await asyncio.gather(
+        call.classifying,
+        gw.health.snapshot(endpoints),
+        budget_left_usd(gw.store, call.principal, now),
+    )
+    return plan_auto(
+        name=name,
+        kind=call.kind,
+        payload=call.payload,
+        classification=classification,
+        registry=gw.registry,
+        policy=gw.policy,
+        principal=call.principal,
+        health=health,
+        limits=Limits(max_cost_usd=call.max_cost_usd, budget_left_usd=budget_left),
+        now=now,
+    )
+
+
+def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
+    """After a failed attempt: count it against the endpoint's circuit, and put the
+    attempt in the ledger and the log."""
+
+    async def on_failure(model: ModelSpec, attempt: int, error: EdgerouteError) -> None:
+        log.warning(
+            "request %s attempt %d on %s failed: %s",
+            call.request_id,
+            attempt,
+            model.name,
+            error.code,
+        )
+        record = usage_record(
+            request_id=f"{call.request_id}#{attempt}",
+            principal=call.principal,
+            kind=call.kind,
+            model=model,
+            usage=Usage(),
+            status=error.status_code,
+            started=call.started,
+            attempts=attempt,
+        )
+        await asyncio.gather(
+            gw.health.record_failure(model, gw.policy.circuit), write_usage(gw.store, record)
+        )
+
+    return on_failure
+
+
 async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     """Route, admit, look up the cache, execute. Streams settle their own accounts when
     they end; the caller settles buffered outcomes with ``settle_buffered``."""
-    decided = plan(gw.registry, call.principal, call.kind, call.payload)
+    decided = await route(gw, call)
     model = decided.targets[0]
     key = None
     if call.cache_mode == "force" or (
@@ -158,7 +257,12 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
         if call.stream:
             return await _stream(gw, call, decided, key)
         answer = await execute_buffered(
-            call.kind, call.payload, decided.targets, decided.reason, decided.prompt_tokens
+            call.kind,
+            call.payload,
+            decided.targets,
+            decided.reason,
+            decided.prompt_tokens,
+            _failure_hook(gw, call),
         )
     except EdgerouteError as exc:
         await _settle(gw, call, model, Usage(), exc.status_code, 0)
@@ -176,7 +280,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
 
 async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> Streamed:
     answer, deadline = await execute_stream(
-        call.kind, call.payload, decided.targets, decided.reason
+        call.kind, call.payload, decided.targets, decided.reason, _failure_hook(gw, call)
     )
 
     async def done(usage: Usage, status: int, chunks: list[Json]) -> None:
@@ -222,3 +326,31 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
         attempts=0,
     )
     await write_usage(gw.store, record)
+
+
+async def explain(gw: Gateway, call: Call) -> Json:
+    """What ``run`` would decide for this call, and why, without calling any model."""
+    if call.classifying is None:
+        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+    decided = await route(gw, call)
+    classification = await call.classifying
+    first = decided.targets[0]
+    candidates = decided.candidates or [
+        {
+            "model": m.name,
+            "tier": m.tier,
+            "kept": True,
+            "why": "named in the request" if i == 0 else "declared fallback",
+        }
+        for i, m in enumerate(decided.targets)
+    ]
+    return {
+        "object": "route",
+        "model": first.name,
+        "tier": first.tier,
+        "reason": decided.reason,
+        "min_tier": decided.min_tier,
+        "targets": [m.name for m in decided.targets],
+        "classification": classification.as_json(),
+        "candidates": [c if isinstance(c, dict) else c.as_json() for c in candidates],
+    }

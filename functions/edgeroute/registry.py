@@ -21,6 +21,8 @@ from edgeroute.errors import ConfigError
 
 Tier = Literal["edge", "small", "medium", "large"]
 TIER_ORDER: tuple[Tier, ...] = ("edge", "small", "medium", "large")
+# Names the router decides for; no model may take them.
+RESERVED_NAMES = frozenset({"auto", "auto:cheap", "auto:best", *TIER_ORDER})
 
 
 class Capability(StrEnum):
@@ -37,6 +39,8 @@ class Protocol(StrEnum):
     OPENAI = "openai"  # vLLM, llama.cpp server, Ollama, TGI Messages API
     TGI = "tgi"  # TGI's native /generate and /generate_stream
     EDGE = "edge"  # answered in-process by the edge ONNX models
+    SAGEMAKER = "sagemaker"  # SageMaker InvokeEndpoint(WithResponseStream), via boto3
+    BEDROCK = "bedrock"  # Bedrock Converse/ConverseStream, via boto3
 
 
 class _Strict(BaseModel):
@@ -117,7 +121,9 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _endpoint_needed(self) -> ModelSpec:
-        if self.protocol is not Protocol.EDGE and not self.endpoint:
+        # AWS adapters find their service through boto3 (region from env or the URL).
+        no_url = (Protocol.EDGE, Protocol.SAGEMAKER, Protocol.BEDROCK)
+        if self.protocol not in no_url and not self.endpoint:
             raise ValueError(f"protocol '{self.protocol.value}' needs an 'endpoint' URL")
         return self
 
@@ -142,6 +148,11 @@ class Registry:
         self._by_name: dict[str, ModelSpec] = {}
         for model in models:
             for name in (model.name, *model.aliases):
+                if name in RESERVED_NAMES:
+                    raise ConfigError(
+                        f"{source}: models.{model.name}: '{name}' is reserved for routing "
+                        f"({', '.join(sorted(RESERVED_NAMES))}); choose another name or alias"
+                    )
                 if name in self._by_name:
                     raise ConfigError(f"{source}: model name or alias '{name}' is used twice")
                 self._by_name[name] = model

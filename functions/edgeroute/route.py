@@ -7,10 +7,21 @@ request: route, capabilities (tools, JSON mode, images), parameters and context.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from edgeroute.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
+from edgeroute.autoroute import Limits, decide
+from edgeroute.edge.classifier import Classification
+from edgeroute.errors import (
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    UpstreamUnavailable,
+)
+from edgeroute.health_state import Health, circuit_open_until
 from edgeroute.params import apply_parameter_rules
+from edgeroute.policy import Policy
 from edgeroute.registry import Capability, ModelSpec, Protocol, Registry
 from edgeroute.store.base import ApiKey
 from edgeroute.tokens import estimate_prompt_tokens, estimate_tokens
@@ -35,6 +46,8 @@ class Plan:
     targets: list[ModelSpec]
     reason: str
     prompt_tokens: int
+    min_tier: str | None = None
+    candidates: list[Any] = field(default_factory=list)  # autoroute.Candidate, for /v1/route
 
 
 def _required_capabilities(kind: Kind, payload: Json) -> set[Capability]:
@@ -151,3 +164,61 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
         ):
             targets.append(fallback)
     return Plan(targets=targets, reason="model named in the request", prompt_tokens=prompt_tokens)
+
+
+def plan_auto(
+    *,
+    name: str,
+    kind: Kind,
+    payload: Json,
+    classification: Classification,
+    registry: Registry,
+    policy: Policy,
+    principal: ApiKey,
+    health: Health,
+    limits: Limits,
+    now: float,
+) -> Plan:
+    """Let the policy choose (virtual model names), then check the request against the
+    chosen model's parameter rules as for a named model."""
+    decision = decide(
+        name=name,
+        kind=kind,
+        payload=payload,
+        c=classification,
+        registry=registry,
+        policy=policy,
+        principal=principal,
+        health=health,
+        limits=limits,
+        now=now,
+    )
+    apply_parameter_rules(decision.targets[0], payload)
+    return Plan(
+        targets=decision.targets,
+        reason=decision.reason,
+        prompt_tokens=classification.prompt_tokens,
+        min_tier=decision.min_tier,
+        candidates=decision.candidates,
+    )
+
+
+def skip_open_circuits(plan: Plan, health: Health, now: float) -> Plan:
+    """Drop targets whose endpoint's circuit is open; 503 when that leaves none."""
+    open_until = {m.name: circuit_open_until(health.get(m.endpoint), now) for m in plan.targets}
+    kept = [m for m in plan.targets if open_until[m.name] is None]
+    if kept:
+        if len(kept) < len(plan.targets):
+            skipped = ", ".join(m.name for m in plan.targets if m not in kept)
+            plan.reason += f"; skipped {skipped} (circuit open)"
+        plan.targets = kept
+        return plan
+    first = plan.targets[0]
+    wait = max(int((open_until[first.name] or now) - now + 0.999), 1)
+    raise UpstreamUnavailable(
+        f"Model '{first.name}' at {first.endpoint} failed repeatedly and is paused for "
+        f"{wait} s more (circuit open), and no fallback is available. Retry after {wait} s "
+        "or call another model.",
+        code="circuit_open",
+        headers={"Retry-After": str(wait)},
+    )

@@ -18,6 +18,9 @@ Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counte
   stream-error stream one chunk, then an SSE error event
   stall        stream one chunk, then go silent
   slow-stream  a chunk every 50 ms, 200 of them (for disconnect tests)
+
+``GET /health`` answers 200 and ``GET /metrics`` reports ``queue_depth`` as vLLM's
+``vllm:num_requests_waiting``, for the health probe.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class FaultUpstream:
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
+        self.queue_depth = 0  # what /metrics reports as vLLM's waiting requests
         self.disconnects: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self._loop = asyncio.new_event_loop()
@@ -165,6 +169,13 @@ class FaultUpstream:
         await writer.drain()
 
     async def _respond(self, path: str, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        if path.endswith("/metrics"):
+            text = f"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting {self.queue_depth}\n"
+            await self._send(writer, 200, text.encode())
+            return True
+        if path.endswith("/health"):
+            await self._send(writer, 200, b"{}")
+            return True
         name = str(body.get("model", "instant"))
         behaviour = name.split("#", 1)[0]
         self.requests[name] += 1

@@ -11,7 +11,7 @@ from edgeroute.registry import Capability, load_registry, parse_registry
 GOOD = """
 models:
   - name: a
-    aliases: [small]
+    aliases: [alpha]
     endpoint: ${TEST_A_URL:-http://127.0.0.1:1/v1}
     tier: small
     capabilities: [chat, tools]
@@ -26,7 +26,7 @@ models:
 
 def test_parses_models_aliases_and_defaults() -> None:
     registry = parse_registry(GOOD, "models.yaml")
-    a = registry.get("small")
+    a = registry.get("alpha")
     assert a is not None and a.name == "a"
     assert a.supports(Capability.TOOLS) and not a.supports(Capability.VISION)
     assert a.endpoint == "http://127.0.0.1:1/v1"
@@ -82,3 +82,10 @@ def test_missing_file_says_which_variable(tmp_path: Path) -> None:
 def test_example_registry_in_infra_is_valid() -> None:
     registry = load_registry(Settings().registry)
     assert {m.tier for m in registry.models()} >= {"small", "medium", "large"}
+
+
+def test_routing_names_are_reserved() -> None:
+    with pytest.raises(ConfigError, match="'auto' is reserved"):
+        parse_registry(
+            "models:\n  - {name: x, aliases: [auto], tier: small, endpoint: 'http://h'}", "m.yaml"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import replace
@@ -16,6 +17,7 @@ from edgeroute import pipeline, usage_report
 from edgeroute.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from edgeroute.auth import bearer_token
 from edgeroute.cache import cache_mode
+from edgeroute.edge.classifier import classify
 from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
 from edgeroute.gateway import Gateway
 from edgeroute.registry import ModelSpec
@@ -54,12 +56,13 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: Any) -> 
     )
     try:
         call.cache_mode = cache_mode(request.headers.get("x-edgeroute-cache"))
+        call.max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
         result = await pipeline.run(gw, call)
     except EdgerouteError as exc:
         exc.headers.setdefault("x-request-id", call.request_id)
         await pipeline.account_failure(gw, call, exc)
         raise
-    headers = result.headers(call)
+    headers = await result.headers(call)
     if isinstance(result, pipeline.Streamed):
         assert result.events is not None
         headers["cache-control"] = "no-cache"
@@ -82,6 +85,28 @@ async def chat_completions(
 @router.post("/v1/completions")
 async def completions(request: Request, body: CompletionRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.COMPLETIONS, body)
+
+
+@router.post("/v1/route")
+async def explain_route(
+    request: Request, body: ChatCompletionRequest, principal: Principal
+) -> dict[str, Any]:
+    """The routing decision for a chat request, explained; no model is called."""
+    call = pipeline.Call(
+        request_id=request.state.request_id,
+        principal=principal,
+        kind=Kind.CHAT,
+        payload=body.model_dump(exclude_unset=True),
+        max_cost_usd=pipeline.max_cost(request.headers.get("x-edgeroute-max-cost")),
+    )
+    return await pipeline.explain(gateway(request), call)
+
+
+@router.post("/v1/classify")
+async def classify_request(body: ChatCompletionRequest, principal: Principal) -> dict[str, Any]:
+    """The edge classifier's view of a chat request; no model is called."""
+    result = await asyncio.to_thread(classify, body.model_dump(exclude_unset=True))
+    return {"object": "classification", **result.as_json()}
 
 
 @router.post("/v1/embeddings")

@@ -1,0 +1,282 @@
+"""Routing for virtual model names: ``auto``, ``auto:cheap``, ``auto:best`` and the tiers.
+
+From the classification and the policy comes the request's minimum tier; every
+registry model is then a candidate, kept or dropped with a reason (permission,
+capability, context window, open circuit, congestion, cost). The kept ones, cheapest
+sufficient first, are the targets; the rest explain the decision on ``/v1/route``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeroute.edge.classifier import Classification
+from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
+from edgeroute.health_state import Health, circuit_open_until, queue_depth
+from edgeroute.policy import Policy, Rule
+from edgeroute.registry import RESERVED_NAMES, TIER_ORDER, Capability, ModelSpec, Registry, Tier
+from edgeroute.store.base import ApiKey
+from edgeroute.upstreams import Json, Kind
+
+TIER_NAMES: frozenset[str] = frozenset(TIER_ORDER)
+VIRTUAL: frozenset[str] = RESERVED_NAMES
+_GENERATING = ("small", "medium", "large")
+
+
+@dataclass
+class Candidate:
+    model: ModelSpec
+    predicted_cost_usd: float
+    kept: bool = True
+    why: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name,
+            "tier": self.model.tier,
+            "predicted_cost_usd": round(self.predicted_cost_usd, 8),
+            "kept": self.kept,
+            "why": self.why,
+        }
+
+
+@dataclass
+class Decision:
+    targets: list[ModelSpec]
+    reason: str
+    min_tier: Tier
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the caller may spend on this request, if anything caps it."""
+
+    max_cost_usd: float | None = None  # the x-edgeroute-max-cost header
+    budget_left_usd: float | None = None  # what remains of the key's monthly budget
+
+
+def _matches(rule: Rule, c: Classification) -> bool:
+    w = rule.when
+    return (
+        (not w.task or c.task in w.task)
+        and (not w.language or c.language in w.language)
+        and (not w.modality or any(m in c.modality for m in w.modality))
+        and (w.complexity_at_least is None or c.complexity >= w.complexity_at_least)
+        and (w.complexity_below is None or c.complexity < w.complexity_below)
+        and (w.prompt_tokens_at_least is None or c.prompt_tokens >= w.prompt_tokens_at_least)
+    )
+
+
+def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tuple[Tier, str]:
+    """The cheapest tier this request may go to, and why."""
+    if kind is Kind.EMBEDDINGS:
+        return "edge", "embeddings are served from the edge tier up"
+    if name in TIER_NAMES:
+        tier: Tier = name  # type: ignore[assignment]
+        return (tier if tier != "edge" else "small"), f"tier '{name}' asked for"
+    if name == "auto:best":
+        return "large", "auto:best asks for the most capable tier"
+    for rule in policy.rules:
+        if _matches(rule, c):
+            tier, why = rule.tier, f"rule '{rule.name}'"
+            break
+    else:
+        tier = policy.tier_for_complexity(c.complexity)
+        why = f"complexity {c.complexity:.2f}"
+    if tier == "edge":
+        tier = "small"  # the edge tier does not generate text
+    if name == "auto:cheap" and tier != "small":
+        tier = _GENERATING[_GENERATING.index(tier) - 1]  # type: ignore[assignment]
+        why += ", one tier down for auto:cheap"
+    return tier, f"task {c.task}, {why} -> {tier}"
+
+
+def _max_output(model: ModelSpec, payload: Json, prompt_tokens: int) -> int:
+    wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    if isinstance(wanted, int):
+        return wanted
+    rule = model.parameters.get("max_tokens")
+    if rule is not None and rule.default is not None:
+        return int(rule.default)
+    return min(model.max_output_tokens or 1024, max(model.context_window - prompt_tokens, 0))
+
+
+def _needed(kind: Kind, payload: Json, c: Classification) -> set[Capability]:
+    needed = {
+        {Kind.CHAT: Capability.CHAT, Kind.COMPLETIONS: Capability.COMPLETIONS}.get(
+            kind, Capability.EMBEDDINGS
+        )
+    }
+    if "image" in c.modality:
+        needed.add(Capability.VISION)
+    if "tools" in c.modality:
+        needed.add(Capability.TOOLS)
+    fmt = payload.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        needed.add(Capability.JSON)
+    return needed
+
+
+def decide(
+    *,
+    name: str,
+    kind: Kind,
+    payload: Json,
+    c: Classification,
+    registry: Registry,
+    policy: Policy,
+    principal: ApiKey,
+    health: Health,
+    limits: Limits,
+    now: float,
+) -> Decision:
+    min_tier, why_tier = minimum_tier(name, kind, c, policy)
+    needed = _needed(kind, payload, c)
+    low = TIER_ORDER.index(min_tier)
+    candidates: list[Candidate] = []
+    for model in sorted(registry.models(), key=lambda m: (TIER_ORDER.index(m.tier), m.name)):
+        out = _max_output(model, payload, c.prompt_tokens) if kind is not Kind.EMBEDDINGS else 0
+        cost = model.price.cost_usd(c.prompt_tokens, out)
+        candidate = Candidate(model, cost)
+        candidates.append(candidate)
+        missing = sorted(cap.value for cap in needed if not model.supports(cap))
+        sample = health.get(model.endpoint)
+        open_until = circuit_open_until(sample, now)
+        if missing:
+            candidate.kept, candidate.why = False, f"cannot do {', '.join(missing)}"
+        elif not principal.allows(model.name):
+            candidate.kept, candidate.why = False, "this key may not use it"
+        elif kind is not Kind.EMBEDDINGS and c.prompt_tokens + out > model.context_window:
+            candidate.kept = False
+            candidate.why = (
+                f"needs ~{c.prompt_tokens + out} tokens, context window {model.context_window}"
+            )
+        elif open_until is not None:
+            candidate.kept = False
+            candidate.why = f"circuit open for {open_until - now:.0f} s more"
+    # Within a tier, cheapest first.
+    candidates.sort(key=lambda x: (TIER_ORDER.index(x.model.tier), x.predicted_cost_usd))
+    usable = [x for x in candidates if x.kept]
+    if not usable:
+        able = [
+            m
+            for m in registry.models()
+            if principal.allows(m.name) and all(map(m.supports, needed))
+        ]
+        if not able:
+            wanted = ", ".join(sorted(cap.value for cap in needed))
+            hint = (
+                " The request has image parts: remove them, or ask an admin for a vision model."
+                if Capability.VISION in needed
+                else " Ask an admin for a model that can."
+            )
+            raise InvalidRequest(
+                f"No model this key may use can do all of: {wanted}.{hint}",
+                param="messages" if Capability.VISION in needed else "model",
+                code="model_capability_missing",
+            )
+        raise UpstreamUnavailable(
+            "No model can take this request right now: "
+            + "; ".join(f"{x.model.name}: {x.why}" for x in candidates),
+            headers={"Retry-After": "10"},
+        )
+    preferred = [x for x in usable if TIER_ORDER.index(x.model.tier) >= low]
+    below = [x for x in usable if TIER_ORDER.index(x.model.tier) < low]
+    for x in below:
+        x.why = f"below the minimum tier {min_tier}"
+    notes: list[str] = []
+    preferred, below = _congestion(preferred, below, principal, policy, health, notes)
+    chosen = _by_cost(preferred, below, limits, notes)
+    for index, x in enumerate(chosen):
+        x.why = x.why or ("chosen" if index == 0 else "fallback")
+    for x in usable:
+        if x not in chosen:
+            x.kept = False
+    targets = [x.model for x in chosen][: policy.max_attempts]
+    first = targets[0]
+    reason = f"{why_tier}; {first.name} is the cheapest {first.tier} model that fits"
+    if notes:
+        reason += "; " + "; ".join(notes)
+    return Decision(targets=targets, reason=reason, min_tier=min_tier, candidates=candidates)
+
+
+def _congestion(
+    preferred: list[Candidate],
+    below: list[Candidate],
+    principal: ApiKey,
+    policy: Policy,
+    health: Health,
+    notes: list[str],
+) -> tuple[list[Candidate], list[Candidate]]:
+    """For low-priority keys, endpoints queueing over their tier's limit go last; when
+    that is every model of the chosen tier, the request moves down one tier."""
+    if not preferred or principal.priority >= policy.congestion.priority_below:
+        return preferred, below
+    busy: list[Candidate] = []
+    for x in preferred:
+        limit = policy.congestion.max_waiting.get(x.model.tier)
+        depth = queue_depth(health.get(x.model.endpoint))
+        if limit is not None and depth is not None and depth > limit:
+            x.why = f"queue {depth} > {limit} for priority {principal.priority} keys"
+            busy.append(x)
+    if not busy:
+        return preferred, below
+    calm = [x for x in preferred if x not in busy]
+    tier = preferred[0].model.tier
+    if any(x.model.tier == tier for x in calm):
+        notes.append(f"skipped busy {', '.join(x.model.name for x in busy)}")
+        return calm + busy, below
+    lower = [x for x in below if x.model.tier in _GENERATING]
+    if not lower:
+        return calm + busy, below
+    target = max((x.model.tier for x in lower), key=TIER_ORDER.index)
+    moved = [x for x in lower if x.model.tier == target]
+    for x in moved:
+        x.why = ""
+    notes.append(f"moved down to {target}: every {tier} endpoint is over its queue limit")
+    return moved + calm + busy, [x for x in below if x not in moved]
+
+
+def _by_cost(
+    preferred: list[Candidate], below: list[Candidate], limits: Limits, notes: list[str]
+) -> list[Candidate]:
+    """Keep what fits the cost ceiling; move down a tier (cheapest first) if nothing does."""
+    caps = [
+        (value, label)
+        for value, label in (
+            (limits.max_cost_usd, "x-edgeroute-max-cost"),
+            (limits.budget_left_usd, "remaining monthly budget"),
+        )
+        if value is not None
+    ]
+    if not caps:
+        return preferred
+    ceiling, label = min(caps)
+    fitting = [x for x in preferred if x.predicted_cost_usd <= ceiling]
+    for x in preferred:
+        if x.predicted_cost_usd > ceiling:
+            x.kept = False
+            x.why = f"predicted ${x.predicted_cost_usd:.6f} > {label} ${ceiling:.6f}"
+    if fitting:
+        return fitting
+    cheaper = sorted(
+        (x for x in below if x.predicted_cost_usd <= ceiling and x.model.tier in _GENERATING),
+        key=lambda x: -TIER_ORDER.index(x.model.tier),
+    )
+    if cheaper:
+        for x in cheaper:
+            x.why = ""
+        notes.append(f"moved down to {cheaper[0].model.tier} to fit the {label}")
+        return cheaper
+    message = (
+        f"No model fits the {label} of ${ceiling:.6f} for this request (cheapest "
+        f"predicted ${min(x.predicted_cost_usd for x in preferred + below):.6f}). "
+        "Raise the limit, lower 'max_tokens', or shorten the prompt."
+    )
+    if label == "x-edgeroute-max-cost":
+        raise PaymentRequired(message, param="x-edgeroute-max-cost", code="cost_ceiling")
+    error = RateLimited(message, code="budget_exceeded")
+    error.error_type = "insufficient_quota"
+    raise error

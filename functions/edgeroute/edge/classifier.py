@@ -1,0 +1,140 @@
+"""Classify a request from its text: task type, complexity, tokens, language, modality.
+
+Task type comes from a logistic-regression head (ONNX) over the INT8 MiniLM embedding
+the edge already computes; complexity from the documented heuristic in
+``complexity.py``; language from py3langid. Nothing here calls a model upstream.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from edgeroute.edge import embedder
+from edgeroute.edge.complexity import complexity_features, complexity_score
+from edgeroute.edge.models import model_file, session
+
+MODEL = "task-classifier"
+_MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message
+
+
+@dataclass(frozen=True)
+class Classification:
+    task: str
+    complexity: float
+    language: str
+    prompt_tokens: int
+    modality: tuple[str, ...]
+    scores: dict[str, float] = field(default_factory=dict)
+    features: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "complexity": self.complexity,
+            "language": self.language,
+            "prompt_tokens": self.prompt_tokens,
+            "modality": list(self.modality),
+            "scores": self.scores,
+            "complexity_features": self.features,
+        }
+
+
+@cache
+def labels() -> tuple[str, ...]:
+    return tuple(json.loads(model_file(MODEL, "labels.json").read_text()))
+
+
+@cache
+def _langid() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def language_of(text: str) -> str:
+    if not text.strip():
+        return "und"
+    lang, _ = _langid().classify(text)
+    return str(lang)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def _images(messages: list[Any]) -> int:
+    return sum(
+        1
+        for m in messages
+        if isinstance(m, dict) and isinstance(m.get("content"), list)
+        for p in m["content"]
+        if isinstance(p, dict) and p.get("type") == "image_url"
+    )
+
+
+def request_text(payload: dict[str, Any]) -> tuple[str, str]:
+    """(the text that says what is asked, all text the prompt carries).
+
+    The ask is the last user message: earlier turns and the system prompt shape the
+    answer, but the task is what the user wants now.
+    """
+    if "messages" in payload:
+        messages = [m for m in payload.get("messages") or [] if isinstance(m, dict)]
+        everything = "\n".join(_text(m.get("content")) for m in messages)
+        users = [m for m in messages if m.get("role") == "user"]
+        ask = _text(users[-1].get("content")) if users else everything
+        return ask, everything
+    prompt = payload.get("prompt") or payload.get("input") or ""
+    text = prompt if isinstance(prompt, str) else "\n".join(p for p in prompt if isinstance(p, str))
+    return text, text
+
+
+def classify(payload: dict[str, Any]) -> Classification:
+    """Classify a chat, completion or embeddings request body (blocking; ~3 ms)."""
+    ask, everything = request_text(payload)
+    messages = payload.get("messages") or []
+    encoded = embedder.encode([ask or " "])
+    vector = embedder.embed_ids(encoded.ids)
+    _, probabilities = session(MODEL).run(None, {"embedding": vector.astype(np.float32)})
+    probs = np.asarray(probabilities, dtype=np.float64)[0]
+    names = labels()
+    task = names[int(probs.argmax())]
+    ask_tokens = (
+        encoded.lengths[0]
+        if not encoded.truncated[0]
+        else len(embedder.tokenizer().encode(ask).ids)
+    )
+    same = everything == ask
+    total = ask_tokens if same else len(embedder.tokenizer().encode(everything).ids)
+    prompt_tokens = total + _MESSAGE_OVERHEAD * len(messages)
+    modality = ["text"]
+    if _images(messages):
+        modality.append("image")
+    if payload.get("tools"):
+        modality.append("tools")
+    return Classification(
+        task=task,
+        complexity=complexity_score(ask, ask_tokens, task),
+        language=language_of(ask),
+        prompt_tokens=prompt_tokens,
+        modality=tuple(modality),
+        scores={name: round(float(p), 4) for name, p in zip(names, probs, strict=True)},
+        features={k: round(v, 3) for k, v in complexity_features(ask, ask_tokens).items()},
+    )
+
+
+def warm() -> None:
+    classify({"messages": [{"role": "user", "content": "warm up"}]})

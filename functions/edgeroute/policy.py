@@ -1,0 +1,106 @@
+"""The routing policy as data: which tier a classified request needs, and when to move it.
+
+Loaded from YAML (``EDGEROUTE_POLICY``, ``infra/routing.yaml`` by default) and
+validated with pydantic; errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgeroute.errors import ConfigError
+from edgeroute.registry import TIER_ORDER, Tier
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLICY = _REPO_ROOT / "infra" / "routing.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Conditions over the classification; every condition given must hold."""
+
+    task: tuple[str, ...] = ()
+    language: tuple[str, ...] = ()
+    modality: tuple[str, ...] = ()  # any of: text, image, tools
+    complexity_at_least: float | None = Field(default=None, ge=0, le=1)
+    complexity_below: float | None = Field(default=None, ge=0, le=1)
+    prompt_tokens_at_least: int | None = Field(default=None, ge=0)
+
+
+class Rule(_Strict):
+    name: str
+    when: Match
+    tier: Tier
+
+
+class Congestion(_Strict):
+    """When a tier's endpoints queue more than ``max_waiting`` requests, keys with a
+    priority below ``priority_below`` are moved down one tier."""
+
+    max_waiting: dict[Tier, int] = Field(default_factory=dict)
+    priority_below: int = 1
+
+
+class Circuit(_Strict):
+    failures_to_open: int = Field(default=3, ge=1)
+    window_s: int = Field(default=60, ge=1)
+    cool_down_s: float = Field(default=20.0, gt=0)
+
+
+class Policy(_Strict):
+    tiers: tuple[Tier, ...] = TIER_ORDER
+    complexity_cutoffs: dict[Tier, float] = Field(
+        default_factory=lambda: {"small": 0.35, "medium": 0.6}  # type: ignore[arg-type,dict-item]
+    )
+    rules: tuple[Rule, ...] = ()
+    congestion: Congestion = Congestion()
+    circuit: Circuit = Circuit()
+    health_ttl_s: float = Field(default=2.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _tiers_in_cost_order(self) -> Policy:
+        order = [TIER_ORDER.index(t) for t in self.tiers]
+        if order != sorted(order) or len(set(order)) != len(order):
+            raise ValueError(f"tiers must be in cost order {list(TIER_ORDER)}, once each")
+        return self
+
+    def tier_for_complexity(self, complexity: float) -> Tier:
+        """The cheapest generating tier whose cut-off the complexity stays under."""
+        for tier in ("small", "medium"):
+            cutoff = self.complexity_cutoffs.get(tier)  # type: ignore[call-overload]
+            if cutoff is not None and complexity < cutoff:
+                return tier  # type: ignore[return-value]
+        return "large"
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for item in exc.errors():
+            loc = list(item["loc"])
+            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+                with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+                    loc[1] = data["rules"][loc[1]].get("name", loc[1])
+            lines.append(f"{source}: {'.'.join(str(p) for p in loc)}: {item['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def load_policy(location: str | Path | None = None) -> Policy:
+    path = Path(location) if location else DEFAULT_POLICY
+    if not path.is_file():
+        raise ConfigError(f"{path}: routing policy not found (set EDGEROUTE_POLICY)")
+    return parse_policy(path.read_text(encoding="utf-8"), str(path))
