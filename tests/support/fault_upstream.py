@@ -170,7 +170,8 @@ class FaultUpstream:
 
     async def _respond(self, path: str, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
         if path.endswith("/metrics"):
-            text = f"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting {self.queue_depth}\n"
+            metric = "vllm:num_requests_waiting"
+            text = f"# TYPE {metric} gauge\n{metric} {self.queue_depth}\n"
             await self._send(writer, 200, text.encode())
             return True
         if path.endswith("/health"):
