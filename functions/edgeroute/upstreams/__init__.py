@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from edgeroute.registry import ModelSpec, Protocol
 from edgeroute.upstreams.base import Json, Kind, Upstream, Usage
+from edgeroute.upstreams.bedrock import BedrockConverse
 from edgeroute.upstreams.edge import EdgeModels
 from edgeroute.upstreams.openai_compat import OpenAICompatible
+from edgeroute.upstreams.sagemaker import SageMakerEndpoint
 from edgeroute.upstreams.tgi import TGINative
 
 __all__ = ["Json", "Kind", "Upstream", "Usage", "adapter_for"]
@@ -14,6 +16,8 @@ _ADAPTERS: dict[Protocol, Upstream] = {
     Protocol.OPENAI: OpenAICompatible(),
     Protocol.TGI: TGINative(),
     Protocol.EDGE: EdgeModels(),
+    Protocol.SAGEMAKER: SageMakerEndpoint(),
+    Protocol.BEDROCK: BedrockConverse(),
 }
 
 
