@@ -27,9 +27,9 @@ from edgeroute.errors import (
 )
 from edgeroute.registry import ModelSpec, Protocol
 from edgeroute.upstreams import adapter_for
+from edgeroute.upstreams.aws import aws_client
 from edgeroute.upstreams.base import Kind
 from edgeroute.upstreams.bedrock import BedrockConverse, to_converse
-from edgeroute.upstreams.sagemaker import aws_client
 from tests.unit.test_sagemaker_adapter import add_stream, body, use_dummy_aws, workers_gone
 
 MODEL = ModelSpec(

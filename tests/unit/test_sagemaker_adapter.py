@@ -38,9 +38,10 @@ from edgeroute.errors import (
     UpstreamUnavailable,
 )
 from edgeroute.registry import ModelSpec, Protocol
-from edgeroute.upstreams import adapter_for, sagemaker
+from edgeroute.upstreams import adapter_for, aws
+from edgeroute.upstreams.aws import aws_client
 from edgeroute.upstreams.base import Kind
-from edgeroute.upstreams.sagemaker import SageMakerEndpoint, SSELines, aws_client
+from edgeroute.upstreams.sagemaker import SageMakerEndpoint, SSELines
 
 MODEL = ModelSpec(
     name="llama-sm",
@@ -65,8 +66,8 @@ def use_dummy_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setattr(sagemaker, "_clients", {})
-    monkeypatch.setattr(sagemaker, "_session", None)
+    monkeypatch.setattr(aws, "_clients", {})
+    monkeypatch.setattr(aws, "_session", None)
 
 
 def body(data: bytes) -> StreamingBody:
