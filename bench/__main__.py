@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead, store_hot_path
+from bench import edge_models, gateway_overhead, store_hot_path
 
-BENCHMARKS = {"gateway": gateway_overhead.main, "store": store_hot_path.main}
+BENCHMARKS = {
+    "gateway": gateway_overhead.main,
+    "store": store_hot_path.main,
+    "edge": edge_models.main,
+}
 
 
 def main() -> int:

@@ -155,6 +155,23 @@ def _probe(args: argparse.Namespace, settings: Settings) -> int:
     return probe_command(load_registry(settings.registry), _store(settings))
 
 
+def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from edgeroute.policy import load_policy
+    from edgeroute.registry import load_registry
+    from edgeroute.routing_eval import evaluate, render
+
+    report = evaluate(
+        Path(args.file),
+        load_registry(args.registry or settings.registry),
+        load_policy(args.policy or settings.policy or None),
+        output_tokens=args.output_tokens,
+    )
+    print(json.dumps(report.as_json(), indent=2) if args.json else render(report))
+    return 0
+
+
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("limits (0 means unlimited)")
     group.add_argument("--rpm", type=int, help="requests per minute")
@@ -182,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
         "probe", help="read every upstream's health and queue depth into the store, once"
     )
     probe.set_defaults(func=_probe)
+
+    evaluation = sub.add_parser(
+        "eval-routing", help="run the routing policy over labelled prompts and report"
+    )
+    evaluation.add_argument("file", help="JSONL with prompt, task and min_tier per line")
+    evaluation.add_argument("--registry", help="registry to route over (default: settings)")
+    evaluation.add_argument("--policy", help="routing policy (default: settings)")
+    evaluation.add_argument("--output-tokens", type=int, default=256)
+    evaluation.add_argument("--json", action="store_true")
+    evaluation.set_defaults(func=_eval_routing)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
