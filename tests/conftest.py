@@ -102,6 +102,13 @@ def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
                 "capabilities": ["embeddings"],
                 "context_window": 256,
             },
+            {
+                "name": "edge-moderation",
+                "protocol": "edge",
+                "tier": "edge",
+                "capabilities": ["moderation"],
+                "context_window": 100000,
+            },
             _fault_model("instant", fault_url, "instant", price={"input_per_mtok": 3.0}),
             _fault_model("no-usage", fault_url, "no-usage"),
             _fault_model("broken", fault_url, "status-500"),

@@ -17,12 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from edgeroute import metrics
 from edgeroute.account import usage_record, write_usage
 from edgeroute.admit import Admission, admit, budget_left_usd, reconcile
 from edgeroute.autoroute import VIRTUAL, Limits
 from edgeroute.cache import CacheMode, Entry, assemble, cache_key, is_deterministic, replay_chunks
 from edgeroute.edge.classifier import Classification, classify
-from edgeroute.errors import EdgerouteError, InvalidRequest
+from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
 from edgeroute.execute import (
     FailureHook,
     encode_event,
@@ -31,9 +32,10 @@ from edgeroute.execute import (
     relay,
 )
 from edgeroute.gateway import Gateway
-from edgeroute.registry import ModelSpec
+from edgeroute.registry import Capability, ModelSpec
 from edgeroute.route import Plan, plan, plan_auto, skip_open_circuits
 from edgeroute.store.base import ApiKey
+from edgeroute.tokens import estimate_tokens
 from edgeroute.upstreams import Json, Kind, Usage
 
 log = logging.getLogger("edgeroute.pipeline")
@@ -132,6 +134,9 @@ async def _settle(
         attempts=attempts,
         cache_hit=hit,
     )
+    metrics.record_request(
+        record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
+    )
     writes = [write_usage(gw.store, record)]
     if call.admission is not None:
         cost = _cost_micros(model, billed) if model else 0
@@ -227,6 +232,7 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
             started=call.started,
             attempts=attempt,
         )
+        metrics.upstream_error(model.name)
         await asyncio.gather(
             gw.health.record_failure(model, gw.policy.circuit), write_usage(gw.store, record)
         )
@@ -353,4 +359,32 @@ async def explain(gw: Gateway, call: Call) -> Json:
         "targets": [m.name for m in decided.targets],
         "classification": classification.as_json(),
         "candidates": [c if isinstance(c, dict) else c.as_json() for c in candidates],
+    }
+
+
+async def moderate(gw: Gateway, call: Call) -> Json:
+    """/v1/moderations at the edge: the named (or first) moderation model, in a thread."""
+    from edgeroute.edge.moderation import moderation_result, offensive_scores
+
+    name = call.payload.get("model")
+    able = [m for m in gw.registry.models() if m.supports(Capability.MODERATION)]
+    model = gw.registry.get(name) if isinstance(name, str) else (able[0] if able else None)
+    if model is None or not model.supports(Capability.MODERATION):
+        names = ", ".join(m.name for m in able) or "none is configured"
+        raise NotFound(
+            f"'{name}' is not a moderation model. Moderation models: {names}.",
+            param="model",
+        )
+    if not call.principal.allows(model.name):
+        raise PermissionDenied(f"This API key may not use model '{model.name}'.", param="model")
+    raw = call.payload["input"]
+    texts = [raw] if isinstance(raw, str) else list(raw)
+    tokens = sum(estimate_tokens(t) for t in texts)
+    call.admission = await admit(gw.store, call.principal, model, {"max_tokens": 0}, tokens)
+    scores = await asyncio.to_thread(offensive_scores, texts)
+    await _settle(gw, call, model, Usage(tokens, 0), 200, 1)
+    return {
+        "id": f"modr-{call.request_id.removeprefix('req_')}",
+        "model": model.name,
+        "results": [moderation_result(score) for score in scores],
     }

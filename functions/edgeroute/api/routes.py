@@ -14,7 +14,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from edgeroute import pipeline, usage_report
-from edgeroute.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from edgeroute.api.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModerationRequest,
+)
 from edgeroute.auth import bearer_token
 from edgeroute.cache import cache_mode
 from edgeroute.edge.classifier import classify
@@ -107,6 +112,23 @@ async def classify_request(body: ChatCompletionRequest, principal: Principal) ->
     """The edge classifier's view of a chat request; no model is called."""
     result = await asyncio.to_thread(classify, body.model_dump(exclude_unset=True))
     return {"object": "classification", **result.as_json()}
+
+
+@router.post("/v1/moderations")
+async def moderations(
+    request: Request, body: ModerationRequest, principal: Principal
+) -> dict[str, Any]:
+    call = pipeline.Call(
+        request_id=request.state.request_id,
+        principal=principal,
+        kind=Kind.EMBEDDINGS,  # edge work; the ledger records it under its model
+        payload=body.model_dump(exclude_unset=True),
+    )
+    try:
+        return await pipeline.moderate(gateway(request), call)
+    except EdgerouteError as exc:
+        await pipeline.account_failure(gateway(request), call, exc)
+        raise
 
 
 @router.post("/v1/embeddings")

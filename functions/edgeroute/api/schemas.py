@@ -114,3 +114,8 @@ class EmbeddingRequest(_Open):
     truncate: bool | None = Field(
         default=None, description="edgeroute extension: cut inputs over the model's limit"
     )
+
+
+class ModerationRequest(_Open):
+    input: str | Annotated[list[str], Field(min_length=1, max_length=256)]
+    model: str | None = Field(default=None, min_length=1)

@@ -1,15 +1,19 @@
 """Classify a request from its text: task type, complexity, tokens, language, modality.
 
 Task type comes from a logistic-regression head (ONNX) over the INT8 MiniLM embedding
-the edge already computes; complexity from the documented heuristic in
-``complexity.py``; language from py3langid. Nothing here calls a model upstream.
+the edge already computes plus a bag of its WordPiece ids; complexity from the
+documented heuristic in ``complexity.py``; language from py3langid. Nothing here
+calls a model upstream.
+
+py3langid takes ~0.6 s to load (it decompresses its model), so language is worked out
+only when something reads it: a policy rule on language, /v1/classify, /v1/route.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -26,11 +30,16 @@ _MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message
 class Classification:
     task: str
     complexity: float
-    language: str
     prompt_tokens: int
     modality: tuple[str, ...]
     scores: dict[str, float] = field(default_factory=dict)
     features: dict[str, float] = field(default_factory=dict)
+    text: str = field(default="", repr=False)  # the ask, for the language on demand
+    known_language: str | None = None
+
+    @cached_property
+    def language(self) -> str:
+        return self.known_language or language_of(self.text)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,7 +117,13 @@ def classify(payload: dict[str, Any]) -> Classification:
     messages = payload.get("messages") or []
     encoded = embedder.encode([ask or " "])
     vector = embedder.embed_ids(encoded.ids)
-    _, probabilities = session(MODEL).run(None, {"embedding": vector.astype(np.float32)})
+    ids = np.asarray(encoded.ids, dtype=np.int64)
+    feeds = {
+        "embedding": vector.astype(np.float32),
+        "input_ids": ids,  # the head also reads the tokens: MiniLM embeds non-English poorly
+        "attention_mask": np.ones_like(ids),
+    }
+    _, probabilities = session(MODEL).run(None, feeds)
     probs = np.asarray(probabilities, dtype=np.float64)[0]
     names = labels()
     task = names[int(probs.argmax())]
@@ -128,13 +143,16 @@ def classify(payload: dict[str, Any]) -> Classification:
     return Classification(
         task=task,
         complexity=complexity_score(ask, ask_tokens, task),
-        language=language_of(ask),
         prompt_tokens=prompt_tokens,
         modality=tuple(modality),
         scores={name: round(float(p), 4) for name, p in zip(names, probs, strict=True)},
         features={k: round(v, 3) for k, v in complexity_features(ask, ask_tokens).items()},
+        text=ask,
     )
 
 
-def warm() -> None:
-    classify({"messages": [{"role": "user", "content": "warm up"}]})
+def warm(language: bool = False) -> None:
+    """Load the sessions and run once; with ``language``, load py3langid too."""
+    result = classify({"messages": [{"role": "user", "content": "warm up"}]})
+    if language:
+        _ = result.language

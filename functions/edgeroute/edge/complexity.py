@@ -5,13 +5,19 @@ Why: routing picks a model tier (small / medium / large, see shared/design.md) f
 type and how demanding the prompt is. A learned regressor would need thousands of
 tier-labelled prompts we do not have, so the score is a transparent heuristic of cheap
 signals the runtime already has (token count from the embedder's tokenizer, the predicted
-task) plus a few regular expressions. The definition is also written to
-``edge_models/task-classifier/card.yaml`` with example scores.
+task) plus a few regular expressions. Weights follow the tier definitions in
+shared/design.md: proofs, system design, concurrency and multi-document synthesis
+("hard cues") push toward large; explanations, comparisons and functions to implement
+("reasoning cues"), explicit constraints, code, math notation and length push toward
+medium. The definition is also written to ``edge_models/task-classifier/card.yaml`` with
+example scores. The weights are set by hand, not fitted: against held-out tier labels
+the score correlates only weakly (Spearman 0.33), so routing treats it as a rough order.
 
 score = clip(task_base[task]
              + 0.30 * length_term
              + 0.06 * min(constraint_cues, 4)
-             + 0.12 * min(reasoning_cues, 2)
+             + 0.20 * min(hard_cues, 2)
+             + 0.08 * min(reasoning_cues, 2)
              + 0.08 * has_code
              + 0.06 * has_math_notation
              + 0.08 * min(max(list_items - 1, 0), 5) / 5, 0, 1)
@@ -48,12 +54,18 @@ CONSTRAINT_PATTERN = re.compile(
     r"|не более|должен|al menos|como máximo|debe|pelo menos|no máximo|deve",
     re.IGNORECASE,
 )
+HARD_PATTERN = re.compile(
+    r"\b(?:prove|proof|show that|distributed|race conditions?|deadlocks?|concurren\w*"
+    r"|system design|architect\w*|trade-?offs?|synthesi[sz]\w*|contradictions?|olympiad"
+    r"|competition|liability|lawsuit|diagnos\w*|contraindicat\w*|fiduciary)\b"
+    r"|证明|beweise|démontre\w*|докаж\w*|demuestra\w*|prove que|अनुबंध",
+    re.IGNORECASE,
+)
 REASONING_PATTERN = re.compile(
-    r"\b(?:prove|proof|derive|step[- ]by[- ]step|trade-?offs?|compare|contrast|design"
-    r"|architect\w*|analy[sz]e|analysis|optimi[sz]e|debug|race condition|deadlock|concurren\w*"
-    r"|synthesi[sz]\w*|evaluate|justify|why|contradictions?|edge cases?|complexity)\b"
-    r"|证明|分析|设计|比较|beweise|analysiere|vergleiche|démontre\w*|analyse[zr]?|compare[zr]?"
-    r"|докаж\w*|проанализируй|сравни|demuestr\w*|analiza|compara|prove|analise",
+    r"\b(?:explain|why|compare|contrast|analy[sz]e|analysis|optimi[sz]e|debug|edge cases?"
+    r"|step[- ]by[- ]step|evaluate|justify|derive|design|implement|refactor|how does)\b"
+    r"|分析|设计|比较|为什么|analysiere|vergleiche|warum|analyse[zr]?|pourquoi|сравни|почему"
+    r"|analiza|compara|por qué|por que|analise",
     re.IGNORECASE,
 )
 CODE_PATTERN = re.compile(
@@ -81,6 +93,7 @@ def complexity_features(text: str, tokens: int) -> dict[str, float]:
     return {
         "length_term": length_term(tokens),
         "constraint_cues": float(len(CONSTRAINT_PATTERN.findall(text))),
+        "hard_cues": float(len(HARD_PATTERN.findall(text))),
         "reasoning_cues": float(len(REASONING_PATTERN.findall(text))),
         "has_code": 1.0 if CODE_PATTERN.search(text) else 0.0,
         "has_math_notation": 1.0 if MATH_PATTERN.search(text) else 0.0,
@@ -95,7 +108,8 @@ def complexity_score(text: str, tokens: int, task: str) -> float:
         TASK_BASE.get(task, DEFAULT_BASE)
         + 0.30 * features["length_term"]
         + 0.06 * min(features["constraint_cues"], 4.0)
-        + 0.12 * min(features["reasoning_cues"], 2.0)
+        + 0.20 * min(features["hard_cues"], 2.0)
+        + 0.08 * min(features["reasoning_cues"], 2.0)
         + 0.08 * features["has_code"]
         + 0.06 * features["has_math_notation"]
         + 0.08 * min(max(features["list_items"] - 1.0, 0.0), 5.0) / 5.0

