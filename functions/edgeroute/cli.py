@@ -172,6 +172,25 @@ def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _invoke(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeroute.invoke_cli import run_invoke
+
+    overrides: dict[str, str] = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"error: --env takes NAME=VALUE, not {item!r}", file=sys.stderr)
+            return 2
+        overrides[name] = value
+    return run_invoke(
+        args.function,
+        args.event,
+        template=args.template,
+        build_dir=args.build_dir,
+        env_overrides=overrides,
+    )
+
+
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("limits (0 means unlimited)")
     group.add_argument("--rpm", type=int, help="requests per minute")
@@ -209,6 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--output-tokens", type=int, default=256)
     evaluation.add_argument("--json", action="store_true")
     evaluation.set_defaults(func=_eval_routing)
+
+    invoke = sub.add_parser(
+        "invoke",
+        help="run a template.yaml function on an event under awslambdaric (no Docker)",
+    )
+    invoke.add_argument("function", help="the function's logical id, e.g. RouterFunction")
+    invoke.add_argument("--event", required=True, help="event JSON file, or - for stdin")
+    invoke.add_argument("--template", default="template.yaml")
+    invoke.add_argument(
+        "--build-dir", default=".aws-sam/build", help="sam build output; source tree if absent"
+    )
+    invoke.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    invoke.set_defaults(func=_invoke)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeroute.errors import ConfigError
+from edgeroute.locations import read_text
 from edgeroute.registry import TIER_ORDER, Tier
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +101,6 @@ def parse_policy(text: str, source: str) -> Policy:
 
 
 def load_policy(location: str | Path | None = None) -> Policy:
-    path = Path(location) if location else DEFAULT_POLICY
-    if not path.is_file():
-        raise ConfigError(f"{path}: routing policy not found (set EDGEROUTE_POLICY)")
-    return parse_policy(path.read_text(encoding="utf-8"), str(path))
+    """Load and validate the policy from a path or ``s3://`` URI (default: the example)."""
+    where = str(location or DEFAULT_POLICY)
+    return parse_policy(read_text(where, "routing policy", "EDGEROUTE_POLICY"), where)

@@ -11,13 +11,13 @@ import contextlib
 import os
 import re
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeroute.errors import ConfigError
+from edgeroute.locations import read_text
 
 Tier = Literal["edge", "small", "medium", "large"]
 TIER_ORDER: tuple[Tier, ...] = ("edge", "small", "medium", "large")
@@ -214,23 +214,7 @@ def parse_registry(text: str, source: str) -> Registry:
     return Registry(parsed.models, source)
 
 
-def _read_s3(uri: str) -> str:
-    import boto3  # imported here: only deployments that keep the registry in S3 pay for it
-
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise ConfigError(f"{uri}: an S3 registry location must look like s3://bucket/key.yaml")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    body = boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=bucket, Key=key)["Body"]
-    return str(body.read().decode("utf-8"))
-
-
 def load_registry(location: str | os.PathLike[str]) -> Registry:
     """Load and validate a registry from a file path or an ``s3://bucket/key`` URI."""
-    location = str(location)
-    if location.startswith("s3://"):
-        return parse_registry(_read_s3(location), location)
-    path = Path(location)
-    if not path.is_file():
-        raise ConfigError(f"{location}: registry file not found (set EDGEROUTE_REGISTRY)")
-    return parse_registry(path.read_text(encoding="utf-8"), location)
+    text = read_text(location, "registry file", "EDGEROUTE_REGISTRY")
+    return parse_registry(text, str(location))

@@ -1,0 +1,1 @@
+"""Batch jobs: OpenAI batch-format JSONL files in S3, run through the same pipeline."""

@@ -1,0 +1,122 @@
+"""Cold start of a template function under the local Lambda emulator.
+
+Each run starts a fresh runtime process (``python -m awslambdaric``) and invokes the
+function once with the HTTP API event for ``GET /healthz``. Reported per run:
+
+- init: process start to the runtime's first ``/next`` poll (imports plus everything the
+  handler module builds at import: registry, store client, edge model sessions), what
+  Lambda reports as Init Duration;
+- first response: process start to the response posted back, what a caller waits for
+  on a cold instance (minus Lambda's own sandbox start, which no local run has).
+
+The store is SQLite in a temporary folder so the figure is the function's own cost,
+not a network's. Usage: ``python -m bench.cold_start [--runs 10] [--function ID]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeroute.invoke_cli import code_dir, function_environment, layer_paths
+from edgeroute.localinvoke import LocalFunction, load_function
+
+REPO = Path(__file__).resolve().parents[1]
+HEALTHZ_EVENT: dict[str, Any] = {
+    "version": "2.0",
+    "routeKey": "GET /healthz",
+    "rawPath": "/healthz",
+    "rawQueryString": "",
+    "headers": {"host": "local", "user-agent": "bench"},
+    "requestContext": {
+        "accountId": "123456789012",
+        "apiId": "local",
+        "domainName": "local",
+        "http": {
+            "method": "GET",
+            "path": "/healthz",
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": "bench",
+        },
+        "requestId": "bench",
+        "routeKey": "GET /healthz",
+        "stage": "$default",
+        "time": "22/Nov/2026:04:00:00 +0000",
+        "timeEpoch": 1795320000000,
+    },
+    "isBase64Encoded": False,
+}
+
+
+def measure(
+    function: str, runs: int, build_dir: str | None, registry: str | None = None
+) -> dict[str, Any]:
+    template = REPO / "template.yaml"
+    spec = load_function(template, function)
+    assert spec.code_uri is not None
+    code = code_dir(function, spec.code_uri, build_dir, template)
+    layers = [code.parent / str(n) for n in spec.layers if str(n).isidentifier()]
+    inits, firsts = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = {
+            "EDGEROUTE_STORE": "sqlite",
+            "EDGEROUTE_SQLITE_PATH": str(Path(tmp) / "store.db"),
+            "EDGEROUTE_REGISTRY": registry or str(REPO / "infra" / "models.yaml"),
+            "EDGEROUTE_POLICY": str(REPO / "infra" / "routing.yaml"),
+        }
+        env = layer_paths(
+            function_environment(spec.environment, os.environ, overrides),
+            [d for d in layers if d.is_dir()],
+        )
+        for _ in range(runs):
+            fn = LocalFunction(
+                spec.handler,
+                code_dirs=[code],
+                env=env,
+                timeout_s=spec.timeout_s,
+                memory_mb=spec.memory_mb,
+                init_timeout_s=30,
+            )
+            with fn:
+                started = time.perf_counter()
+                result = fn.invoke(HEALTHZ_EVENT)
+                first = (time.perf_counter() - started) * 1000
+            if not result.ok or result.payload.get("statusCode", 200) != 200:
+                raise RuntimeError(f"{function} failed: {result.payload}\n{result.logs[-2000:]}")
+            inits.append(result.init_ms)
+            firsts.append(first)
+    return {
+        "function": function,
+        "code": str(code),
+        "runs": runs,
+        "init_ms_median": round(statistics.median(inits), 1),
+        "first_response_ms_median": round(statistics.median(firsts), 1),
+        "init_ms_min": round(min(inits), 1),
+        "init_ms_max": round(max(inits), 1),
+        "python": sys.version.split()[0],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--function", default="RouterFunction")
+    parser.add_argument(
+        "--build-dir", default=".aws-sam/build", help="sam build output (source tree if absent)"
+    )
+    parser.add_argument("--registry", help="registry file (default: infra/models.yaml)")
+    args = parser.parse_args(argv)
+    result = measure(args.function, args.runs, args.build_dir, args.registry)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

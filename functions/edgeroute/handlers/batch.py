@@ -1,0 +1,19 @@
+"""S3 ObjectCreated on ``batch/in/*.jsonl`` -> the batch runner (see batch/runner.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
+from edgeroute.config import Settings
+from edgeroute.gateway import Gateway
+
+_runner = BatchRunner(
+    Gateway.from_settings(Settings.from_env()), make_s3_client(), BatchConfig.from_env()
+)
+_loop = asyncio.new_event_loop()  # kept, so upstream and store connections stay warm
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"jobs": _loop.run_until_complete(_runner.handle_event(event))}

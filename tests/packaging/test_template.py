@@ -1,0 +1,169 @@
+"""template.yaml: linted by cfn-lint, every reference resolves, runtimes are real, the
+pieces agree with the code (handlers exist, table variables match tables.py)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeroute.localinvoke import load_function
+from edgeroute.localinvoke.template import load_template
+from edgeroute.store.tables import TableNames
+from tests.packaging import refcheck
+from tests.packaging.conftest import REPO, TEMPLATE
+
+# Lambda's Python runtimes that accept new functions (docs: "Lambda runtimes").
+LAMBDA_PYTHON_RUNTIMES = frozenset({"python3.10", "python3.11", "python3.12", "python3.13"})
+SNAPSTART_PYTHON_RUNTIMES = frozenset({"python3.12", "python3.13"})
+FUNCTIONS = (
+    "RouterFunction",
+    "AuthorizerFunction",
+    "StreamFunction",
+    "BatchFunction",
+    "HealthProbeFunction",
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+def _props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    props: dict[str, Any] = template["Resources"][name]["Properties"]
+    return props
+
+
+def test_cfn_lint_passes() -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_reference_resolves(template: dict[str, Any]) -> None:
+    assert refcheck.problems(template) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "mutate"),
+    [
+        (
+            "Globals env",
+            lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(
+                X={"Ref": "NoSuchTable"}
+            ),
+        ),
+        (
+            "S3 event source",
+            lambda t: t["Resources"]["BatchFunction"]["Properties"]["Events"]["Upload"][
+                "Properties"
+            ].update(Bucket={"Ref": "NoSuchBucket"}),
+        ),
+        (
+            "!Sub variable",
+            lambda t: t["Outputs"].update(X={"Value": {"Fn::Sub": "${NoSuchThing}-x"}}),
+        ),
+        (
+            "!GetAtt attribute",
+            lambda t: t["Outputs"].update(X={"Value": {"Fn::GetAtt": ["KeysTable", "Nope"]}}),
+        ),
+        (
+            "!If condition",
+            lambda t: t["Outputs"].update(X={"Value": {"Fn::If": ["NoSuchCondition", 1, 2]}}),
+        ),
+    ],
+)
+def test_reference_check_catches_what_cfn_lint_misses(
+    template: dict[str, Any], where: str, mutate: Any
+) -> None:
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert len(refcheck.problems(broken)) == 1, where
+
+
+def test_runtime_is_a_real_lambda_python_runtime(template: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        spec = load_function(TEMPLATE, name)
+        assert spec.runtime in LAMBDA_PYTHON_RUNTIMES, (name, spec.runtime)
+        assert spec.runtime == "python3.12", name  # the layer is built for 3.12 wheels
+        props = _props(template, name)
+        if "SnapStart" in props:
+            assert spec.runtime in SNAPSTART_PYTHON_RUNTIMES, name
+            assert props.get("AutoPublishAlias"), f"{name}: SnapStart needs published versions"
+            assert "ProvisionedConcurrencyConfig" not in props, name
+
+
+def test_handlers_exist_in_the_code(template: dict[str, Any]) -> None:
+    code = REPO / "functions"
+    for name in FUNCTIONS:
+        handler = load_function(TEMPLATE, name).handler
+        if handler.endswith(".py"):  # an executable for the Lambda Web Adapter
+            path = code / handler
+            assert path.is_file() and os.access(path, os.X_OK), f"{path} must be executable"
+            assert path.read_text().startswith("#!/usr/bin/env python3\n")
+            continue
+        module, _, attr = handler.rpartition(".")
+        source = (code / module.replace(".", "/")).with_suffix(".py")
+        assert source.is_file(), f"{name}: {source} is missing"
+        assert re.search(rf"^(def {attr}\(|{attr} = )", source.read_text(), re.M), handler
+
+
+def test_every_function_gets_every_table_variable(template: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        env = load_function(TEMPLATE, name).environment
+        for role in TableNames.roles():
+            assert env[TableNames.env_var(role)] == TableNames.logical_id(role), (name, role)
+        assert env["EDGEROUTE_STORE"] == "dynamodb"
+        assert env["EDGEROUTE_REGISTRY"].startswith("s3://edgeroute-dev-")
+        assert env["EDGEROUTE_POLICY"].endswith("/config/routing.yaml")
+        assert env["POWERTOOLS_SERVICE_NAME"] == "edgeroute-dev"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "edgeroute"
+
+
+def test_bucket_is_named_the_same_everywhere(template: dict[str, Any]) -> None:
+    """The bucket is named, not referenced, in policies and variables (a !Ref there is a
+    circular dependency with its notification); every such name must be the bucket's."""
+    name = template["Resources"]["BatchBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    text = TEMPLATE.read_text()
+    uses = re.findall(r"edgeroute-\$\{Stage\}-\$\{AWS::AccountId\}[^/\"*]*", text)
+    assert len(uses) > 5 and {u.rstrip() for u in uses} == {name}, set(uses)
+    ref = json.dumps({"Ref": "BatchBucket"})
+    assert ref not in json.dumps(template["Globals"])
+    for fn in FUNCTIONS:
+        props = _props(template, fn)
+        assert ref not in json.dumps([props.get("Policies"), props.get("Environment")]), fn
+
+
+def test_authorizer_reads_keys_and_nothing_else(template: dict[str, Any]) -> None:
+    policies = _props(template, "AuthorizerFunction")["Policies"]
+    assert policies == [{"DynamoDBReadPolicy": {"TableName": {"Ref": "KeysTable"}}}]
+
+
+def test_stream_function_runs_under_the_web_adapter(template: dict[str, Any]) -> None:
+    props = _props(template, "StreamFunction")
+    env = props["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert props["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
+
+
+def test_dashboard_body_is_json_with_the_four_views(template: dict[str, Any]) -> None:
+    body = _props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    filled = re.sub(r"\$\{[^}]+\}", "x", body)
+    widgets = json.loads(filled)["widgets"]
+    titles = " | ".join(w["properties"]["title"] for w in widgets)
+    for view in ("Edge vs GPU share", "Cost by model", "p99", "Cache hit rate"):
+        assert view in titles
