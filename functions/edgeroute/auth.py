@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from edgeroute.errors import AuthenticationFailed
+from edgeroute.errors import AuthenticationFailed, StoreUnavailable
 from edgeroute.keys import KEY_PREFIX, hash_key, key_id_for
 from edgeroute.store.base import ApiKey, Store
 
@@ -48,7 +48,14 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             record = cached[1]
         else:
-            record = await self._store.get_key(key_id_for(key_hash))
+            try:
+                record = await self._store.get_key(key_id_for(key_hash))
+            except Exception as exc:  # a store outage is not the caller's fault: 503, not 500
+                raise StoreUnavailable(
+                    "edgeroute could not check the API key just now (its store did not "
+                    "answer). Retry in a moment.",
+                    headers={"Retry-After": "1"},
+                ) from exc
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[key_hash] = (now + self._ttl, record)

@@ -13,7 +13,7 @@ from typing import Any
 
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
-from edgeroute.health_state import Health, circuit_open_until, queue_depth
+from edgeroute.health_state import Health, circuit_key, circuit_open_until, queue_depth
 from edgeroute.policy import Policy, Rule
 from edgeroute.registry import RESERVED_NAMES, TIER_ORDER, Capability, ModelSpec, Registry, Tier
 from edgeroute.store.base import ApiKey
@@ -142,8 +142,7 @@ def decide(
         candidate = Candidate(model, cost)
         candidates.append(candidate)
         missing = sorted(cap.value for cap in needed if not model.supports(cap))
-        sample = health.get(model.endpoint)
-        open_until = circuit_open_until(sample, now)
+        open_until = circuit_open_until(health.get(circuit_key(model)), now)
         if missing:
             candidate.kept, candidate.why = False, f"cannot do {', '.join(missing)}"
         elif not principal.allows(model.name):

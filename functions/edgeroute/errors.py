@@ -84,6 +84,14 @@ class RateLimited(EdgerouteError):
     default_code = "rate_limit_exceeded"
 
 
+class StoreUnavailable(EdgerouteError):
+    """The store (DynamoDB or SQLite) failed: nothing was charged, the request may be retried."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "store_unavailable"
+
+
 class UpstreamError(EdgerouteError):
     """The upstream answered with a failure or something that is not valid OpenAI output."""
 

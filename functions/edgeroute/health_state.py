@@ -1,7 +1,11 @@
 """Live endpoint health as every instance sees it: probe samples and open circuits,
 read from the store through a short in-memory TTL, and passive circuit breaking.
 
-Timeouts and 5xx seen by any instance count against the endpoint in one shared
+Probe samples (health, queue depth) are per endpoint: a server. Circuits are per
+target, the endpoint and the model name sent to it: one server may serve several
+models, and a model that fails must not take the others down with it.
+
+Timeouts and 5xx seen by any instance count against the target in one shared
 counter per window; at ``failures_to_open`` the circuit opens in the store for every
 instance until ``cool_down_s`` has passed. After that the next request is let
 through as a trial (half-open); if it fails too, the count is still over the limit
@@ -18,6 +22,16 @@ from edgeroute.registry import ModelSpec
 from edgeroute.store.base import Store
 
 Health = dict[str, dict[str, Any]]
+
+
+def circuit_key(model: ModelSpec) -> str:
+    """Where a target's circuit is kept in the store's health records."""
+    return f"{model.endpoint}#{model.wire_name}"
+
+
+def health_keys(models: list[ModelSpec]) -> list[str]:
+    """Every record the router reads: each endpoint's sample and each target's circuit."""
+    return sorted({m.endpoint for m in models} | {circuit_key(m) for m in models})
 
 
 def circuit_open_until(sample: dict[str, Any] | None, now: float) -> float | None:
@@ -49,15 +63,16 @@ class HealthView:
         self._fetched_at = 0.0
 
     async def record_failure(self, model: ModelSpec, circuit: Circuit) -> bool:
-        """Count a failure against the model's endpoint; True when this opened its circuit."""
+        """Count a failure against the target; True when this opened its circuit."""
         now = time.time()
         window = int(now // circuit.window_s) * circuit.window_s
+        key = circuit_key(model)
         result = await self._store.add_to_counter(
-            f"circuit#{model.endpoint}", window, 1, None, window + 2 * circuit.window_s
+            f"circuit#{key}", window, 1, None, window + 2 * circuit.window_s
         )
         if result.value < circuit.failures_to_open:
             return False
-        await self._store.open_circuit(model.endpoint, now + circuit.cool_down_s)
-        sample = self._health.setdefault(model.endpoint, {})
+        await self._store.open_circuit(key, now + circuit.cool_down_s)
+        sample = self._health.setdefault(key, {})
         sample["circuit_open_until"] = now + circuit.cool_down_s  # this instance knows now
         return True

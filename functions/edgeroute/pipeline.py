@@ -23,7 +23,11 @@ from edgeroute.admit import Admission, admit, budget_left_usd, reconcile
 from edgeroute.autoroute import VIRTUAL, Limits
 from edgeroute.cache import CacheMode, Entry, assemble, cache_key, is_deterministic, replay_chunks
 from edgeroute.edge.classifier import Classification, classify
-from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
+from edgeroute.errors import (
+    EdgerouteError,
+    InvalidRequest,
+    StoreUnavailable,
+)
 from edgeroute.execute import (
     FailureHook,
     encode_event,
@@ -32,10 +36,10 @@ from edgeroute.execute import (
     relay,
 )
 from edgeroute.gateway import Gateway
-from edgeroute.registry import Capability, ModelSpec
+from edgeroute.health_state import health_keys
+from edgeroute.registry import ModelSpec
 from edgeroute.route import Plan, plan, plan_auto, skip_open_circuits
 from edgeroute.store.base import ApiKey
-from edgeroute.tokens import estimate_tokens
 from edgeroute.upstreams import Json, Kind, Usage
 
 log = logging.getLogger("edgeroute.pipeline")
@@ -117,7 +121,7 @@ def _cost_micros(model: ModelSpec, usage: Usage) -> int:
     return round(model.price.cost_usd(usage.prompt_tokens, usage.completion_tokens) * 1_000_000)
 
 
-async def _settle(
+async def settle(
     gw: Gateway, call: Call, model: ModelSpec | None, usage: Usage, status: int, attempts: int
 ) -> None:
     """Write the usage record and give back unused reservations."""
@@ -158,7 +162,7 @@ async def _hit_outcome(gw: Gateway, call: Call, decided: Plan, entry: Entry) -> 
         body["model"] = model.name
         usage = Usage.from_openai(body.get("usage")) or Usage()
         return Buffered(model=model, attempts=0, reason=reason, body=body, usage=usage)
-    await _settle(gw, call, model, Usage(), 200, 0)
+    await settle(gw, call, model, Usage(), 200, 0)
     events = replay_chunks(entry, model.name, call.want_usage)
     return Streamed(model=model, attempts=0, reason=reason, events=_replay(events))
 
@@ -185,7 +189,7 @@ async def route(gw: Gateway, call: Call) -> Plan:
     virtual = isinstance(name, str) and name in VIRTUAL
     if call.classifying is None and (virtual or gw.settings.classify == "always"):
         call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
-    endpoints = [m.endpoint for m in gw.registry.models()]
+    endpoints = health_keys(gw.registry.models())
     now = time.time()
     if not virtual:
         decided = plan(gw.registry, call.principal, call.kind, call.payload)
@@ -251,10 +255,20 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     ):
         key = cache_key(call.principal.tenant, model.name, call.kind, call.payload)
         call.cache_status = "miss"
-    admission, entry = await asyncio.gather(
-        admit(gw.store, call.principal, model, call.payload, decided.prompt_tokens),
-        gw.cache.get(key) if key else asyncio.sleep(0, None),
-    )
+    try:
+        admission, entry = await asyncio.gather(
+            admit(gw.store, call.principal, model, call.payload, decided.prompt_tokens),
+            gw.cache.get(key) if key else asyncio.sleep(0, None),
+        )
+    except EdgerouteError:
+        raise
+    except Exception as exc:
+        log.exception("store failed admitting request %s", call.request_id)
+        raise StoreUnavailable(
+            "edgeroute could not check this key's quotas just now (its store did not answer). "
+            "Nothing was charged; retry in a moment.",
+            headers={"Retry-After": "1"},
+        ) from exc
     call.admission = admission
     if entry is not None:
         call.cache_status = "hit"
@@ -271,7 +285,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
             _failure_hook(gw, call),
         )
     except EdgerouteError as exc:
-        await _settle(gw, call, model, Usage(), exc.status_code, 0)
+        await settle(gw, call, model, Usage(), exc.status_code, 0)
         raise
     fill = (key, gw.cache.put_local(key, Entry(completion=answer.body))) if key else None
     return Buffered(
@@ -290,7 +304,7 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
     )
 
     async def done(usage: Usage, status: int, chunks: list[Json]) -> None:
-        await _settle(gw, call, answer.model, usage, status, answer.attempts)
+        await settle(gw, call, answer.model, usage, status, answer.attempts)
         if key and status == 200 and chunks:
             completion = assemble(chunks)
             completion.setdefault("usage", usage.to_openai())
@@ -310,7 +324,7 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
 
 async def settle_buffered(gw: Gateway, call: Call, result: Buffered) -> None:
     """After a buffered answer is sent: usage, reconciliation, cache fill."""
-    await _settle(gw, call, result.model, result.usage, 200, result.attempts)
+    await settle(gw, call, result.model, result.usage, 200, result.attempts)
     if result.cache_fill is not None:
         await gw.cache.put_shared(*result.cache_fill)
 
@@ -359,32 +373,4 @@ async def explain(gw: Gateway, call: Call) -> Json:
         "targets": [m.name for m in decided.targets],
         "classification": classification.as_json(),
         "candidates": [c if isinstance(c, dict) else c.as_json() for c in candidates],
-    }
-
-
-async def moderate(gw: Gateway, call: Call) -> Json:
-    """/v1/moderations at the edge: the named (or first) moderation model, in a thread."""
-    from edgeroute.edge.moderation import moderation_result, offensive_scores
-
-    name = call.payload.get("model")
-    able = [m for m in gw.registry.models() if m.supports(Capability.MODERATION)]
-    model = gw.registry.get(name) if isinstance(name, str) else (able[0] if able else None)
-    if model is None or not model.supports(Capability.MODERATION):
-        names = ", ".join(m.name for m in able) or "none is configured"
-        raise NotFound(
-            f"'{name}' is not a moderation model. Moderation models: {names}.",
-            param="model",
-        )
-    if not call.principal.allows(model.name):
-        raise PermissionDenied(f"This API key may not use model '{model.name}'.", param="model")
-    raw = call.payload["input"]
-    texts = [raw] if isinstance(raw, str) else list(raw)
-    tokens = sum(estimate_tokens(t) for t in texts)
-    call.admission = await admit(gw.store, call.principal, model, {"max_tokens": 0}, tokens)
-    scores = await asyncio.to_thread(offensive_scores, texts)
-    await _settle(gw, call, model, Usage(tokens, 0), 200, 1)
-    return {
-        "id": f"modr-{call.request_id.removeprefix('req_')}",
-        "model": model.name,
-        "results": [moderation_result(score) for score in scores],
     }

@@ -19,7 +19,7 @@ from edgeroute.errors import (
     PermissionDenied,
     UpstreamUnavailable,
 )
-from edgeroute.health_state import Health, circuit_open_until
+from edgeroute.health_state import Health, circuit_key, circuit_open_until
 from edgeroute.params import apply_parameter_rules
 from edgeroute.policy import Policy
 from edgeroute.registry import Capability, ModelSpec, Protocol, Registry
@@ -205,7 +205,7 @@ def plan_auto(
 
 def skip_open_circuits(plan: Plan, health: Health, now: float) -> Plan:
     """Drop targets whose endpoint's circuit is open; 503 when that leaves none."""
-    open_until = {m.name: circuit_open_until(health.get(m.endpoint), now) for m in plan.targets}
+    open_until = {m.name: circuit_open_until(health.get(circuit_key(m)), now) for m in plan.targets}
     kept = [m for m in plan.targets if open_until[m.name] is None]
     if kept:
         if len(kept) < len(plan.targets):

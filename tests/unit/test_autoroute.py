@@ -10,6 +10,7 @@ import pytest
 from edgeroute.autoroute import Decision, Limits, decide
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
+from edgeroute.health_state import circuit_key
 from edgeroute.keys import mint_key
 from edgeroute.policy import load_policy, parse_policy
 from edgeroute.registry import parse_registry
@@ -103,7 +104,7 @@ def test_image_needs_vision_or_a_clear_400() -> None:
 
 
 def test_open_circuit_is_skipped() -> None:
-    health = {"http://small:1/v1": {"circuit_open_until": NOW + 15}}
+    health = {circuit_key(REGISTRY.get("tiny")): {"circuit_open_until": NOW + 15}}  # type: ignore[arg-type]
     decision = _decide(_c("chat", 0.1), health=health)
     assert decision.targets[0].name == "mid"
     assert "circuit open" in _why(decision, "tiny")
@@ -141,8 +142,9 @@ def test_key_permissions_and_context() -> None:
 
 def test_nothing_left_is_503_with_reasons() -> None:
     health = {
-        e: {"circuit_open_until": NOW + 9}
-        for e in ("http://small:1/v1", "http://mid:1/v1", "http://big:1/v1")
+        circuit_key(m): {"circuit_open_until": NOW + 9}
+        for m in REGISTRY.models()
+        if m.protocol.value != "edge"
     }
     with pytest.raises(UpstreamUnavailable, match="circuit open"):
         _decide(_c(), health=health)

@@ -25,6 +25,7 @@ from edgeroute.cache import cache_mode
 from edgeroute.edge.classifier import classify
 from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
 from edgeroute.gateway import Gateway
+from edgeroute.moderate import moderate
 from edgeroute.registry import ModelSpec
 from edgeroute.store.base import ApiKey
 from edgeroute.upstreams import Kind
@@ -125,7 +126,7 @@ async def moderations(
         payload=body.model_dump(exclude_unset=True),
     )
     try:
-        return await pipeline.moderate(gateway(request), call)
+        return await moderate(gateway(request), call)
     except EdgerouteError as exc:
         await pipeline.account_failure(gateway(request), call, exc)
         raise

@@ -1,0 +1,42 @@
+"""/v1/moderations: answered at the edge by the moderation model, in a worker thread,
+with the same key checks, quota admission and ledger as every other request."""
+
+from __future__ import annotations
+
+import asyncio
+
+from edgeroute.admit import admit
+from edgeroute.errors import NotFound, PermissionDenied
+from edgeroute.gateway import Gateway
+from edgeroute.pipeline import Call, settle
+from edgeroute.registry import Capability
+from edgeroute.tokens import estimate_tokens
+from edgeroute.upstreams import Json, Usage
+
+
+async def moderate(gw: Gateway, call: Call) -> Json:
+    """/v1/moderations at the edge: the named (or first) moderation model, in a thread."""
+    from edgeroute.edge.moderation import moderation_result, offensive_scores
+
+    name = call.payload.get("model")
+    able = [m for m in gw.registry.models() if m.supports(Capability.MODERATION)]
+    model = gw.registry.get(name) if isinstance(name, str) else (able[0] if able else None)
+    if model is None or not model.supports(Capability.MODERATION):
+        names = ", ".join(m.name for m in able) or "none is configured"
+        raise NotFound(
+            f"'{name}' is not a moderation model. Moderation models: {names}.",
+            param="model",
+        )
+    if not call.principal.allows(model.name):
+        raise PermissionDenied(f"This API key may not use model '{model.name}'.", param="model")
+    raw = call.payload["input"]
+    texts = [raw] if isinstance(raw, str) else list(raw)
+    tokens = sum(estimate_tokens(t) for t in texts)
+    call.admission = await admit(gw.store, call.principal, model, {"max_tokens": 0}, tokens)
+    scores = await asyncio.to_thread(offensive_scores, texts)
+    await settle(gw, call, model, Usage(tokens, 0), 200, 1)
+    return {
+        "id": f"modr-{call.request_id.removeprefix('req_')}",
+        "model": model.name,
+        "results": [moderation_result(score) for score in scores],
+    }
