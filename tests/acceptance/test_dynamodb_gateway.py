@@ -4,8 +4,8 @@ the shared cache level, and the ledger."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
