@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import cold_start, edge_models, gateway_overhead, store_hot_path
+from bench import cold_start, edge_models, gateway_overhead, routing, store_hot_path
 
 BENCHMARKS = {
     "gateway": gateway_overhead.main,
     "store": store_hot_path.main,
     "edge": edge_models.main,
+    "routing": routing.main,
     "cold": lambda: cold_start.main([]),
 }
 

@@ -81,10 +81,13 @@ def main() -> None:
         text = _text_of(tokens)
         results[f"embed_{tokens}_tokens"] = _timed(lambda t=text: embedder.embed([t]), RUNS)
     batch = [f"sentence number {i} about routing requests to models" for i in range(32)]
-    t0 = time.perf_counter()
-    for _ in range(20):
-        embedder.embed(batch)
-    results["batch32_texts_per_s"] = round(20 * 32 / (time.perf_counter() - t0), 1)
+    for mode in ("per-input", "batched"):
+        os.environ["EDGEROUTE_EMBED_BATCHING"] = mode
+        t0 = time.perf_counter()
+        for _ in range(20):
+            embedder.embed(batch)
+        results[f"batch32_{mode}_texts_per_s"] = round(20 * 32 / (time.perf_counter() - t0), 1)
+    os.environ.pop("EDGEROUTE_EMBED_BATCHING")
     prompt = {"messages": [{"role": "user", "content": _text_of(30)}]}
     results["classify_32_tokens"] = _timed(lambda: classifier.classify(prompt), RUNS)
     cold = []
@@ -113,7 +116,10 @@ def main() -> None:
             [site_packages / n for n in names if (site_packages / n).exists()]
         )
     model_files = [
-        p for p in models.models_dir().glob("*/*") if p.suffix in (".onnx", ".json", ".yaml")
+        p
+        for name in ("minilm-l6-v2", "task-classifier", "moderation")
+        for p in (models.models_dir() / name).iterdir()
+        if p.name in ("model.onnx", "tokenizer.json", "labels.json")
     ]
     results["model_files_mb"] = _size_mb(model_files)
     print(json.dumps(results, indent=2))
