@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from edgeroute import metrics
 from edgeroute.account import usage_record, write_usage
 from edgeroute.admit import Admission, admit, budget_left_usd, reconcile
-from edgeroute.autoroute import VIRTUAL, Limits
+from edgeroute.autoroute import VIRTUAL, Limits, decide
 from edgeroute.cache import CacheMode, Entry, assemble, cache_key, is_deterministic, replay_chunks
 from edgeroute.edge.classifier import Classification, classify
 from edgeroute.errors import (
@@ -38,8 +38,8 @@ from edgeroute.execute import (
 from edgeroute.gateway import Gateway
 from edgeroute.health_state import health_keys
 from edgeroute.registry import ModelSpec
-from edgeroute.route import Plan, plan, plan_auto, skip_open_circuits
-from edgeroute.store.base import ApiKey
+from edgeroute.route import Plan, plan, plan_from_decision, skip_open_circuits
+from edgeroute.store.base import ApiKey, UsageRecord
 from edgeroute.upstreams import Json, Kind, Usage
 
 log = logging.getLogger("edgeroute.pipeline")
@@ -200,17 +200,34 @@ async def route(gw: Gateway, call: Call) -> Plan:
         gw.health.snapshot(endpoints),
         budget_left_usd(gw.store, call.principal, now),
     )
-    return plan_auto(
+    decision = decide(
         name=name,
         kind=call.kind,
         payload=call.payload,
-        classification=classification,
+        c=classification,
         registry=gw.registry,
         policy=gw.policy,
         principal=call.principal,
         health=health,
         limits=Limits(max_cost_usd=call.max_cost_usd, budget_left_usd=budget_left),
         now=now,
+    )
+    return plan_from_decision(decision, call.payload, classification.prompt_tokens)
+
+
+def _failure_record(
+    call: Call, model: ModelSpec | None, error: EdgerouteError, attempts: int, request_id: str
+) -> UsageRecord:
+    """A ledger line for a failed attempt or refused request: no tokens, its status."""
+    return usage_record(
+        request_id=request_id,
+        principal=call.principal,
+        kind=call.kind,
+        model=model,
+        usage=Usage(),
+        status=error.status_code,
+        started=call.started,
+        attempts=attempts,
     )
 
 
@@ -226,16 +243,7 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
             model.name,
             error.code,
         )
-        record = usage_record(
-            request_id=f"{call.request_id}#{attempt}",
-            principal=call.principal,
-            kind=call.kind,
-            model=model,
-            usage=Usage(),
-            status=error.status_code,
-            started=call.started,
-            attempts=attempt,
-        )
+        record = _failure_record(call, model, error, attempt, f"{call.request_id}#{attempt}")
         metrics.upstream_error(model.name)
         await asyncio.gather(
             gw.health.record_failure(model, gw.policy.circuit), write_usage(gw.store, record)
@@ -335,17 +343,7 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
         return  # run() already settled it
     name = call.payload.get("model")
     model = gw.registry.get(name) if isinstance(name, str) else None
-    record = usage_record(
-        request_id=call.request_id,
-        principal=call.principal,
-        kind=call.kind,
-        model=model,
-        usage=Usage(),
-        status=error.status_code,
-        started=call.started,
-        attempts=0,
-    )
-    await write_usage(gw.store, record)
+    await write_usage(gw.store, _failure_record(call, model, error, 0, call.request_id))
 
 
 async def explain(gw: Gateway, call: Call) -> Json:

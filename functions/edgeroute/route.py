@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeroute.autoroute import Limits, decide
-from edgeroute.edge.classifier import Classification
+from edgeroute.autoroute import Decision
 from edgeroute.errors import (
     InvalidRequest,
     NotFound,
@@ -21,7 +20,6 @@ from edgeroute.errors import (
 )
 from edgeroute.health_state import Health, circuit_key, circuit_open_until
 from edgeroute.params import apply_parameter_rules
-from edgeroute.policy import Policy
 from edgeroute.registry import Capability, ModelSpec, Protocol, Registry
 from edgeroute.store.base import ApiKey
 from edgeroute.tokens import estimate_prompt_tokens, estimate_tokens
@@ -166,38 +164,14 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
     return Plan(targets=targets, reason="model named in the request", prompt_tokens=prompt_tokens)
 
 
-def plan_auto(
-    *,
-    name: str,
-    kind: Kind,
-    payload: Json,
-    classification: Classification,
-    registry: Registry,
-    policy: Policy,
-    principal: ApiKey,
-    health: Health,
-    limits: Limits,
-    now: float,
-) -> Plan:
-    """Let the policy choose (virtual model names), then check the request against the
-    chosen model's parameter rules as for a named model."""
-    decision = decide(
-        name=name,
-        kind=kind,
-        payload=payload,
-        c=classification,
-        registry=registry,
-        policy=policy,
-        principal=principal,
-        health=health,
-        limits=limits,
-        now=now,
-    )
+def plan_from_decision(decision: Decision, payload: Json, prompt_tokens: int) -> Plan:
+    """The router's choice as a plan, checked against the chosen model's parameter rules
+    as a named model would be."""
     apply_parameter_rules(decision.targets[0], payload)
     return Plan(
         targets=decision.targets,
         reason=decision.reason,
-        prompt_tokens=classification.prompt_tokens,
+        prompt_tokens=prompt_tokens,
         min_tier=decision.min_tier,
         candidates=decision.candidates,
     )

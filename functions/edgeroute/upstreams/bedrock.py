@@ -54,9 +54,6 @@ def _where(model: ModelSpec) -> str:
     return f"Bedrock model '{model.wire_name}' (model '{model.name}', {region})"
 
 
-# ---- OpenAI -> Converse -----------------------------------------------------------------
-
-
 def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
     code, message, _ = error_fields(exc)
     where = _where(model)
