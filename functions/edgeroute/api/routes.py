@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -39,13 +39,11 @@ def gateway(request: Request) -> Gateway:
     return gw
 
 
-async def authenticated(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> ApiKey:
+async def authenticated(request: Request) -> ApiKey:
+    # Headers read directly: FastAPI's Header() parameters cost ~0.1 ms per request.
     request.state.request_id = "req_" + os.urandom(12).hex()
-    secret = bearer_token(authorization, x_api_key)
+    headers = request.headers
+    secret = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
     return await gateway(request).authenticator.authenticate(secret)
 
 

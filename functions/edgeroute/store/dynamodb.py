@@ -148,7 +148,7 @@ class DynamoDBStore:
             "sk": {"S": f"{_sk_time(record.created_at)}#{record.request_id}"},
             "shard": {"S": str(shard)},
             "created_at": {"N": repr(record.created_at)},
-            "body": {"S": json.dumps(asdict(record))},
+            "body": {"S": json.dumps(vars(record))},
         }
         await self._call(self._client.put_item, TableName=self.tables.usage, Item=item)
 

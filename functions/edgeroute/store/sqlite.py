@@ -114,7 +114,7 @@ class SQLiteStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO usage (request_id, tenant, created_at, body) VALUES (?, ?, ?, ?)",
-                (record.request_id, record.tenant, record.created_at, json.dumps(asdict(record))),
+                (record.request_id, record.tenant, record.created_at, json.dumps(vars(record))),
             )
 
     async def query_usage(
