@@ -24,10 +24,15 @@ def test_vectors_agree_with_build_time_references(client: openai.OpenAI) -> None
     reference = json.loads(REFERENCE.read_text())
     texts = [item["text"] for item in reference["items"]]
     got = _vectors(client, texts)  # the SDK asks for base64 and decodes it
-    want = np.array([item["embedding"] for item in reference["items"]])
-    cosines = (got * want).sum(axis=1) / np.linalg.norm(want, axis=1)
+    # The shipped model's own vectors, stored at build time: reproduced to >= 0.99.
+    built = np.array([item["int8_embedding"] for item in reference["items"]])
+    same = (got * built).sum(axis=1) / np.linalg.norm(built, axis=1)
+    assert same.min() >= reference["int8_min_cosine"], dict(zip(texts, same.round(5), strict=True))
+    # Against the fp32 model: INT8 stays >= 0.98 per sentence and >= 0.99 on average
+    # (the shortest sentences, like "hello", lose most; see card.yaml).
+    fp32 = np.array([item["embedding"] for item in reference["items"]])
+    cosines = (got * fp32).sum(axis=1) / np.linalg.norm(fp32, axis=1)
     report = dict(zip(texts, cosines.round(4), strict=True))
-    # INT8 falls short of 0.99 on two short sentences ("hello": ~0.98); see card.yaml.
     assert cosines.min() >= reference["min_cosine"], report
     assert cosines.mean() >= reference["min_mean_cosine"], report
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-3)
