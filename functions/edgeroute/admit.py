@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from edgeroute.errors import RateLimited
+from edgeroute.errors import RateLimited, StoreUnavailable
 from edgeroute.registry import ModelSpec
 from edgeroute.store.base import ApiKey, CounterResult, Store
 
@@ -78,10 +78,16 @@ class Admission:
 def token_reservation(model: ModelSpec, payload: dict[str, object], prompt_tokens: int) -> int:
     """Prompt tokens plus the most the call may generate (the reservation)."""
     wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    if isinstance(wanted, int):
-        return prompt_tokens + wanted
-    cap = model.max_output_tokens or max(model.context_window - prompt_tokens, 0)
-    return prompt_tokens + min(cap, 4096)
+    if not isinstance(wanted, int):
+        cap = model.max_output_tokens or max(model.context_window - prompt_tokens, 0)
+        wanted = min(cap, 4096)
+    return prompt_tokens + wanted * completions_asked(payload)
+
+
+def completions_asked(payload: dict[str, object]) -> int:
+    """How many completions one request may generate (``n``, or ``best_of``)."""
+    counts = [v for v in (payload.get("n"), payload.get("best_of")) if isinstance(v, int)]
+    return max([1, *counts])
 
 
 def predicted_cost_micros(model: ModelSpec, prompt_tokens: int, reserved_tokens: int) -> int:
@@ -150,7 +156,7 @@ async def admit(
     admission.limits = limits_for(key, reserved, micros, now)
     if not admission.limits:
         return admission
-    results = await asyncio.gather(
+    outcomes = await asyncio.gather(
         *(
             store.add_to_counter(
                 item.counter(key.key_id),
@@ -160,8 +166,24 @@ async def admit(
                 item.window_end + _MINUTE,
             )
             for item in admission.limits
-        )
+        ),
+        return_exceptions=True,
     )
+    failed = [r for r in outcomes if isinstance(r, BaseException)]
+    if failed:
+        # Give back what the updates that did succeed reserved, then refuse cleanly.
+        done = [
+            (item, r)
+            for item, r in zip(admission.limits, outcomes, strict=True)
+            if isinstance(r, CounterResult) and r.admitted
+        ]
+        await _give_back(store, key, done)
+        raise StoreUnavailable(
+            "edgeroute could not check this key's quotas just now (its store did not "
+            "answer). Nothing was charged; retry in a moment.",
+            headers={"Retry-After": "1"},
+        ) from failed[0]
+    results = [r for r in outcomes if isinstance(r, CounterResult)]
     admission.values = {
         item.kind: r.value for item, r in zip(admission.limits, results, strict=True)
     }
@@ -170,6 +192,17 @@ async def admit(
     ]
     if not refused:
         return admission
+    await _give_back(
+        store, key, [(i, r) for i, r in zip(admission.limits, results, strict=True) if r.admitted]
+    )
+    item, result = refused[0]
+    raise _refusal(key, item, result, admission)
+
+
+async def _give_back(
+    store: Store, key: ApiKey, reserved: list[tuple[Limit, CounterResult]]
+) -> None:
+    """Undo reservations of a refused request (negative amounts are always admitted)."""
     await asyncio.gather(
         *(
             store.add_to_counter(
@@ -179,12 +212,10 @@ async def admit(
                 None,
                 item.window_end + _MINUTE,
             )
-            for item, r in zip(admission.limits, results, strict=True)
-            if r.admitted
-        )
+            for item, _ in reserved
+        ),
+        return_exceptions=True,
     )
-    item, result = refused[0]
-    raise _refusal(key, item, result, admission)
 
 
 async def budget_left_usd(store: Store, key: ApiKey, now: float) -> float | None:

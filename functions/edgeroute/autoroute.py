@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeroute.admit import completions_asked
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
 from edgeroute.health_state import Health, circuit_key, circuit_open_until, queue_depth
@@ -95,12 +96,15 @@ def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tu
 
 def _max_output(model: ModelSpec, payload: Json, prompt_tokens: int) -> int:
     wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    if isinstance(wanted, int):
-        return wanted
-    rule = model.parameters.get("max_tokens")
-    if rule is not None and rule.default is not None:
-        return int(rule.default)
-    return min(model.max_output_tokens or 1024, max(model.context_window - prompt_tokens, 0))
+    if not isinstance(wanted, int):
+        rule = model.parameters.get("max_tokens")
+        if rule is not None and rule.default is not None:
+            wanted = int(rule.default)
+        else:
+            wanted = min(
+                model.max_output_tokens or 1024, max(model.context_window - prompt_tokens, 0)
+            )
+    return wanted
 
 
 def _needed(kind: Kind, payload: Json, c: Classification) -> set[Capability]:
@@ -138,7 +142,7 @@ def decide(
     candidates: list[Candidate] = []
     for model in sorted(registry.models(), key=lambda m: (TIER_ORDER.index(m.tier), m.name)):
         out = _max_output(model, payload, c.prompt_tokens) if kind is not Kind.EMBEDDINGS else 0
-        cost = model.price.cost_usd(c.prompt_tokens, out)
+        cost = model.price.cost_usd(c.prompt_tokens, out * completions_asked(payload))
         candidate = Candidate(model, cost)
         candidates.append(candidate)
         missing = sorted(cap.value for cap in needed if not model.supports(cap))
@@ -186,6 +190,16 @@ def decide(
     for x in below:
         x.why = f"below the minimum tier {min_tier}"
     notes: list[str] = []
+    if not preferred:
+        # Nothing usable at or above the minimum tier (open circuits, the key's models):
+        # answer from the best tier below rather than not at all, and say so.
+        preferred = sorted(
+            below, key=lambda x: (-TIER_ORDER.index(x.model.tier), x.predicted_cost_usd)
+        )
+        below = []
+        for x in preferred:
+            x.why = ""
+        notes.append(f"nothing usable at {min_tier} or above: moved down")
     preferred, below = _congestion(preferred, below, principal, policy, health, notes)
     chosen = _by_cost(preferred, below, limits, notes)
     for index, x in enumerate(chosen):

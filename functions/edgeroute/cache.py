@@ -80,16 +80,17 @@ def assemble(chunks: list[Json]) -> Json:
             into = choices.setdefault(index, {"index": index, "text": "", "finish_reason": None})
             delta = choice.get("delta") or {}
             into["text"] += str(choice.get("text") or delta.get("content") or "")
-            if delta.get("tool_calls"):
-                into.setdefault("tool_calls", []).extend(delta["tool_calls"])
+            for call in delta.get("tool_calls") or ():
+                _merge_tool_call(into.setdefault("tool_calls", {}), call)
             into["finish_reason"] = choice.get("finish_reason") or into["finish_reason"]
     out_choices: list[Json] = []
     for index in sorted(choices):
         item = choices[index]
         if is_chat:
-            message: Json = {"role": "assistant", "content": item["text"]}
-            if "tool_calls" in item:
-                message["tool_calls"] = item["tool_calls"]
+            calls = [item["tool_calls"][i] for i in sorted(item.get("tool_calls", {}))]
+            message: Json = {"role": "assistant", "content": item["text"] or None}
+            if calls:
+                message["tool_calls"] = calls
             out_choices.append(
                 {"index": index, "message": message, "finish_reason": item["finish_reason"]}
             )
@@ -112,6 +113,33 @@ def assemble(chunks: list[Json]) -> Json:
     if usage is not None:
         completion["usage"] = usage
     return completion
+
+
+def _merge_tool_call(calls: dict[int, Json], delta: Json) -> None:
+    """Streams send a tool call in fragments sharing an index: id, type and name first,
+    then the arguments piece by piece."""
+    index = int(delta.get("index", len(calls)))
+    into = calls.setdefault(index, {"id": None, "type": "function", "function": {}})
+    if delta.get("id"):
+        into["id"] = delta["id"]
+    if delta.get("type"):
+        into["type"] = delta["type"]
+    function = delta.get("function") or {}
+    if function.get("name"):
+        into["function"]["name"] = function["name"]
+    if "arguments" in function:
+        into["function"]["arguments"] = into["function"].get("arguments", "") + str(
+            function["arguments"] or ""
+        )
+
+
+def cacheable_stream(chunks: list[Json]) -> bool:
+    """Log probabilities do not survive assembly; such streams are not cached."""
+    return not any(
+        isinstance(choice, dict) and choice.get("logprobs")
+        for chunk in chunks
+        for choice in chunk.get("choices") or ()
+    )
 
 
 class ResponseCache:
@@ -152,7 +180,11 @@ class ResponseCache:
     async def get(self, key: str) -> Entry | None:
         raw = self._l1_get(key)
         if raw is None:
-            raw = await self._store.cache_get(key)
+            try:
+                raw = await self._store.cache_get(key)
+            except Exception:  # a cache that cannot be read is a miss, not a failure
+                log.warning("cache read failed for %s; treating it as a miss", key, exc_info=True)
+                return None
             if raw is None:
                 return None
             self._l1_put(key, raw, time.time() + min(self._ttl, 60))

@@ -28,14 +28,23 @@ def resolve(credential: Credential | None) -> dict[str, str]:
                 code="upstream_credential_missing",
             )
     elif credential.secret:
-        from aws_lambda_powertools.utilities import parameters
-
-        if credential.secret.startswith("/"):
-            value = str(
-                parameters.get_parameter(credential.secret, decrypt=True, max_age=_SECRET_MAX_AGE_S)
-            )
-        else:
-            value = str(parameters.get_secret(credential.secret, max_age=_SECRET_MAX_AGE_S))
+        value = _secret(credential.secret)
     if not value:
         return {}
     return {credential.header: f"{credential.scheme} {value}".strip()}
+
+
+def _secret(name: str) -> str:
+    """A secret from Secrets Manager, or SSM when the name is a /path; cached 5 minutes."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        if name.startswith("/"):
+            return str(parameters.get_parameter(name, decrypt=True, max_age=_SECRET_MAX_AGE_S))
+        return str(parameters.get_secret(name, max_age=_SECRET_MAX_AGE_S))
+    except Exception as exc:  # missing secret, AccessDenied, throttling: not the caller's fault
+        raise UpstreamError(
+            f"The upstream credential '{name}' could not be read ({type(exc).__name__}). "
+            "An operator must check the secret and the function's permission to read it.",
+            code="upstream_credential_missing",
+        ) from exc

@@ -17,11 +17,21 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import anyio
+
 from edgeroute import metrics
 from edgeroute.account import usage_record, write_usage
 from edgeroute.admit import Admission, admit, budget_left_usd, reconcile
 from edgeroute.autoroute import VIRTUAL, Limits, decide
-from edgeroute.cache import CacheMode, Entry, assemble, cache_key, is_deterministic, replay_chunks
+from edgeroute.cache import (
+    CacheMode,
+    Entry,
+    assemble,
+    cache_key,
+    cacheable_stream,
+    is_deterministic,
+    replay_chunks,
+)
 from edgeroute.edge.classifier import Classification, classify
 from edgeroute.errors import (
     EdgerouteError,
@@ -38,7 +48,13 @@ from edgeroute.execute import (
 from edgeroute.gateway import Gateway
 from edgeroute.health_state import health_keys
 from edgeroute.registry import ModelSpec
-from edgeroute.route import Plan, plan, plan_from_decision, skip_open_circuits
+from edgeroute.route import (
+    Plan,
+    plan,
+    plan_from_decision,
+    skip_open_circuits,
+    within_cost_ceiling,
+)
 from edgeroute.store.base import ApiKey, UsageRecord
 from edgeroute.upstreams import Json, Kind, Usage
 
@@ -83,13 +99,13 @@ class Outcome:
             "x-edgeroute-model": self.model.name,
             "x-edgeroute-tier": self.model.tier,
             "x-edgeroute-attempts": str(self.attempts),
-            # Header values must be Latin-1; a reason may quote non-ASCII model names.
-            "x-edgeroute-route-reason": self.reason.encode("ascii", "replace").decode(),
+            "x-edgeroute-route-reason": self.reason,
             "x-edgeroute-cache": call.cache_status,
         }
         if call.admission is not None:
             headers.update(call.admission.headers())
-        return headers
+        # Header values must be Latin-1; reasons quote model names, which may not be.
+        return {k: v.encode("ascii", "replace").decode() for k, v in headers.items()}
 
 
 @dataclass
@@ -193,6 +209,8 @@ async def route(gw: Gateway, call: Call) -> Plan:
     now = time.time()
     if not virtual:
         decided = plan(gw.registry, call.principal, call.kind, call.payload)
+        if call.max_cost_usd is not None:
+            within_cost_ceiling(decided, call.payload, call.max_cost_usd)
         return skip_open_circuits(decided, await gw.health.snapshot(endpoints), now)
     assert call.classifying is not None and isinstance(name, str)
     classification, health, budget_left = await asyncio.gather(
@@ -245,9 +263,12 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
         )
         record = _failure_record(call, model, error, attempt, f"{call.request_id}#{attempt}")
         metrics.upstream_error(model.name)
-        await asyncio.gather(
-            gw.health.record_failure(model, gw.policy.circuit), write_usage(gw.store, record)
-        )
+        try:  # best effort: a store hiccup here must not stop the fallbacks
+            await asyncio.gather(
+                gw.health.record_failure(model, gw.policy.circuit), write_usage(gw.store, record)
+            )
+        except Exception:
+            log.exception("could not record failed attempt %s", record.request_id)
 
     return on_failure
 
@@ -295,7 +316,13 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     except EdgerouteError as exc:
         await settle(gw, call, model, Usage(), exc.status_code, 0)
         raise
-    fill = (key, gw.cache.put_local(key, Entry(completion=answer.body))) if key else None
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # give back the reservation, however it ended
+            await settle(gw, call, model, Usage(), 500, 0)
+        raise
+    # Only an answer from the model the key was made for may fill the cache.
+    own = key if answer.model is model else None
+    fill = (own, gw.cache.put_local(own, Entry(completion=answer.body))) if own else None
     return Buffered(
         model=answer.model,
         attempts=answer.attempts,
@@ -311,12 +338,18 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
         call.kind, call.payload, decided.targets, decided.reason, _failure_hook(gw, call)
     )
 
+    own = key if answer.model is decided.targets[0] else None
+
     async def done(usage: Usage, status: int, chunks: list[Json]) -> None:
-        await settle(gw, call, answer.model, usage, status, answer.attempts)
-        if key and status == 200 and chunks:
-            completion = assemble(chunks)
-            completion.setdefault("usage", usage.to_openai())
-            await gw.cache.put(key, Entry(completion=completion, chunks=chunks))
+        # Never let accounting or the cache cut a complete answer: log and carry on.
+        try:
+            await settle(gw, call, answer.model, usage, status, answer.attempts)
+            if own and status == 200 and chunks and cacheable_stream(chunks):
+                completion = assemble(chunks)
+                completion.setdefault("usage", usage.to_openai())
+                await gw.cache.put(own, Entry(completion=completion, chunks=chunks))
+        except Exception:
+            log.exception("settling stream %s failed", call.request_id)
 
     events = relay(
         answer,
@@ -332,9 +365,12 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
 
 async def settle_buffered(gw: Gateway, call: Call, result: Buffered) -> None:
     """After a buffered answer is sent: usage, reconciliation, cache fill."""
-    await settle(gw, call, result.model, result.usage, 200, result.attempts)
-    if result.cache_fill is not None:
-        await gw.cache.put_shared(*result.cache_fill)
+    try:
+        await settle(gw, call, result.model, result.usage, 200, result.attempts)
+        if result.cache_fill is not None:
+            await gw.cache.put_shared(*result.cache_fill)
+    except Exception:  # the answer is already sent; keep the process serving
+        log.exception("settling request %s failed", call.request_id)
 
 
 async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> None:

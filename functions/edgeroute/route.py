@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeroute.admit import predicted_cost_micros, token_reservation
 from edgeroute.autoroute import Decision
 from edgeroute.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    PaymentRequired,
     PermissionDenied,
     UpstreamUnavailable,
 )
@@ -196,3 +198,24 @@ def skip_open_circuits(plan: Plan, health: Health, now: float) -> Plan:
         code="circuit_open",
         headers={"Retry-After": str(wait)},
     )
+
+
+def within_cost_ceiling(plan: Plan, payload: Json, ceiling_usd: float) -> None:
+    """A named model under ``x-edgeroute-max-cost``: drop fallbacks predicted to cost
+    more, and refuse with 402 when the model itself would."""
+
+    def predicted(model: ModelSpec) -> float:
+        tokens = token_reservation(model, payload, plan.prompt_tokens)
+        return predicted_cost_micros(model, plan.prompt_tokens, tokens) / 1_000_000
+
+    first = plan.targets[0]
+    cost = predicted(first)
+    if cost > ceiling_usd:
+        raise PaymentRequired(
+            f"Model '{first.name}' could cost up to ${cost:.6f} for this request, over the "
+            f"x-edgeroute-max-cost of ${ceiling_usd:.6f}. Lower 'max_tokens', raise the "
+            'ceiling, or send model "auto" to let the router pick a cheaper model.',
+            param="x-edgeroute-max-cost",
+            code="cost_ceiling",
+        )
+    plan.targets = [first, *(m for m in plan.targets[1:] if predicted(m) <= ceiling_usd)]

@@ -20,7 +20,7 @@ def parse_when(value: str | None, param: str, default: datetime) -> datetime:
         if value.replace(".", "", 1).isdigit():
             return datetime.fromtimestamp(float(value), UTC)
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise InvalidRequest(
             f"Invalid '{param}' {value!r}: use an ISO date such as 2026-11-01, a datetime "
             "such as 2026-11-01T12:00:00Z, or epoch seconds.",

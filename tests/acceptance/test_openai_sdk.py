@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import openai
 import pytest
@@ -268,3 +270,46 @@ def test_curl_style_form_content_type_is_read_as_json(
         },
     )
     assert response.status_code == 200, response.text
+
+
+def test_chunked_body_over_the_limit_is_413(gateway: GatewayProcess, api_key: str) -> None:
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit is counted as it streams
+        yield b'{"model": "instant", "messages": [{"role": "user", "content": "'
+        for _ in range(7):
+            yield b"x" * (1024 * 1024)
+        yield b'"}]}'
+
+    response = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_embeddings_cannot_stream(gateway: GatewayProcess, api_key: str) -> None:
+    response = httpx.post(
+        gateway.url + "/v1/embeddings",
+        json={"model": "smollm2-135m", "input": "x", "stream": True},
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "stream"
+
+
+def test_cost_ceiling_applies_to_named_models(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="instant",
+            messages=[{"role": "user", "content": "x" * 400}],
+            extra_headers={"x-edgeroute-max-cost": "0.000000001"},
+        )
+    assert caught.value.status_code == 402
+    assert "x-edgeroute-max-cost" in caught.value.message
+    fine = client.chat.completions.with_raw_response.create(
+        model="instant",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-edgeroute-max-cost": "1"},
+    )
+    assert fine.status_code == 200

@@ -155,3 +155,18 @@ def test_policy_errors_name_file_and_rule() -> None:
 
     with pytest.raises(ConfigError, match=r"routing.yaml: rules.bad.tier"):
         parse_policy("rules:\n  - {name: bad, when: {task: [chat]}, tier: huge}", "routing.yaml")
+
+
+def test_nothing_at_the_minimum_tier_moves_down_instead_of_failing() -> None:
+    _, only_tiny = mint_key("t", models=("tiny",))
+    decision = _decide(_c("chat", 0.1), name="auto:best", key=only_tiny)
+    assert decision.targets[0].name == "tiny"
+    assert "moved down" in decision.reason
+
+
+def test_n_multiplies_the_predicted_output_cost() -> None:
+    one = _decide(_c("code", 0.8), payload={"max_tokens": 100})
+    four = _decide(_c("code", 0.8), payload={"max_tokens": 100, "n": 4})
+    cost = {x.model.name: x.predicted_cost_usd for x in one.candidates}
+    cost4 = {x.model.name: x.predicted_cost_usd for x in four.candidates}
+    assert cost4["big"] > cost["big"] * 3

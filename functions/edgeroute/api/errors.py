@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from edgeroute.errors import EdgerouteError, InvalidRequest
+from edgeroute.errors import EdgerouteError, InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger("edgeroute.api")
 
@@ -105,6 +105,11 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="unknown_route",
             )
             error.status_code, error.error_type = 404, "invalid_request_error"
+        elif exc.status_code == 413:
+            error = PayloadTooLarge(
+                "The request body is too large. Send fewer or shorter inputs, or split the "
+                "work into several requests.",
+            )
         elif exc.status_code == 405:
             error = EdgerouteError(
                 f"{request.method} is not allowed on {request.url.path}.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -77,8 +78,12 @@ class BodyLimit:
                 await self._refuse(send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive``: FastAPI re-raises HTTPExceptions from body parsing as they
+    are (anything else becomes a 400), so a chunked body over the limit is a 413 too."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 _JSON = b"application/json"

@@ -111,6 +111,7 @@ class EmbeddingRequest(_Open):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: PositiveInt | None = None
     user: str | None = None
+    stream: Literal[False] | None = Field(default=None, description="embeddings do not stream")
     truncate: bool | None = Field(
         default=None, description="edgeroute extension: cut inputs over the model's limit"
     )

@@ -132,7 +132,8 @@ def map_status_error(
             code="upstream_auth_failed",
         )
     if status == 429 or status == 503:
-        retry_after = headers.get("retry-after") or "5"
+        given = headers.get("retry-after", "")
+        retry_after = given if given.isdigit() else "5"  # an HTTP date or junk: our default
         return UpstreamUnavailable(
             f"Upstream for {where} is overloaded ({status}: {message}). "
             f"Retry after {retry_after} s or call another model.",

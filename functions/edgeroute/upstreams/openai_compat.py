@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import httpx
-from httpx_sse import EventSource
+from httpx_sse import EventSource, SSEError
 
 from edgeroute.credentials import resolve
 from edgeroute.errors import UpstreamError
@@ -113,6 +113,12 @@ class OpenAICompatible:
                     "The response is incomplete; retry it.",
                     code="upstream_truncated",
                 )
+        except SSEError as exc:  # answered, but not with a stream: the upstream's doing
+            raise UpstreamError(
+                f"Upstream for model '{model.name}' did not answer with an event stream "
+                f"({exc}). Retry without 'stream', or check the model's protocol.",
+                code="upstream_not_streaming",
+            ) from exc
         except httpx.HTTPError as exc:
             raise map_transport_error(exc, model) from exc
         finally:
