@@ -65,13 +65,13 @@ async def runner(batch_gateway: Gateway, s3: Any) -> AsyncIterator[BatchRunner]:
 
 @pytest.fixture
 async def key_id(batch_gateway: Gateway) -> str:
-    _, record = mint_key(f"batch-{uuid.uuid4().hex[:6]}")
+    _, record = mint_key(f"batch-{uuid.uuid4().hex[:6]}", tenant="team")
     await batch_gateway.store.put_key(record)
     return record.key_id
 
 
 @pytest.fixture
 async def revoked_key_id(batch_gateway: Gateway) -> str:
-    _, record = mint_key(f"revoked-{uuid.uuid4().hex[:6]}")
+    _, record = mint_key(f"revoked-{uuid.uuid4().hex[:6]}", tenant="team")
     await batch_gateway.store.put_key(replace(record, revoked=True))
     return record.key_id

@@ -3,6 +3,7 @@ fault-injecting server's models and llama.cpp's server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -10,6 +11,7 @@ from typing import Any
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, job_id_for, s3_objects
 from edgeroute.gateway import Gateway
+from edgeroute.keys import mint_key
 
 CHAT = "/v1/chat/completions"
 
@@ -102,11 +104,11 @@ async def test_bad_lines_become_error_lines_and_none_is_lost(
         "   ",  # blank: not a request, not a line to answer
         _line("ok-2", stream=True),  # streaming is ignored in a batch
     ]
-    _upload(s3, bucket, "batch/in/bad.jsonl", lines, key_id)
-    [job] = await runner.handle_event(_event(bucket, "batch/in/bad.jsonl"))
+    _upload(s3, bucket, "batch/in/team/bad.jsonl", lines, key_id)
+    [job] = await runner.handle_event(_event(bucket, "batch/in/team/bad.jsonl"))
 
     assert job["status"] == "completed"
-    out = _output(s3, bucket, "batch/out/bad.jsonl")
+    out = _output(s3, bucket, "batch/out/team/bad.jsonl")
     assert len(out) == 12 and job["request_counts"] == {"total": 12, "completed": 2, "failed": 10}
     by_position = [
         (o["custom_id"], (o["error"] or {}).get("code"), (o["response"] or {}).get("status_code"))
@@ -133,18 +135,18 @@ async def test_bad_lines_become_error_lines_and_none_is_lost(
 async def test_redelivery_does_not_run_a_job_twice(
     runner: BatchRunner, s3: Any, bucket: str, key_id: str, batch_gateway: Gateway
 ) -> None:
-    _upload(s3, bucket, "batch/in/once.jsonl", [_line("a"), _line("b")], key_id)
-    event = _event(bucket, "batch/in/once.jsonl")
+    _upload(s3, bucket, "batch/in/team/once.jsonl", [_line("a"), _line("b")], key_id)
+    event = _event(bucket, "batch/in/team/once.jsonl")
     [first] = await runner.handle_event(event)
-    written = s3.head_object(Bucket=bucket, Key="batch/out/once.jsonl")
+    written = s3.head_object(Bucket=bucket, Key="batch/out/team/once.jsonl")
     [again] = await runner.handle_event(event)
 
     assert first["status"] == "completed" and again["skipped"] == "already processed"
     assert again["job_id"] == first["job_id"]
-    after = s3.head_object(Bucket=bucket, Key="batch/out/once.jsonl")
+    after = s3.head_object(Bucket=bucket, Key="batch/out/team/once.jsonl")
     assert after["LastModified"] == written["LastModified"]
     # A new upload under the same name is new content: a new job.
-    _upload(s3, bucket, "batch/in/once.jsonl", [_line("c")], key_id)
+    _upload(s3, bucket, "batch/in/team/once.jsonl", [_line("c")], key_id)
     [fresh] = await runner.handle_event(event)
     assert fresh["status"] == "completed" and fresh["job_id"] != first["job_id"]
 
@@ -152,19 +154,19 @@ async def test_redelivery_does_not_run_a_job_twice(
 async def test_a_job_leased_by_another_invocation_is_left_alone(
     runner: BatchRunner, s3: Any, bucket: str, key_id: str, batch_gateway: Gateway
 ) -> None:
-    _upload(s3, bucket, "batch/in/busy.jsonl", [_line("a")], key_id)
-    etag = s3.head_object(Bucket=bucket, Key="batch/in/busy.jsonl")["ETag"].strip('"')
-    job_id = job_id_for(bucket, "batch/in/busy.jsonl", etag)
+    _upload(s3, bucket, "batch/in/team/busy.jsonl", [_line("a")], key_id)
+    etag = s3.head_object(Bucket=bucket, Key="batch/in/team/busy.jsonl")["ETag"].strip('"')
+    job_id = job_id_for(bucket, "batch/in/team/busy.jsonl", etag)
     await batch_gateway.store.put_job(
         job_id, {"job_id": job_id, "status": "in_progress", "lease_until": time.time() + 60}
     )
-    [job] = await runner.handle_event(_event(bucket, "batch/in/busy.jsonl"))
+    [job] = await runner.handle_event(_event(bucket, "batch/in/team/busy.jsonl"))
     assert job["skipped"] == "in progress in another invocation"
     # An expired lease means the other invocation died: take the job over.
     await batch_gateway.store.put_job(
         job_id, {"job_id": job_id, "status": "in_progress", "lease_until": time.time() - 1}
     )
-    [job] = await runner.handle_event(_event(bucket, "batch/in/busy.jsonl"))
+    [job] = await runner.handle_event(_event(bucket, "batch/in/team/busy.jsonl"))
     assert job["status"] == "completed"
 
 
@@ -173,9 +175,9 @@ async def test_a_job_without_a_usable_key_answers_every_line_with_the_reason(
 ) -> None:
     lines = [_line("a"), "{broken", _line("b")]
     cases = {
-        "batch/in/nokey.jsonl": (None, "no x-amz-meta-edgeroute-key-id"),
-        "batch/in/unknown.jsonl": ("key_0000000000000000", "does not exist"),
-        "batch/in/revoked.jsonl": (revoked_key_id, "was revoked"),
+        "batch/in/team/nokey.jsonl": (None, "no x-amz-meta-edgeroute-key-id"),
+        "batch/in/team/unknown.jsonl": ("key_0000000000000000", "does not exist"),
+        "batch/in/team/revoked.jsonl": (revoked_key_id, "was revoked"),
     }
     for key, (key_id, reason) in cases.items():
         _upload(s3, bucket, key, lines, key_id)
@@ -191,8 +193,8 @@ async def test_an_oversized_file_fails_the_job_with_a_reason(
     batch_gateway: Gateway, s3: Any, bucket: str, key_id: str
 ) -> None:
     small = BatchRunner(batch_gateway, s3, BatchConfig(max_bytes=64))
-    _upload(s3, bucket, "batch/in/big.jsonl", [_line("a"), _line("b")], key_id)
-    [job] = await small.handle_event(_event(bucket, "batch/in/big.jsonl"))
+    _upload(s3, bucket, "batch/in/team/big.jsonl", [_line("a"), _line("b")], key_id)
+    [job] = await small.handle_event(_event(bucket, "batch/in/team/big.jsonl"))
     assert job["status"] == "failed" and "EDGEROUTE_BATCH_MAX_BYTES" in job["error"]
 
 
@@ -202,7 +204,8 @@ async def test_events_that_are_not_batch_uploads_are_skipped(
     test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}
     assert await runner.handle_event(test_event) == []
     assert (
-        await runner.handle_event(_event(bucket, "batch/in/x.jsonl", "ObjectRemoved:Delete")) == []
+        await runner.handle_event(_event(bucket, "batch/in/team/x.jsonl", "ObjectRemoved:Delete"))
+        == []
     )
     _upload(s3, bucket, "other/x.jsonl", [_line("a")], key_id)
     [skipped] = await runner.handle_event(_event(bucket, "other/x.jsonl"))
@@ -246,7 +249,7 @@ async def test_the_genuine_s3_notification_through_sqs(
                     "Filter": {
                         "Key": {
                             "FilterRules": [
-                                {"Name": "prefix", "Value": "batch/in/"},
+                                {"Name": "prefix", "Value": "batch/in/team/"},
                                 {"Name": "suffix", "Value": ".jsonl"},
                             ]
                         }
@@ -255,7 +258,7 @@ async def test_the_genuine_s3_notification_through_sqs(
             ]
         },
     )
-    _upload(s3, bucket, "batch/in/from sqs+1.jsonl", [_line("a")], key_id)
+    _upload(s3, bucket, "batch/in/team/from sqs+1.jsonl", [_line("a")], key_id)
     events = []
     for _ in range(10):
         got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
@@ -263,5 +266,28 @@ async def test_the_genuine_s3_notification_through_sqs(
         if any("Records" in e for e in events):
             break
     results = [job for event in events for job in await runner.handle_event(event)]
-    assert [job["input_key"] for job in results] == ["batch/in/from sqs+1.jsonl"]
+    assert [job["input_key"] for job in results] == ["batch/in/team/from sqs+1.jsonl"]
     assert results[0]["status"] == "completed"
+
+
+async def test_two_deliveries_at_once_run_the_job_once(
+    runner: BatchRunner, s3: Any, bucket: str, key_id: str
+) -> None:
+    _upload(s3, bucket, "batch/in/team/twice.jsonl", [_line("a"), _line("b")], key_id)
+    event = _event(bucket, "batch/in/team/twice.jsonl")
+    first, second = await asyncio.gather(runner.handle_event(event), runner.handle_event(event))
+    outcomes = sorted([first[0].get("skipped", "ran"), second[0].get("skipped", "ran")])
+    assert outcomes == ["in progress in another invocation", "ran"]
+
+
+async def test_a_key_can_only_run_files_under_its_tenant(
+    runner: BatchRunner, s3: Any, bucket: str, key_id: str, batch_gateway: Gateway
+) -> None:
+    _upload(s3, bucket, "batch/in/other-team/x.jsonl", [_line("a")], key_id)
+    [job] = await runner.handle_event(_event(bucket, "batch/in/other-team/x.jsonl"))
+    assert job["status"] == "failed" and "batch/in/team/" in job["error"]
+    _, admin = mint_key("ops", tenant="team", admin=True)
+    await batch_gateway.store.put_key(admin)
+    _upload(s3, bucket, "batch/in/team/admin.jsonl", [_line("a")], admin.key_id)
+    [job] = await runner.handle_event(_event(bucket, "batch/in/team/admin.jsonl"))
+    assert job["status"] == "failed" and "admin" in job["error"]

@@ -255,3 +255,17 @@ async def test_jobs_round_trip(store: Store) -> None:
     await store.put_job("old", job, time.time() - 1)
     assert await store.get_job("old") is None
     assert await store.get_job("missing") is None
+
+
+async def test_claim_job_is_exclusive_until_the_lease_runs_out(
+    store_factory: StoreFactory,
+) -> None:
+    store = store_factory()
+    now = time.time()
+    job = {"job_id": "j1", "status": "in_progress", "lease_until": now + 60}
+    claims = await asyncio.gather(*(store.claim_job("j1", job, now) for _ in range(8)))
+    assert claims.count(True) == 1
+    assert not await store.claim_job("j1", job, now + 30)  # still leased
+    assert await store.claim_job("j1", {**job, "lease_until": now + 200}, now + 61)  # abandoned
+    await store.put_job("j1", {"job_id": "j1", "status": "completed", "lease_until": now + 200})
+    assert not await store.claim_job("j1", job, now + 1000)  # finished jobs stay finished

@@ -6,14 +6,16 @@ a few at a time, and the answers land in ``batch/out/<same name>.jsonl``, one li
 per input line in input order.
 
 Whose job it is: the object's user metadata ``x-amz-meta-edgeroute-key-id`` names an
-API key id from the store (``edgeroute keys list``). Key secrets never sit in files;
-whoever may write to ``batch/in/`` may bill the keys they name, so grant
-``s3:PutObject`` there only to principals trusted with those keys.
+API key id from the store (``edgeroute keys list``); key secrets never sit in files.
+The file must lie under ``batch/in/<tenant>/`` for that key's tenant, and admin keys
+are refused, so a writer can bill only the tenant whose prefix it may write to:
+grant ``s3:PutObject`` on ``batch/in/<tenant>/*`` per tenant.
 
 Redelivery: S3 and Lambda's async retries may deliver an event more than once. The
-job id derives from bucket, key and the object's ETag, and its state lives in the
-store: a finished job is not run again, and one still leased by another invocation
-is left alone. Bad lines become error lines; no line is dropped.
+job id derives from bucket, key and the object's ETag, and one conditional write
+claims it in the store: a finished job is not run again, and one still leased by
+another invocation is left alone, even when two deliveries arrive together. Bad
+lines become error lines; no line is dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ SUFFIX = ".jsonl"
 KEY_METADATA = "edgeroute-key-id"  # x-amz-meta-edgeroute-key-id on the object
 # Finished jobs stay readable (and deduplicated) this long, then the table's TTL drops them.
 JOB_RETENTION_S = 30 * 24 * 3600
+
+
+def tenant_of(object_key: str) -> str | None:
+    """The tenant a batch file belongs to: ``batch/in/<tenant>/<name>.jsonl``."""
+    rest = object_key.removeprefix(IN_PREFIX)
+    tenant, sep, _ = rest.partition("/")
+    return tenant if sep and tenant else None
 
 
 @dataclass(frozen=True)
@@ -126,13 +135,7 @@ class BatchRunner:
         head = await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
         etag = str(head.get("ETag", "")).strip('"')
         job_id = job_id_for(bucket, key, etag)
-        existing = await self.gw.store.get_job(job_id)
         now = time.time()
-        if existing is not None:
-            if existing.get("status") in ("completed", "failed"):
-                return {**existing, "skipped": "already processed"}
-            if float(existing.get("lease_until", 0)) > now:
-                return {**existing, "skipped": "in progress in another invocation"}
         job: Json = {
             "job_id": job_id,
             "status": "in_progress",
@@ -146,7 +149,11 @@ class BatchRunner:
             "request_counts": {"total": 0, "completed": 0, "failed": 0},
             "error": None,
         }
-        await self.gw.store.put_job(job_id, job)
+        if not await self.gw.store.claim_job(job_id, job, now):  # atomic: one runner per job
+            existing = await self.gw.store.get_job(job_id) or {"job_id": job_id}
+            if existing.get("status") in ("completed", "failed"):
+                return {**existing, "skipped": "already processed"}
+            return {**existing, "skipped": "in progress in another invocation"}
         try:
             await self._run(job, head)
         except Exception as exc:  # the job fails; the invocation does not
@@ -170,7 +177,7 @@ class BatchRunner:
         )
         raw: bytes = await asyncio.to_thread(obj["Body"].read)
         lines = [(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
-        principal, refusal = await self._principal(job.get("key_id"))
+        principal, refusal = await self._principal(job.get("key_id"), job["input_key"])
         if principal is None:
             results = [_unauthorized(n, line, refusal) for n, line in lines]
         else:
@@ -191,7 +198,9 @@ class BatchRunner:
         )
         job.update(status="completed" if principal else "failed", error=job["error"] or refusal)
 
-    async def _principal(self, key_id: str | None) -> tuple[ApiKey | None, str | None]:
+    async def _principal(
+        self, key_id: str | None, object_key: str
+    ) -> tuple[ApiKey | None, str | None]:
         if not key_id:
             return None, (
                 f"the object has no x-amz-meta-{KEY_METADATA} metadata naming the API key "
@@ -202,6 +211,14 @@ class BatchRunner:
             return None, f"API key id {key_id!r} (x-amz-meta-{KEY_METADATA}) does not exist"
         if key.revoked:
             return None, f"API key {key_id} was revoked"
+        if key.admin:
+            return None, f"API key {key_id} is an admin key; batch jobs run as tenant keys"
+        tenant = tenant_of(object_key)
+        if tenant != key.tenant:
+            return None, (
+                f"API key {key_id} belongs to tenant {key.tenant!r}; its batch files go under "
+                f"{IN_PREFIX}{key.tenant}/, not {object_key}"
+            )
         return key, None
 
     async def _answer_all(self, principal: ApiKey, lines: list[tuple[int, bytes]]) -> list[Json]:

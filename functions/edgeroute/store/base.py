@@ -167,5 +167,10 @@ class Store(Protocol):
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         """The job's state, or ``None`` when absent or expired."""
 
+    async def claim_job(self, job_id: str, data: dict[str, Any], now: float) -> bool:
+        """Write ``data`` (status ``in_progress`` with a ``lease_until``) as the job's state,
+        atomically, unless the job exists and is finished or leased past ``now`` by
+        someone else. True when this caller now owns the job."""
+
     async def close(self) -> None:
         """Release connections."""

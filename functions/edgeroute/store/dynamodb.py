@@ -97,6 +97,16 @@ def _sk_time(t: float) -> str:
     return f"{min(max(t, 0.0), _MAX_TIME):020.6f}"
 
 
+def _job_item(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Status and lease live beside the JSON body so a claim can be conditional on them."""
+    return {
+        "job_id": {"S": job_id},
+        "body": {"S": json.dumps(data)},
+        "job_status": {"S": str(data.get("status", ""))},
+        "lease_until": {"N": repr(float(data.get("lease_until", 0)))},
+    }
+
+
 class DynamoDBStore:
     def __init__(
         self,
@@ -314,10 +324,28 @@ class DynamoDBStore:
     async def put_job(
         self, job_id: str, data: dict[str, Any], expires_at: float | None = None
     ) -> None:
-        item = {"job_id": {"S": job_id}, "body": {"S": json.dumps(data)}}
+        item = _job_item(job_id, data)
         if expires_at is not None:
             item["expires_at"] = _ttl(expires_at)
         await self._call(self._client.put_item, TableName=self.tables.jobs, Item=item)
+
+    async def claim_job(self, job_id: str, data: dict[str, Any], now: float) -> bool:
+        try:
+            await self._call(
+                self._client.put_item,
+                TableName=self.tables.jobs,
+                Item=_job_item(job_id, data),
+                # New, or abandoned by an invocation whose lease ran out; never a finished one.
+                ConditionExpression="attribute_not_exists(job_id) OR "
+                "(job_status = :running AND lease_until <= :now)",
+                ExpressionAttributeValues={
+                    ":running": {"S": "in_progress"},
+                    ":now": {"N": repr(float(now))},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         resp = await self._call(

@@ -76,6 +76,10 @@ def _key_from_json(text: str) -> ApiKey:
     return ApiKey(**data)
 
 
+def _claimable(job: dict[str, Any], now: float) -> bool:
+    return job.get("status") == "in_progress" and float(job.get("lease_until", 0)) <= now
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -243,6 +247,28 @@ class SQLiteStore:
                 (job_id, time.time()),
             ).fetchone()
         return dict(json.loads(row[0])) if row else None
+
+    async def claim_job(self, job_id: str, data: dict[str, Any], now: float) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # other processes on the file wait here
+            try:
+                row = self._db.execute(
+                    "SELECT body FROM jobs WHERE job_id = ? "
+                    "AND (expires_at IS NULL OR expires_at > ?)",
+                    (job_id, now),
+                ).fetchone()
+                if row is not None and not _claimable(json.loads(row[0]), now):
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "INSERT OR REPLACE INTO jobs (job_id, body, expires_at) VALUES (?, ?, NULL)",
+                    (job_id, json.dumps(data)),
+                )
+                self._db.execute("COMMIT")
+                return True
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     # -- housekeeping ----------------------------------------------------------
     def _maybe_purge(self) -> None:
