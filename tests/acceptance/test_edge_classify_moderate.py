@@ -20,16 +20,15 @@ EDGE = Path(__file__).resolve().parents[2] / "edge_models"
 
 def test_task_accuracy_stays_above_its_recorded_floor() -> None:
     card = yaml.safe_load((EDGE / "task-classifier" / "card.yaml").read_text())
-    rows = [
-        json.loads(line) for line in (EDGE / "data/eval/heldout.jsonl").read_text().splitlines()
-    ]
-    correct = sum(
-        classifier.classify({"messages": [{"role": "user", "content": r["text"]}]}).task
-        == r["task"]
-        for r in rows
-    )
-    accuracy = correct / len(rows)
-    assert accuracy >= card["accuracy_floor"], f"{accuracy:.3f} on {len(rows)} held-out prompts"
+    for name in ("heldout.jsonl", "heldout2.jsonl"):
+        rows = [json.loads(line) for line in (EDGE / "data/eval" / name).read_text().splitlines()]
+        correct = sum(
+            classifier.classify({"messages": [{"role": "user", "content": r["text"]}]}).task
+            == r["task"]
+            for r in rows
+        )
+        accuracy = correct / len(rows)
+        assert accuracy >= card["accuracy_floor"], f"{accuracy:.3f} on {len(rows)} in {name}"
 
 
 def test_moderation_recall_on_the_english_evaluation_set() -> None:
