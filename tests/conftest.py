@@ -7,6 +7,7 @@ once per session, and stopped by that fixture when the session ends.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -19,24 +20,27 @@ from tests.support.gateway import GatewayProcess
 from tests.support.moto_server import MotoServer
 
 
-@pytest.fixture(scope="session")
-def llama_url() -> Iterator[str]:
-    """llama.cpp's server with SmolLM2-135M (1 thread), the real OpenAI-compatible upstream."""
+@contextmanager
+def _llama_server() -> Iterator[str]:
     proc, url = local_upstream.start()
     try:
         yield url
     finally:
         local_upstream.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def llama_url() -> Iterator[str]:
+    """llama.cpp's server with SmolLM2-135M (1 thread), the real OpenAI-compatible upstream."""
+    with _llama_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def second_llama_url() -> Iterator[str]:
     """Another llama.cpp server: the routing tests register it as the large tier."""
-    proc, url = local_upstream.start()
-    try:
+    with _llama_server() as url:
         yield url
-    finally:
-        local_upstream.stop(proc)
 
 
 @pytest.fixture(scope="session")
