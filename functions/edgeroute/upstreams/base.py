@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from edgeroute.errors import UpstreamError
 from edgeroute.registry import ModelSpec
 
 Json = dict[str, Any]
@@ -50,6 +51,14 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+
+
+def stream_ended_early(where: str) -> UpstreamError:
+    """The error every adapter raises when a stream closes before its last chunk."""
+    return UpstreamError(
+        f"{where} ended the stream before it finished. The response is incomplete; retry it.",
+        code="upstream_truncated",
+    )
 
 
 class Upstream(Protocol):

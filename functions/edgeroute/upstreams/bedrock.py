@@ -41,7 +41,7 @@ from edgeroute.upstreams.aws import (
     open_in_thread,
     region_for,
 )
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.upstreams.base import Json, Kind, stream_ended_early
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
 
 SERVICE = "bedrock-runtime"
@@ -181,11 +181,7 @@ class BedrockConverse:
                     for chunk in state.on(event):
                         yield chunk
             if not state.stopped:
-                raise UpstreamError(
-                    f"{_where(model)} ended the stream before it finished. The response is "
-                    "incomplete; retry it.",
-                    code="upstream_truncated",
-                )
+                raise stream_ended_early(_where(model))
         except EdgerouteError:
             raise
         except Exception as exc:

@@ -11,7 +11,7 @@ from httpx_sse import EventSource, SSEError
 from edgeroute.credentials import resolve
 from edgeroute.errors import UpstreamError
 from edgeroute.registry import ModelSpec
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.upstreams.base import Json, Kind, stream_ended_early
 from edgeroute.upstreams.http import (
     map_status_error,
     map_transport_error,
@@ -108,11 +108,7 @@ class OpenAICompatible:
                 _finished(chunk, finished)
                 yield chunk
             if not finished:
-                raise UpstreamError(
-                    f"Upstream for model '{model.name}' ended the stream before it finished. "
-                    "The response is incomplete; retry it.",
-                    code="upstream_truncated",
-                )
+                raise stream_ended_early(f"Upstream for model '{model.name}'")
         except SSEError as exc:  # answered, but not with a stream: the upstream's doing
             raise UpstreamError(
                 f"Upstream for model '{model.name}' did not answer with an event stream "

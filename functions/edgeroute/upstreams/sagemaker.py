@@ -44,7 +44,7 @@ from edgeroute.upstreams.aws import (
     open_in_thread,
     region_for,
 )
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.upstreams.base import Json, Kind, stream_ended_early
 
 SERVICE = "sagemaker-runtime"
 
@@ -203,11 +203,7 @@ class SageMakerEndpoint:
                 if data != "[DONE]":
                     yield _chunk(kind, data, model, finished)
             if not finished:
-                raise UpstreamError(
-                    f"{_where(model)} ended the stream before it finished. The response is "
-                    "incomplete; retry it.",
-                    code="upstream_truncated",
-                )
+                raise stream_ended_early(_where(model))
         except EdgerouteError:
             raise
         except Exception as exc:
