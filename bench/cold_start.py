@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeroute.invoke_cli import code_dir, function_environment, layer_paths
-from edgeroute.localinvoke import LocalFunction, load_function
+from edgeroute.tools.invoke import code_dir, function_environment, layer_paths
+from edgeroute.tools.localinvoke import LocalFunction, load_function
 
 REPO = Path(__file__).resolve().parents[1]
 HEALTHZ_EVENT: dict[str, Any] = {

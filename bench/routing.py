@@ -12,10 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     os.environ.setdefault("EDGEROUTE_EDGE_THREADS", "1")
+    from edgeroute.config.policy import load_policy
+    from edgeroute.config.registry import load_registry
     from edgeroute.edge import classifier
-    from edgeroute.policy import load_policy
-    from edgeroute.registry import load_registry
-    from edgeroute.routing_eval import evaluate
+    from edgeroute.tools.eval_routing import evaluate
 
     classifier.warm()
     report = evaluate(

@@ -15,12 +15,12 @@ import tempfile
 import time
 import uuid
 
-from edgeroute.admit import admit
-from edgeroute.cache import ResponseCache
-from edgeroute.keys import mint_key
-from edgeroute.registry import ModelSpec
+from edgeroute.config.registry import ModelSpec
+from edgeroute.pipeline.admit import admit
+from edgeroute.pipeline.cache import ResponseCache
 from edgeroute.store import Store, open_store
 from edgeroute.store.base import KeyLimits
+from edgeroute.store.keys import mint_key
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "500"))
 MODEL = ModelSpec(name="m", endpoint="http://127.0.0.1:1", tier="small", max_output_tokens=256)

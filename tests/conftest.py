@@ -14,7 +14,7 @@ import openai
 import pytest
 import yaml
 
-from edgeroute import local_upstream
+from edgeroute.tools import llama
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess
 from tests.support.moto_server import MotoServer
@@ -22,11 +22,11 @@ from tests.support.moto_server import MotoServer
 
 @contextmanager
 def _llama_server() -> Iterator[str]:
-    proc, url = local_upstream.start()
+    proc, url = llama.start()
     try:
         yield url
     finally:
-        local_upstream.stop(proc)
+        llama.stop(proc)
 
 
 @pytest.fixture(scope="session")

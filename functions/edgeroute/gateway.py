@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from edgeroute.auth import Authenticator
-from edgeroute.cache import ResponseCache
-from edgeroute.config import Settings
-from edgeroute.health_state import HealthView
-from edgeroute.policy import Policy, load_policy
-from edgeroute.registry import Protocol, Registry, load_registry
+from edgeroute.config.policy import Policy, load_policy
+from edgeroute.config.registry import Protocol, Registry, load_registry
+from edgeroute.health.circuits import HealthView
+from edgeroute.pipeline.authenticate import Authenticator
+from edgeroute.pipeline.cache import ResponseCache
+from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from edgeroute import upstreams
 from edgeroute.api.app import create_app
-from edgeroute.config import Settings
+from edgeroute.config.registry import Protocol
 from edgeroute.gateway import Gateway
-from edgeroute.keys import mint_key
-from edgeroute.registry import Protocol
+from edgeroute.settings import Settings
 from edgeroute.store.base import KeyLimits, Store
+from edgeroute.store.keys import mint_key
 
 DELAY_S = 0.02  # each store call takes this long, so overlapping calls are visible
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from edgeroute.health import probe_all
-from edgeroute.registry import load_registry
+from edgeroute.config.registry import load_registry
+from edgeroute.health.probe import probe_all
 from edgeroute.store.sqlite import SQLiteStore
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess

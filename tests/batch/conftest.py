@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
-from edgeroute.config import Settings
 from edgeroute.gateway import Gateway
-from edgeroute.keys import mint_key
+from edgeroute.settings import Settings
 from edgeroute.store.dynamodb import shared_client
+from edgeroute.store.keys import mint_key
 from edgeroute.store.tables import TableNames, create_tables
 from edgeroute.upstreams.http import close_shared_client
 from tests.support.moto_server import AWS_ENV, MotoServer

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, job_id_for, s3_objects
 from edgeroute.gateway import Gateway
-from edgeroute.keys import mint_key
+from edgeroute.store.keys import mint_key
 
 CHAT = "/v1/chat/completions"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.localinvoke import LocalFunction, RuntimeApiEmulator, invoke
-from edgeroute.localinvoke.emulator import Invocation, Posted, RuntimeEvent
+from edgeroute.tools.localinvoke import LocalFunction, RuntimeApiEmulator, invoke
+from edgeroute.tools.localinvoke.emulator import Invocation, Posted, RuntimeEvent
 
 HANDLERS = [Path(__file__).parent / "handlers"]
 

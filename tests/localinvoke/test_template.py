@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.localinvoke import TemplateError, invoke, list_functions, load_function
+from edgeroute.tools.localinvoke import TemplateError, invoke, list_functions, load_function
 
 TEMPLATE = Path(__file__).parent / "template.yaml"
 PARAMS = {"UpstreamUrl": "http://127.0.0.1:9999"}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.keys import mint_key
 from edgeroute.store.dynamodb import DynamoDBStore, shared_client
+from edgeroute.store.keys import mint_key
 from edgeroute.store.tables import TableNames, create_tables
 from tests.support.moto_server import AWS_ENV, MotoServer
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.localinvoke import load_function
-from edgeroute.localinvoke.template import load_template
+from edgeroute.tools.localinvoke import load_function
+from edgeroute.tools.localinvoke.template import load_template
 from tests.packaging.conftest import REPO, SAM, TEMPLATE, SamBuild, python312
 from tests.packaging.test_template import FUNCTIONS
 
@@ -40,6 +40,16 @@ def test_sam_build_succeeds(sam_build: SamBuild) -> None:
     assert "Build Succeeded" in sam_build.log
     for name in FUNCTIONS:
         assert (sam_build.build_dir / name / "edgeroute" / "__init__.py").is_file(), name
+
+
+def test_functions_ship_without_developer_tools(sam_build: SamBuild) -> None:
+    for name in FUNCTIONS:
+        code = sam_build.build_dir / name
+        assert (code / "edgeroute" / "handlers").is_dir(), name
+        assert not (code / "edgeroute" / "tools").exists(), name
+        assert not list(code.rglob("__pycache__")), name
+        assert not list(code.glob("*.egg-info")), name
+        print(name, f"{_size(code) / 1e3:.0f} kB of code")  # shown with pytest -s
 
 
 def test_each_function_with_its_layers_is_under_200_mb(sam_build: SamBuild) -> None:

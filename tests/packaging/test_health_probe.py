@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.health import parse_prometheus, probe_all, server_root
-from edgeroute.registry import ModelSpec, Registry
+from edgeroute.config.registry import ModelSpec, Registry
+from edgeroute.health.probe import parse_prometheus, probe_all, server_root
 from edgeroute.store.sqlite import SQLiteStore
 from edgeroute.upstreams.http import close_shared_client
 

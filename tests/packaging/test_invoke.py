@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edgeroute.invoke_cli import function_environment, run_invoke, table_resources
+from edgeroute.tools.invoke import function_environment, run_invoke, table_resources
 from tests.packaging.conftest import REPO, TEMPLATE, LocalStack, SamBuild, put_key
 
 EVENTS = REPO / "infra" / "events"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from edgeroute.localinvoke import load_function
-from edgeroute.localinvoke.template import load_template
 from edgeroute.store.tables import TableNames
+from edgeroute.tools.localinvoke import load_function
+from edgeroute.tools.localinvoke.template import load_template
 from tests.packaging import refcheck
 from tests.packaging.conftest import REPO, TEMPLATE
 

@@ -35,7 +35,7 @@ class GatewayProcess:
     def start(self, timeout_s: float = 30.0) -> GatewayProcess:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgeroute.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "edgeroute.tools.cli", "serve", "--port", str(self.port)],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,
@@ -65,7 +65,7 @@ class GatewayProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "edgeroute.cli", *args],
+            [sys.executable, "-m", "edgeroute.tools.cli", *args],
             env=self.env,
             cwd=self.workdir,
             capture_output=True,

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from edgeroute.autoroute import Decision, Limits, decide
+from edgeroute.config.policy import load_policy, parse_policy
+from edgeroute.config.registry import parse_registry
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
-from edgeroute.health_state import circuit_key
-from edgeroute.keys import mint_key
-from edgeroute.policy import load_policy, parse_policy
-from edgeroute.registry import parse_registry
+from edgeroute.health.circuits import circuit_key
+from edgeroute.pipeline.autoroute import Decision, Limits, decide
 from edgeroute.store.base import ApiKey
+from edgeroute.store.keys import mint_key
 from edgeroute.upstreams import Kind
 
 REGISTRY = parse_registry(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
+from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -25,7 +26,6 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from edgeroute.registry import ModelSpec, Protocol
 from edgeroute.upstreams import adapter_for
 from edgeroute.upstreams.aws import aws_client
 from edgeroute.upstreams.base import Kind

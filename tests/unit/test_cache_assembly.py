@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeroute.cache import assemble, cacheable_stream
+from edgeroute.pipeline.cache import assemble, cacheable_stream
 
 
 def _chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.auth import Authenticator, bearer_token
 from edgeroute.errors import AuthenticationFailed
-from edgeroute.keys import hash_key, mint_key
+from edgeroute.pipeline.authenticate import Authenticator, bearer_token
+from edgeroute.store.keys import hash_key, mint_key
 from edgeroute.store.sqlite import SQLiteStore
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgeroute.config.registry import ModelSpec, ParameterRule
 from edgeroute.errors import InvalidRequest
-from edgeroute.params import apply_parameter_rules
-from edgeroute.registry import ModelSpec, ParameterRule
+from edgeroute.pipeline.params import apply_parameter_rules
 
 
 def _model(**rules: ParameterRule) -> ModelSpec:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.config import Settings
+from edgeroute.config.registry import Capability, load_registry, parse_registry
 from edgeroute.errors import ConfigError
-from edgeroute.registry import Capability, load_registry, parse_registry
+from edgeroute.settings import Settings
 
 GOOD = """
 models:

@@ -29,6 +29,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from botocore.validate import validate_parameters
 
+from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -37,7 +38,6 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from edgeroute.registry import ModelSpec, Protocol
 from edgeroute.upstreams import adapter_for, aws
 from edgeroute.upstreams.aws import aws_client
 from edgeroute.upstreams.base import Kind

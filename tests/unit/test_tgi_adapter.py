@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from edgeroute.registry import ModelSpec
+from edgeroute.config.registry import ModelSpec
 from edgeroute.upstreams import tgi
 from edgeroute.upstreams.base import Kind
 

@@ -13,22 +13,23 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from edgeroute import pipeline, usage_report
-from edgeroute.api.schemas import (
+from edgeroute.api import usage as usage_report
+from edgeroute.config.registry import ModelSpec
+from edgeroute.edge.classifier import classify
+from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
+from edgeroute.gateway import Gateway
+from edgeroute.pipeline import run as pipeline
+from edgeroute.pipeline.authenticate import bearer_token
+from edgeroute.pipeline.cache import cache_mode
+from edgeroute.pipeline.moderate import moderate
+from edgeroute.store.base import ApiKey
+from edgeroute.upstreams import Kind
+from edgeroute.wire.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
     ModerationRequest,
 )
-from edgeroute.auth import bearer_token
-from edgeroute.cache import cache_mode
-from edgeroute.edge.classifier import classify
-from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
-from edgeroute.gateway import Gateway
-from edgeroute.moderate import moderate
-from edgeroute.registry import ModelSpec
-from edgeroute.store.base import ApiKey
-from edgeroute.upstreams import Kind
 
 router = APIRouter()
 _STARTED = int(time.time())

@@ -26,9 +26,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from edgeroute.api.errors import validation_error
-from edgeroute.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from edgeroute.errors import EdgerouteError
 from edgeroute.upstreams import Json, Kind
+from edgeroute.wire.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 ROUTES: dict[str, tuple[Kind, type[BaseModel]]] = {
     "/v1/chat/completions": (Kind.CHAT, ChatCompletionRequest),

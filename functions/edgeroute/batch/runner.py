@@ -29,7 +29,6 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from edgeroute import pipeline
 from edgeroute.batch.jsonl import (
     BatchLine,
     LineError,
@@ -42,6 +41,7 @@ from edgeroute.batch.jsonl import (
 )
 from edgeroute.errors import EdgerouteError
 from edgeroute.gateway import Gateway
+from edgeroute.pipeline import run as pipeline
 from edgeroute.store.base import ApiKey
 from edgeroute.upstreams import Json
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeroute.auth import Authenticator, bearer_token
-from edgeroute.config import Settings
 from edgeroute.errors import AuthenticationFailed
+from edgeroute.pipeline.authenticate import Authenticator, bearer_token
+from edgeroute.settings import Settings
 from edgeroute.store import open_store
 
 _settings = Settings.from_env()

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
-from edgeroute.config import Settings
 from edgeroute.gateway import Gateway
+from edgeroute.settings import Settings
 
 _runner = BatchRunner(
     Gateway.from_settings(Settings.from_env()), make_s3_client(), BatchConfig.from_env()

@@ -6,9 +6,9 @@ import asyncio
 import os
 from typing import Any
 
-from edgeroute.config import Settings
-from edgeroute.health import DEFAULT_TTL_S, probe_all
-from edgeroute.registry import load_registry
+from edgeroute.config.registry import load_registry
+from edgeroute.health.probe import DEFAULT_TTL_S, probe_all
+from edgeroute.settings import Settings
 from edgeroute.store import open_store
 
 _settings = Settings.from_env()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeroute.registry import ModelSpec, Protocol
+from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.upstreams.base import Json, Kind, Upstream, Usage
 from edgeroute.upstreams.bedrock import BedrockConverse
 from edgeroute.upstreams.edge import EdgeModels

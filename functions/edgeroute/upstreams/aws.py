@@ -14,13 +14,13 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     EdgerouteError,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from edgeroute.registry import ModelSpec
 
 T = TypeVar("T")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
-from edgeroute.registry import ModelSpec
 
 Json = dict[str, Any]
 

@@ -25,6 +25,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -32,7 +33,6 @@ from edgeroute.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from edgeroute.registry import ModelSpec
 from edgeroute.upstreams.aws import (
     aws_client,
     error_fields,

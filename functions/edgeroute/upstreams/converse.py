@@ -12,10 +12,10 @@ import time
 import uuid
 from typing import Any
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     InvalidRequest,
 )
-from edgeroute.registry import ModelSpec
 from edgeroute.upstreams.base import Json, Kind
 
 _DATA_URL = re.compile(r"data:image/([a-zA-Z]+);base64,(.*)", re.DOTALL)

@@ -11,8 +11,8 @@ import base64
 import time
 from collections.abc import AsyncIterator
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
-from edgeroute.registry import ModelSpec
 from edgeroute.upstreams.base import Json, Kind
 
 MAX_BATCH = 256

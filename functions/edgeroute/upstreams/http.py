@@ -13,8 +13,8 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from edgeroute.registry import ModelSpec
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 

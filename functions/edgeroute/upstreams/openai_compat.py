@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from edgeroute.credentials import resolve
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
-from edgeroute.registry import ModelSpec
 from edgeroute.upstreams.base import Json, Kind, stream_ended_early
+from edgeroute.upstreams.credentials import resolve
 from edgeroute.upstreams.http import (
     map_status_error,
     map_transport_error,

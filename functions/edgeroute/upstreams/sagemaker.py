@@ -28,6 +28,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -35,7 +36,6 @@ from edgeroute.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from edgeroute.registry import ModelSpec
 from edgeroute.upstreams.aws import (
     aws_client,
     error_fields,

@@ -16,17 +16,17 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from edgeroute.credentials import resolve
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest, UpstreamError
-from edgeroute.registry import ModelSpec
-from edgeroute.tokens import estimate_tokens
 from edgeroute.upstreams.base import Json, Kind
+from edgeroute.upstreams.credentials import resolve
 from edgeroute.upstreams.http import (
     map_status_error,
     map_transport_error,
     shared_client,
     timeout_for,
 )
+from edgeroute.wire.tokens import estimate_tokens
 
 _FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 

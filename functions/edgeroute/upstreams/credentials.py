@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
+from edgeroute.config.registry import Credential
 from edgeroute.errors import UpstreamError
-from edgeroute.registry import Credential
 
 _SECRET_MAX_AGE_S = 300
 

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import RateLimited, StoreUnavailable
-from edgeroute.registry import ModelSpec
 from edgeroute.store.base import ApiKey, CounterResult, Store
 
 _MINUTE = 60

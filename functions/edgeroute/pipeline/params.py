@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
-from edgeroute.registry import ModelSpec
 
 # What OpenAI documents; a model's own rules narrow these.
 _API_RANGES: dict[str, tuple[float, float]] = {

@@ -10,8 +10,8 @@ import hmac
 import time
 
 from edgeroute.errors import AuthenticationFailed, StoreUnavailable
-from edgeroute.keys import KEY_PREFIX, hash_key, key_id_for
 from edgeroute.store.base import ApiKey, Store
+from edgeroute.store.keys import KEY_PREFIX, hash_key, key_id_for
 
 _MAX_CACHED = 10_000
 

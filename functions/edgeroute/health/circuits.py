@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edgeroute.policy import Circuit
-from edgeroute.registry import ModelSpec
+from edgeroute.config.policy import Circuit
+from edgeroute.config.registry import ModelSpec
 from edgeroute.store.base import Store
 
 Health = dict[str, dict[str, Any]]

@@ -19,11 +19,20 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from edgeroute import metrics
-from edgeroute.account import usage_record, write_usage
-from edgeroute.admit import Admission, admit, budget_left_usd, reconcile
-from edgeroute.autoroute import VIRTUAL, Limits, decide
-from edgeroute.cache import (
+from edgeroute.config.registry import ModelSpec
+from edgeroute.edge.classifier import Classification, classify
+from edgeroute.errors import (
+    EdgerouteError,
+    InvalidRequest,
+    StoreUnavailable,
+)
+from edgeroute.gateway import Gateway
+from edgeroute.health.circuits import health_keys
+from edgeroute.pipeline import metrics
+from edgeroute.pipeline.account import usage_record, write_usage
+from edgeroute.pipeline.admit import Admission, admit, budget_left_usd, reconcile
+from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
+from edgeroute.pipeline.cache import (
     CacheMode,
     Entry,
     assemble,
@@ -32,23 +41,14 @@ from edgeroute.cache import (
     is_deterministic,
     replay_chunks,
 )
-from edgeroute.edge.classifier import Classification, classify
-from edgeroute.errors import (
-    EdgerouteError,
-    InvalidRequest,
-    StoreUnavailable,
-)
-from edgeroute.execute import (
+from edgeroute.pipeline.execute import (
     FailureHook,
     encode_event,
     execute_buffered,
     execute_stream,
     relay,
 )
-from edgeroute.gateway import Gateway
-from edgeroute.health_state import health_keys
-from edgeroute.registry import ModelSpec
-from edgeroute.route import (
+from edgeroute.pipeline.resolve import (
     Plan,
     plan,
     plan_from_decision,
@@ -58,7 +58,7 @@ from edgeroute.route import (
 from edgeroute.store.base import ApiKey, UsageRecord
 from edgeroute.upstreams import Json, Kind, Usage
 
-log = logging.getLogger("edgeroute.pipeline")
+log = logging.getLogger("edgeroute.pipeline.run")
 
 
 @dataclass

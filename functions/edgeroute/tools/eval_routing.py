@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeroute.autoroute import Limits, decide
+from edgeroute.config.policy import Policy
+from edgeroute.config.registry import TIER_ORDER, ModelSpec, Registry
 from edgeroute.edge.classifier import classify
-from edgeroute.keys import mint_key
-from edgeroute.policy import Policy
-from edgeroute.registry import TIER_ORDER, ModelSpec, Registry
+from edgeroute.pipeline.autoroute import Limits, decide
+from edgeroute.store.keys import mint_key
 from edgeroute.upstreams import Kind
 
 _ENDPOINT_TASKS = {"embed", "moderate"}

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from edgeroute.admit import admit
+from edgeroute.config.registry import Capability
 from edgeroute.errors import NotFound, PermissionDenied
 from edgeroute.gateway import Gateway
-from edgeroute.pipeline import Call, settle
-from edgeroute.registry import Capability
-from edgeroute.tokens import estimate_tokens
+from edgeroute.pipeline.admit import admit
+from edgeroute.pipeline.run import Call, settle
 from edgeroute.upstreams import Json, Usage
+from edgeroute.wire.tokens import estimate_tokens
 
 
 async def moderate(gw: Gateway, call: Call) -> Json:

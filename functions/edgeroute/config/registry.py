@@ -16,8 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeroute.config.loading import read_text
 from edgeroute.errors import ConfigError
-from edgeroute.locations import read_text
 
 Tier = Literal["edge", "small", "medium", "large"]
 TIER_ORDER: tuple[Tier, ...] = ("edge", "small", "medium", "large")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from edgeroute.registry import ModelSpec
-from edgeroute.tokens import estimate_tokens
 from edgeroute.upstreams import Json, Kind, Usage, adapter_for
+from edgeroute.wire.tokens import estimate_tokens
 
 # Called after each failed attempt: (model, attempt number, error).
 FailureHook = Callable[[ModelSpec, int, EdgerouteError], Awaitable[None]]

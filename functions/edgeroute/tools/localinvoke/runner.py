@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeroute.localinvoke.emulator import (
+from edgeroute.tools.localinvoke.emulator import (
     Dispatched,
     Invocation,
     Polled,
@@ -22,7 +22,12 @@ from edgeroute.localinvoke.emulator import (
     RuntimeEvent,
     new_request_id,
 )
-from edgeroute.localinvoke.process import Exited, RuntimeProcess, describe_exit, lambda_environment
+from edgeroute.tools.localinvoke.process import (
+    Exited,
+    RuntimeProcess,
+    describe_exit,
+    lambda_environment,
+)
 
 # Lambda rejects a synchronous request payload above this before any code runs.
 MAX_REQUEST_BYTES = 6 * 1024 * 1024

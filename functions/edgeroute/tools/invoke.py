@@ -24,8 +24,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from edgeroute.localinvoke import TemplateError, invoke, load_function
 from edgeroute.store.tables import TableNames
+from edgeroute.tools.localinvoke import TemplateError, invoke, load_function
 
 # Handlers that are executables for the Lambda Web Adapter, not Python functions.
 _NOT_PYTHON = (".sh", ".py")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from edgeroute.store.base import Store
 from edgeroute.upstreams.base import Json, Kind
 
-log = logging.getLogger("edgeroute.cache")
+log = logging.getLogger("edgeroute.pipeline.cache")
 
 CacheMode = Literal["auto", "force", "bypass"]
 # Fields that change how an answer is delivered or attributed, not what it says.

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeroute.admit import predicted_cost_micros, token_reservation
-from edgeroute.autoroute import Decision
+from edgeroute.config.registry import Capability, ModelSpec, Protocol, Registry
 from edgeroute.errors import (
     InvalidRequest,
     NotFound,
@@ -20,12 +19,13 @@ from edgeroute.errors import (
     PermissionDenied,
     UpstreamUnavailable,
 )
-from edgeroute.health_state import Health, circuit_key, circuit_open_until
-from edgeroute.params import apply_parameter_rules
-from edgeroute.registry import Capability, ModelSpec, Protocol, Registry
+from edgeroute.health.circuits import Health, circuit_key, circuit_open_until
+from edgeroute.pipeline.admit import predicted_cost_micros, token_reservation
+from edgeroute.pipeline.autoroute import Decision
+from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.store.base import ApiKey
-from edgeroute.tokens import estimate_prompt_tokens, estimate_tokens
 from edgeroute.upstreams import Json, Kind
+from edgeroute.wire.tokens import estimate_prompt_tokens, estimate_tokens
 
 _KIND_CAPABILITY = {
     Kind.CHAT: Capability.CHAT,

@@ -5,9 +5,9 @@ environment warm across events; ``load_function`` reads a function's handler, co
 location, limits and environment from a SAM template.
 """
 
-from edgeroute.localinvoke.emulator import RuntimeApiEmulator
-from edgeroute.localinvoke.runner import InvocationResult, LocalFunction, invoke
-from edgeroute.localinvoke.template import (
+from edgeroute.tools.localinvoke.emulator import RuntimeApiEmulator
+from edgeroute.tools.localinvoke.runner import InvocationResult, LocalFunction, invoke
+from edgeroute.tools.localinvoke.template import (
     FunctionSpec,
     TemplateError,
     list_functions,

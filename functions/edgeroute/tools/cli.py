@@ -9,10 +9,10 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from edgeroute.config import Settings
 from edgeroute.errors import ConfigError
-from edgeroute.keys import hash_key, key_id_for, mint_key
+from edgeroute.settings import Settings
 from edgeroute.store import ApiKey, KeyLimits, Store, open_store
+from edgeroute.store.keys import hash_key, key_id_for, mint_key
 
 
 def _store(settings: Settings) -> Store:
@@ -141,7 +141,7 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeroute.devserver import run_dev_server
+    from edgeroute.tools.serve import run_dev_server
 
     return run_dev_server(
         settings, host=args.host, port=args.port, local_upstream=args.local_upstream
@@ -149,8 +149,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _probe(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeroute.health import probe_command
-    from edgeroute.registry import load_registry
+    from edgeroute.config.registry import load_registry
+    from edgeroute.health.probe import probe_command
 
     return probe_command(load_registry(settings.registry), _store(settings))
 
@@ -158,9 +158,9 @@ def _probe(args: argparse.Namespace, settings: Settings) -> int:
 def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from edgeroute.policy import load_policy
-    from edgeroute.registry import load_registry
-    from edgeroute.routing_eval import evaluate, render
+    from edgeroute.config.policy import load_policy
+    from edgeroute.config.registry import load_registry
+    from edgeroute.tools.eval_routing import evaluate, render
 
     report = evaluate(
         Path(args.file),
@@ -173,7 +173,7 @@ def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _invoke(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeroute.invoke_cli import run_invoke
+    from edgeroute.tools.invoke import run_invoke
 
     overrides: dict[str, str] = {}
     for item in args.env:

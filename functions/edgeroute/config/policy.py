@@ -12,11 +12,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edgeroute.config.loading import read_text
+from edgeroute.config.registry import TIER_ORDER, Tier
 from edgeroute.errors import ConfigError
-from edgeroute.locations import read_text
-from edgeroute.registry import TIER_ORDER, Tier
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_POLICY = _REPO_ROOT / "infra" / "routing.yaml"
 
 

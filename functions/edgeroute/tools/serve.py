@@ -13,10 +13,10 @@ from pathlib import Path
 
 import uvicorn
 
-from edgeroute.config import Settings
 from edgeroute.gateway import Gateway
-from edgeroute.keys import hash_key, key_id_for, mint_key
+from edgeroute.settings import Settings
 from edgeroute.store import Store
+from edgeroute.store.keys import hash_key, key_id_for, mint_key
 
 
 async def _valid(store: Store, secret: str | None) -> bool:
@@ -56,8 +56,8 @@ print(c.chat.completions.create(model="small",
 
 
 def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: bool) -> int:
-    from edgeroute import local_upstream as llama
     from edgeroute.api.app import create_app
+    from edgeroute.tools import llama
 
     proc = None
     try:

@@ -11,12 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeroute.admit import completions_asked
+from edgeroute.config.policy import Policy, Rule
+from edgeroute.config.registry import (
+    RESERVED_NAMES,
+    TIER_ORDER,
+    Capability,
+    ModelSpec,
+    Registry,
+    Tier,
+)
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
-from edgeroute.health_state import Health, circuit_key, circuit_open_until, queue_depth
-from edgeroute.policy import Policy, Rule
-from edgeroute.registry import RESERVED_NAMES, TIER_ORDER, Capability, ModelSpec, Registry, Tier
+from edgeroute.health.circuits import Health, circuit_key, circuit_open_until, queue_depth
+from edgeroute.pipeline.admit import completions_asked
 from edgeroute.store.base import ApiKey
 from edgeroute.upstreams import Json, Kind
 

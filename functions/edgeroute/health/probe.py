@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from edgeroute import credentials
-from edgeroute.registry import ModelSpec, Protocol, Registry
+from edgeroute.config.registry import ModelSpec, Protocol, Registry
 from edgeroute.store.base import Store
+from edgeroute.upstreams import credentials
 from edgeroute.upstreams.http import close_shared_client, shared_client
 
 # How long a sample stays valid: a few probe periods, so one missed run does not

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
-from edgeroute.registry import ModelSpec
+from edgeroute.config.registry import ModelSpec
 from edgeroute.store.base import ApiKey, Store, UsageRecord
 from edgeroute.upstreams.base import Kind, Usage
 
-log = logging.getLogger("edgeroute.account")
+log = logging.getLogger("edgeroute.pipeline.account")
 
 
 def usage_record(

