@@ -15,7 +15,7 @@ from edgeroute.health.circuits import circuit_key
 from edgeroute.pipeline.autoroute import Decision, Limits, decide
 from edgeroute.store.base import ApiKey
 from edgeroute.store.keys import mint_key
-from edgeroute.upstreams import Kind
+from edgeroute.types import Kind
 
 REGISTRY = parse_registry(
     """

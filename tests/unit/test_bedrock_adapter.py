@@ -26,9 +26,9 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.types import Kind
 from edgeroute.upstreams import adapter_for
 from edgeroute.upstreams.aws import aws_client
-from edgeroute.upstreams.base import Kind
 from edgeroute.upstreams.bedrock import BedrockConverse, to_converse
 from tests.unit.test_sagemaker_adapter import add_stream, body, use_dummy_aws, workers_gone
 

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeroute.config.registry import Capability, load_registry, parse_registry
+from edgeroute.config.registry import load_registry, parse_registry
 from edgeroute.errors import ConfigError
 from edgeroute.settings import Settings
+from edgeroute.types import Capability
 
 GOOD = """
 models:

@@ -38,9 +38,9 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.types import Kind
 from edgeroute.upstreams import adapter_for, aws
 from edgeroute.upstreams.aws import aws_client
-from edgeroute.upstreams.base import Kind
 from edgeroute.upstreams.sagemaker import SageMakerEndpoint, SSELines
 
 MODEL = ModelSpec(

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from edgeroute.config.registry import ModelSpec
+from edgeroute.types import Kind
 from edgeroute.upstreams import tgi
-from edgeroute.upstreams.base import Kind
 
 MODEL = ModelSpec(name="big", protocol="tgi", endpoint="http://tgi.local", tier="large")  # type: ignore[arg-type]
 

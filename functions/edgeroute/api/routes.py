@@ -23,7 +23,7 @@ from edgeroute.pipeline.authenticate import bearer_token
 from edgeroute.pipeline.cache import cache_mode
 from edgeroute.pipeline.moderate import moderate
 from edgeroute.store.base import ApiKey
-from edgeroute.upstreams import Kind
+from edgeroute.types import Kind
 from edgeroute.wire.schemas import (
     ChatCompletionRequest,
     CompletionRequest,

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from edgeroute.api.errors import validation_error
 from edgeroute.errors import EdgerouteError
-from edgeroute.upstreams import Json, Kind
+from edgeroute.types import Json, Kind
 from edgeroute.wire.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 ROUTES: dict[str, tuple[Kind, type[BaseModel]]] = {

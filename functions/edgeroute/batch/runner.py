@@ -43,7 +43,7 @@ from edgeroute.errors import EdgerouteError
 from edgeroute.gateway import Gateway
 from edgeroute.pipeline import run as pipeline
 from edgeroute.store.base import ApiKey
-from edgeroute.upstreams import Json
+from edgeroute.types import Json
 
 log = logging.getLogger("edgeroute.batch")
 

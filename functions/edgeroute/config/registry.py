@@ -18,21 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgeroute.config.loading import read_text
 from edgeroute.errors import ConfigError
+from edgeroute.types import Capability
 
 Tier = Literal["edge", "small", "medium", "large"]
 TIER_ORDER: tuple[Tier, ...] = ("edge", "small", "medium", "large")
 # Names the router decides for; no model may take them.
 RESERVED_NAMES = frozenset({"auto", "auto:cheap", "auto:best", *TIER_ORDER})
-
-
-class Capability(StrEnum):
-    CHAT = "chat"
-    COMPLETIONS = "completions"
-    EMBEDDINGS = "embeddings"
-    VISION = "vision"
-    TOOLS = "tools"
-    JSON = "json"
-    MODERATION = "moderation"
 
 
 class Protocol(StrEnum):

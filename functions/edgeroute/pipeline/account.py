@@ -7,7 +7,7 @@ import time
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.store.base import ApiKey, Store, UsageRecord
-from edgeroute.upstreams.base import Kind, Usage
+from edgeroute.types import Kind, Usage
 
 log = logging.getLogger("edgeroute.pipeline.account")
 

@@ -15,7 +15,6 @@ from edgeroute.config.policy import Policy, Rule
 from edgeroute.config.registry import (
     RESERVED_NAMES,
     TIER_ORDER,
-    Capability,
     ModelSpec,
     Registry,
     Tier,
@@ -25,7 +24,7 @@ from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, Upstr
 from edgeroute.health.circuits import Health, circuit_key, circuit_open_until, queue_depth
 from edgeroute.pipeline.admit import completions_asked
 from edgeroute.store.base import ApiKey
-from edgeroute.upstreams import Json, Kind
+from edgeroute.types import Capability, Json, Kind
 
 TIER_NAMES: frozenset[str] = frozenset(TIER_ORDER)
 VIRTUAL: frozenset[str] = RESERVED_NAMES

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeroute.store.base import Store
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.types import Json, Kind
 
 log = logging.getLogger("edgeroute.pipeline.cache")
 

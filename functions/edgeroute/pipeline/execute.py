@@ -16,7 +16,8 @@ import anyio
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from edgeroute.upstreams import Json, Kind, Usage, adapter_for
+from edgeroute.types import Json, Kind, Usage
+from edgeroute.upstreams import adapter_for
 from edgeroute.wire.tokens import estimate_tokens
 
 # Called after each failed attempt: (model, attempt number, error).

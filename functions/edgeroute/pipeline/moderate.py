@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from edgeroute.config.registry import Capability
 from edgeroute.errors import NotFound, PermissionDenied
 from edgeroute.gateway import Gateway
 from edgeroute.pipeline.admit import admit
 from edgeroute.pipeline.run import Call, settle
-from edgeroute.upstreams import Json, Usage
+from edgeroute.types import Capability, Json, Usage
 from edgeroute.wire.tokens import estimate_tokens
 
 

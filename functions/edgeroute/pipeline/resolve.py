@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeroute.config.registry import Capability, ModelSpec, Protocol, Registry
+from edgeroute.config.registry import ModelSpec, Protocol, Registry
 from edgeroute.errors import (
     InvalidRequest,
     NotFound,
@@ -24,7 +24,7 @@ from edgeroute.pipeline.admit import predicted_cost_micros, token_reservation
 from edgeroute.pipeline.autoroute import Decision
 from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.store.base import ApiKey
-from edgeroute.upstreams import Json, Kind
+from edgeroute.types import Capability, Json, Kind
 from edgeroute.wire.tokens import estimate_prompt_tokens, estimate_tokens
 
 _KIND_CAPABILITY = {

@@ -56,7 +56,7 @@ from edgeroute.pipeline.resolve import (
     within_cost_ceiling,
 )
 from edgeroute.store.base import ApiKey, UsageRecord
-from edgeroute.upstreams import Json, Kind, Usage
+from edgeroute.types import Json, Kind, Usage
 
 log = logging.getLogger("edgeroute.pipeline.run")
 

@@ -25,7 +25,7 @@ from edgeroute.config.registry import TIER_ORDER, ModelSpec, Registry
 from edgeroute.edge.classifier import classify
 from edgeroute.pipeline.autoroute import Limits, decide
 from edgeroute.store.keys import mint_key
-from edgeroute.upstreams import Kind
+from edgeroute.types import Kind
 
 _ENDPOINT_TASKS = {"embed", "moderate"}
 

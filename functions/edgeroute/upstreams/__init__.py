@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from edgeroute.config.registry import ModelSpec, Protocol
-from edgeroute.upstreams.base import Json, Kind, Upstream, Usage
+from edgeroute.upstreams.base import Upstream
 from edgeroute.upstreams.bedrock import BedrockConverse
 from edgeroute.upstreams.edge import EdgeModels
 from edgeroute.upstreams.openai_compat import OpenAICompatible
 from edgeroute.upstreams.sagemaker import SageMakerEndpoint
 from edgeroute.upstreams.tgi import TGINative
 
-__all__ = ["Json", "Kind", "Upstream", "Usage", "adapter_for"]
+__all__ = ["Upstream", "adapter_for"]
 
 _ADAPTERS: dict[Protocol, Upstream] = {
     Protocol.OPENAI: OpenAICompatible(),

@@ -33,6 +33,7 @@ from edgeroute.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from edgeroute.types import Json, Kind
 from edgeroute.upstreams.aws import (
     aws_client,
     error_fields,
@@ -41,7 +42,7 @@ from edgeroute.upstreams.aws import (
     open_in_thread,
     region_for,
 )
-from edgeroute.upstreams.base import Json, Kind, stream_ended_early
+from edgeroute.upstreams.base import stream_ended_early
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
 
 SERVICE = "bedrock-runtime"

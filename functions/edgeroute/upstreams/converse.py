@@ -16,7 +16,7 @@ from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     InvalidRequest,
 )
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.types import Json, Kind
 
 _DATA_URL = re.compile(r"data:image/([a-zA-Z]+);base64,(.*)", re.DOTALL)
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}

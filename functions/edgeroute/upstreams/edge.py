@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.types import Json, Kind
 
 MAX_BATCH = 256
 

@@ -10,7 +10,8 @@ from httpx_sse import EventSource, SSEError
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
-from edgeroute.upstreams.base import Json, Kind, stream_ended_early
+from edgeroute.types import Json, Kind
+from edgeroute.upstreams.base import stream_ended_early
 from edgeroute.upstreams.credentials import resolve
 from edgeroute.upstreams.http import (
     map_status_error,

@@ -36,6 +36,7 @@ from edgeroute.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from edgeroute.types import Json, Kind
 from edgeroute.upstreams.aws import (
     aws_client,
     error_fields,
@@ -44,7 +45,7 @@ from edgeroute.upstreams.aws import (
     open_in_thread,
     region_for,
 )
-from edgeroute.upstreams.base import Json, Kind, stream_ended_early
+from edgeroute.upstreams.base import stream_ended_early
 
 SERVICE = "sagemaker-runtime"
 

@@ -18,7 +18,7 @@ from httpx_sse import EventSource
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest, UpstreamError
-from edgeroute.upstreams.base import Json, Kind
+from edgeroute.types import Json, Kind
 from edgeroute.upstreams.credentials import resolve
 from edgeroute.upstreams.http import (
     map_status_error,
