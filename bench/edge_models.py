@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 RUNS = int(os.environ.get("BENCH_RUNS", "300"))
@@ -50,11 +51,11 @@ def _text_of(tokens: int) -> str:
     return text
 
 
-def _timed(fn: object, runs: int) -> dict[str, float]:
+def _timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
+        fn()
         samples.append((time.perf_counter() - t0) * 1000)
     samples.sort()
     return {

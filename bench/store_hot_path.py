@@ -21,6 +21,7 @@ from edgeroute.pipeline.cache import ResponseCache
 from edgeroute.store import Store, open_store
 from edgeroute.store.base import KeyLimits
 from edgeroute.store.keys import mint_key
+from edgeroute.types import Kind
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "500"))
 MODEL = ModelSpec(name="m", endpoint="http://127.0.0.1:1", tier="small", max_output_tokens=256)
@@ -31,11 +32,13 @@ async def _measure(store: Store) -> dict[str, float]:
     cache = ResponseCache(store, ttl_s=60, max_bytes=1 << 20)
     payload: dict[str, object] = {"max_tokens": 64}
     for _ in range(20):
-        await asyncio.gather(admit(store, key, MODEL, payload, 30), cache.get("warm"))
+        await asyncio.gather(admit(store, key, Kind.CHAT, MODEL, payload, 30), cache.get("warm"))
     samples = []
     for i in range(ROUNDS):
         t0 = time.perf_counter()
-        await asyncio.gather(admit(store, key, MODEL, payload, 30), cache.get(f"miss-{i}"))
+        await asyncio.gather(
+            admit(store, key, Kind.CHAT, MODEL, payload, 30), cache.get(f"miss-{i}")
+        )
         samples.append((time.perf_counter() - t0) * 1000)
     samples.sort()
     count = 0

@@ -3,6 +3,9 @@
 Every failure a caller can see is one of these; the API layer renders them as
 ``{"error": {"message", "type", "param", "code"}}`` so the official SDKs raise the
 matching exception class (``BadRequestError``, ``AuthenticationError`` ...).
+
+One class per answer: each fixes its status, type and default code, and an instance is
+never changed after construction (a different answer is a different class).
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ class AuthenticationFailed(EdgerouteError):
 
 
 class PaymentRequired(EdgerouteError):
+    """The request is predicted to cost more than its ``x-edgeroute-max-cost`` allows."""
+
     status_code = 402
     error_type = "insufficient_quota"
-    default_code = "budget_exceeded"
+    default_code = "cost_ceiling"
 
 
 class PermissionDenied(EdgerouteError):
@@ -72,6 +77,18 @@ class NotFound(EdgerouteError):
     default_code = "model_not_found"
 
 
+class UnknownRoute(NotFound):
+    """No route at this method and path."""
+
+    default_code = "unknown_route"
+
+
+class MethodNotAllowed(EdgerouteError):
+    status_code = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
 class PayloadTooLarge(EdgerouteError):
     status_code = 413
     error_type = "invalid_request_error"
@@ -82,6 +99,27 @@ class RateLimited(EdgerouteError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(RateLimited):
+    """The key's monthly budget cannot cover what this request may cost."""
+
+    error_type = "insufficient_quota"
+    default_code = "budget_exceeded"
+
+
+class HTTPStatusError(EdgerouteError):
+    """Any other HTTP failure the web framework raised, answered with its own status."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class InternalError(EdgerouteError):
+    """An unexpected failure inside edgeroute (logged with the request id)."""
+
+    default_code = "internal_error"
 
 
 class StoreUnavailable(EdgerouteError):

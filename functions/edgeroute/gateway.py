@@ -6,8 +6,7 @@ A Lambda instance, a `edgeroute serve` process and a test each hold one
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from edgeroute.config.policy import Policy, load_policy
 from edgeroute.config.registry import Protocol, Registry, load_registry
@@ -42,7 +41,6 @@ class Gateway:
     cache: ResponseCache
     policy: Policy
     health: HealthView
-    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -61,8 +59,3 @@ class Gateway:
             policy=policy,
             health=HealthView(store, policy.health_ttl_s),
         )
-
-    async def drain(self) -> None:
-        """Wait for usage writes still in flight (on shutdown)."""
-        if self.background:
-            await asyncio.gather(*self.background, return_exceptions=True)

@@ -94,13 +94,28 @@ def test_virtual_names() -> None:
     assert _decide(_c(), kind=Kind.EMBEDDINGS).targets[0].name == "embed"
 
 
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+WITH_IMAGE = {
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "what?"}, IMAGE]}],
+}
+
+
 def test_image_needs_vision_or_a_clear_400() -> None:
-    decision = _decide(_c(modality=("text", "image")))
+    decision = _decide(_c(modality=("text", "image")), payload=WITH_IMAGE)
     assert [m.name for m in decision.targets] == ["mid"]
     assert _why(decision, "tiny") == "cannot do vision"
     _, no_vision = mint_key("nv", models=("tiny", "big"))
     with pytest.raises(InvalidRequest, match="image"):
-        _decide(_c(modality=("text", "image")), key=no_vision)
+        _decide(_c(modality=("text", "image")), key=no_vision, payload=WITH_IMAGE)
+
+
+def test_capabilities_come_from_the_body_not_the_classifier() -> None:
+    # The classifier's modality steers routing rules; what a model must support is read
+    # from the body, as for a named model.
+    assert "vision" not in _why(_decide(_c(modality=("text", "image"))), "tiny")
+    decision = _decide(_c(), payload=WITH_IMAGE)
+    assert _why(decision, "tiny") == "cannot do vision"
 
 
 def test_open_circuit_is_skipped() -> None:

@@ -19,7 +19,6 @@ def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await gateway.drain()
         await close_shared_client()
 
     app = FastAPI(

@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from edgeroute.errors import EdgerouteError, InvalidRequest, PayloadTooLarge
+from edgeroute.errors import (
+    EdgerouteError,
+    HTTPStatusError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnknownRoute,
+)
 
 log = logging.getLogger("edgeroute.api")
 
@@ -98,36 +106,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            error = EdgerouteError(
-                f"No route {request.method} {request.url.path}. The OpenAI-compatible routes "
-                "live under /v1 (chat/completions, completions, embeddings, models).",
-                code="unknown_route",
-            )
-            error.status_code, error.error_type = 404, "invalid_request_error"
-        elif exc.status_code == 413:
-            error = PayloadTooLarge(
-                "The request body is too large. Send fewer or shorter inputs, or split the "
-                "work into several requests.",
-            )
-        elif exc.status_code == 405:
-            error = EdgerouteError(
-                f"{request.method} is not allowed on {request.url.path}.",
-                code="method_not_allowed",
-            )
-            error.status_code, error.error_type = 405, "invalid_request_error"
-        else:
-            error = EdgerouteError(str(exc.detail))
-            error.status_code = exc.status_code
-        return error_response(error)
+        return error_response(_http_error(request, exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
         log.exception("unhandled error in request %s", request_id)
-        error = EdgerouteError(
+        error = InternalError(
             f"edgeroute hit an internal error (request {request_id}). It has been logged; "
             "retry, and report the request id if it persists.",
-            code="internal_error",
         )
         return error_response(error, request_id)
+
+
+def _http_error(request: Request, exc: HTTPException) -> EdgerouteError:
+    """The framework's own HTTP failures (no route, wrong method, body too large ...)."""
+    if exc.status_code == 404:
+        return UnknownRoute(
+            f"No route {request.method} {request.url.path}. The OpenAI-compatible routes "
+            "live under /v1 (chat/completions, completions, embeddings, models).",
+        )
+    if exc.status_code == 413:
+        return PayloadTooLarge(
+            "The request body is too large. Send fewer or shorter inputs, or split the "
+            "work into several requests.",
+        )
+    if exc.status_code == 405:
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+    return HTTPStatusError(exc.status_code, str(exc.detail))

@@ -30,10 +30,11 @@ from edgeroute.errors import EdgerouteError
 from edgeroute.types import Json, Kind
 from edgeroute.wire.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
-ROUTES: dict[str, tuple[Kind, type[BaseModel]]] = {
-    "/v1/chat/completions": (Kind.CHAT, ChatCompletionRequest),
-    "/v1/completions": (Kind.COMPLETIONS, CompletionRequest),
-    "/v1/embeddings": (Kind.EMBEDDINGS, EmbeddingRequest),
+# The routes a batch line may name (``Kind.path``), each checked by its HTTP schema.
+SCHEMAS: dict[Kind, type[BaseModel]] = {
+    Kind.CHAT: ChatCompletionRequest,
+    Kind.COMPLETIONS: CompletionRequest,
+    Kind.EMBEDDINGS: EmbeddingRequest,
 }
 # Batch answers are buffered by definition; a stream flag in a line is ignored.
 _STREAM_FIELDS = ("stream", "stream_options")
@@ -75,18 +76,19 @@ def parse_line(number: int, raw: bytes | str) -> BatchLine:
             "invalid_method", f"{where}: method must be POST, not {method!r}", custom_id
         )
     url = data.get("url")
-    if url not in ROUTES:
-        routes = ", ".join(ROUTES)
+    kind = Kind.from_path(url) if isinstance(url, str) else None
+    if kind is None or kind not in SCHEMAS:
+        routes = ", ".join(k.path for k in SCHEMAS)
         raise LineError("invalid_url", f"{where}: url {url!r} is not one of {routes}", custom_id)
     if not isinstance(data.get("body"), dict):
         raise LineError("invalid_body", f"{where}: 'body' must be a JSON object", custom_id)
-    return BatchLine(number, custom_id, ROUTES[url][0], data["body"])
+    return BatchLine(number, custom_id, kind, data["body"])
 
 
 def validated_payload(line: BatchLine) -> Json:
     """The body as the pipeline takes it, checked by the HTTP API's own schemas so a
     batch line and an HTTP request get the same 400 for the same mistake."""
-    schema = next(model for kind, model in ROUTES.values() if kind is line.kind)
+    schema = SCHEMAS[line.kind]
     try:
         parsed = schema.model_validate(line.body)
     except ValidationError as exc:

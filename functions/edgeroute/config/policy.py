@@ -55,11 +55,13 @@ class Circuit(_Strict):
     cool_down_s: float = Field(default=20.0, gt=0)
 
 
+def _default_cutoffs() -> dict[Tier, float]:
+    return {"small": 0.35, "medium": 0.6}
+
+
 class Policy(_Strict):
     tiers: tuple[Tier, ...] = TIER_ORDER
-    complexity_cutoffs: dict[Tier, float] = Field(
-        default_factory=lambda: {"small": 0.35, "medium": 0.6}  # type: ignore[arg-type,dict-item]
-    )
+    complexity_cutoffs: dict[Tier, float] = Field(default_factory=_default_cutoffs)
     rules: tuple[Rule, ...] = ()
     congestion: Congestion = Congestion()
     circuit: Circuit = Circuit()
@@ -76,9 +78,9 @@ class Policy(_Strict):
     def tier_for_complexity(self, complexity: float) -> Tier:
         """The cheapest generating tier whose cut-off the complexity stays under."""
         for tier in ("small", "medium"):
-            cutoff = self.complexity_cutoffs.get(tier)  # type: ignore[call-overload]
+            cutoff = self.complexity_cutoffs.get(tier)
             if cutoff is not None and complexity < cutoff:
-                return tier  # type: ignore[return-value]
+                return tier
         return "large"
 
 

@@ -59,9 +59,6 @@ class HealthView:
             self._fetched_at = now
         return self._health
 
-    def forget(self) -> None:
-        self._fetched_at = 0.0
-
     async def record_failure(self, model: ModelSpec, circuit: Circuit) -> bool:
         """Count a failure against the target; True when this opened its circuit."""
         now = time.time()

@@ -6,6 +6,7 @@ import logging
 import time
 
 from edgeroute.config.registry import ModelSpec
+from edgeroute.pricing import cost_micros
 from edgeroute.store.base import ApiKey, Store, UsageRecord
 from edgeroute.types import Kind, Usage
 
@@ -24,7 +25,7 @@ def usage_record(
     attempts: int,
     cache_hit: bool = False,
 ) -> UsageRecord:
-    cost = model.price.cost_usd(usage.prompt_tokens, usage.completion_tokens) if model else 0.0
+    cost = cost_micros(model, usage.prompt_tokens, usage.completion_tokens) if model else 0
     return UsageRecord(
         request_id=request_id,
         key_id=principal.key_id,
@@ -34,7 +35,7 @@ def usage_record(
         tier=model.tier if model else "",
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
-        cost_usd_micros=round(cost * 1_000_000),
+        cost_usd_micros=cost,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
         status=status,
         created_at=time.time(),

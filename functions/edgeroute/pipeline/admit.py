@@ -3,7 +3,8 @@
 Limits are requests per minute, tokens per minute, tokens per day and a monthly
 budget (integer micro-dollars). Every limit is one ``add_to_counter`` on a counter
 keyed by key and window, so it holds across any number of gateway instances.
-Token limits reserve ``prompt + max_tokens`` (and the budget the cost of that) up
+Token limits reserve the prompt plus the most the call may generate, and the budget
+the cost of that (both from ``edgeroute.pricing``, as the router predicts them) up
 front; ``reconcile`` gives back what the call did not use.
 
 A hot key's counters could be sharded: N counters per window, each with limit/N,
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import RateLimited, StoreUnavailable
+from edgeroute.errors import BudgetExceeded, RateLimited, StoreUnavailable
+from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey, CounterResult, Store
+from edgeroute.types import Json, Kind
 
 _MINUTE = 60
 _DAY = 86_400
@@ -75,26 +78,6 @@ class Admission:
         return out
 
 
-def token_reservation(model: ModelSpec, payload: dict[str, object], prompt_tokens: int) -> int:
-    """Prompt tokens plus the most the call may generate (the reservation)."""
-    wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    if not isinstance(wanted, int):
-        cap = model.max_output_tokens or max(model.context_window - prompt_tokens, 0)
-        wanted = min(cap, 4096)
-    return prompt_tokens + wanted * completions_asked(payload)
-
-
-def completions_asked(payload: dict[str, object]) -> int:
-    """How many completions one request may generate (``n``, or ``best_of``)."""
-    counts = [v for v in (payload.get("n"), payload.get("best_of")) if isinstance(v, int)]
-    return max([1, *counts])
-
-
-def predicted_cost_micros(model: ModelSpec, prompt_tokens: int, reserved_tokens: int) -> int:
-    completion = max(reserved_tokens - prompt_tokens, 0)
-    return round(model.price.cost_usd(prompt_tokens, completion) * 1_000_000)
-
-
 def limits_for(key: ApiKey, reserved_tokens: int, reserved_micros: int, now: float) -> list[Limit]:
     minute = int(now // _MINUTE) * _MINUTE
     day = int(now // _DAY) * _DAY
@@ -125,16 +108,13 @@ def _refusal(key: ApiKey, item: Limit, result: CounterResult, admission: Admissi
     headers = {"Retry-After": str(wait), **admission.headers()}
     if item.kind == "budget":
         spent = result.value / 1_000_000
-        error = RateLimited(
+        return BudgetExceeded(
             f"API key {key.key_id} has used ${spent:.4f} of its monthly budget of "
             f"${item.limit / 1_000_000:.2f}; this request could cost up to "
             f"${item.amount / 1_000_000:.4f}. Lower 'max_tokens', choose a cheaper model, "
             f"or ask an admin to raise the budget (resets in {wait} s).",
-            code="budget_exceeded",
             headers=headers,
         )
-        error.error_type = "insufficient_quota"
-        return error
     detail = f" (this request reserves {item.amount})" if item.kind != "requests" else ""
     return RateLimited(
         f"Rate limit reached for API key {key.key_id}: {item.limit} {_WHAT[item.kind]}, "
@@ -145,13 +125,13 @@ def _refusal(key: ApiKey, item: Limit, result: CounterResult, admission: Admissi
 
 
 async def admit(
-    store: Store, key: ApiKey, model: ModelSpec, payload: dict[str, object], prompt_tokens: int
+    store: Store, key: ApiKey, kind: Kind, model: ModelSpec, payload: Json, prompt_tokens: int
 ) -> Admission:
     """Reserve this request against every limit the key has, all at once, or refuse
     with 429 (giving back whatever was already reserved)."""
     now = time.time()
-    reserved = token_reservation(model, payload, prompt_tokens)
-    micros = predicted_cost_micros(model, prompt_tokens, reserved)
+    most = estimate(kind, model, payload, prompt_tokens)
+    reserved, micros = most.reserved_tokens, most.cost_micros
     admission = Admission(key.key_id, reserved_tokens=reserved, reserved_micros=micros, now=now)
     admission.limits = limits_for(key, reserved, micros, now)
     if not admission.limits:

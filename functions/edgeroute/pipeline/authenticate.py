@@ -67,6 +67,3 @@ class Authenticator:
                 code="revoked_api_key",
             )
         return record
-
-    def forget(self) -> None:
-        self._cache.clear()

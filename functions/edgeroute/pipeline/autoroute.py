@@ -20,15 +20,21 @@ from edgeroute.config.registry import (
     Tier,
 )
 from edgeroute.edge.classifier import Classification
-from edgeroute.errors import InvalidRequest, PaymentRequired, RateLimited, UpstreamUnavailable
+from edgeroute.errors import (
+    BudgetExceeded,
+    InvalidRequest,
+    PaymentRequired,
+    UpstreamUnavailable,
+)
 from edgeroute.health.circuits import Health, circuit_key, circuit_open_until, queue_depth
-from edgeroute.pipeline.admit import completions_asked
+from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Capability, Json, Kind
+from edgeroute.wire.capabilities import required_capabilities
 
 TIER_NAMES: frozenset[str] = frozenset(TIER_ORDER)
 VIRTUAL: frozenset[str] = RESERVED_NAMES
-_GENERATING = ("small", "medium", "large")
+_GENERATING: tuple[Tier, ...] = ("small", "medium", "large")
 
 
 @dataclass
@@ -81,7 +87,7 @@ def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tu
     if kind is Kind.EMBEDDINGS:
         return "edge", "embeddings are served from the edge tier up"
     if name in TIER_NAMES:
-        tier: Tier = name  # type: ignore[assignment]
+        tier: Tier = name  # type: ignore[assignment]  # `in TIER_NAMES` does not narrow to Tier
         return (tier if tier != "edge" else "small"), f"tier '{name}' asked for"
     if name == "auto:best":
         return "large", "auto:best asks for the most capable tier"
@@ -95,38 +101,9 @@ def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tu
     if tier == "edge":
         tier = "small"  # the edge tier does not generate text
     if name == "auto:cheap" and tier != "small":
-        tier = _GENERATING[_GENERATING.index(tier) - 1]  # type: ignore[assignment]
+        tier = _GENERATING[_GENERATING.index(tier) - 1]
         why += ", one tier down for auto:cheap"
     return tier, f"task {c.task}, {why} -> {tier}"
-
-
-def _max_output(model: ModelSpec, payload: Json, prompt_tokens: int) -> int:
-    wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    if not isinstance(wanted, int):
-        rule = model.parameters.get("max_tokens")
-        if rule is not None and rule.default is not None:
-            wanted = int(rule.default)
-        else:
-            wanted = min(
-                model.max_output_tokens or 1024, max(model.context_window - prompt_tokens, 0)
-            )
-    return wanted
-
-
-def _needed(kind: Kind, payload: Json, c: Classification) -> set[Capability]:
-    needed = {
-        {Kind.CHAT: Capability.CHAT, Kind.COMPLETIONS: Capability.COMPLETIONS}.get(
-            kind, Capability.EMBEDDINGS
-        )
-    }
-    if "image" in c.modality:
-        needed.add(Capability.VISION)
-    if "tools" in c.modality:
-        needed.add(Capability.TOOLS)
-    fmt = payload.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
-        needed.add(Capability.JSON)
-    return needed
 
 
 def decide(
@@ -143,13 +120,14 @@ def decide(
     now: float,
 ) -> Decision:
     min_tier, why_tier = minimum_tier(name, kind, c, policy)
-    needed = _needed(kind, payload, c)
+    needed = required_capabilities(kind, payload)
     low = TIER_ORDER.index(min_tier)
     candidates: list[Candidate] = []
     for model in sorted(registry.models(), key=lambda m: (TIER_ORDER.index(m.tier), m.name)):
-        out = _max_output(model, payload, c.prompt_tokens) if kind is not Kind.EMBEDDINGS else 0
-        cost = model.price.cost_usd(c.prompt_tokens, out * completions_asked(payload))
-        candidate = Candidate(model, cost)
+        # The cost admission will reserve for this model, so /v1/route shows what is charged.
+        most = estimate(kind, model, payload, c.prompt_tokens)
+        out = most.output_tokens
+        candidate = Candidate(model, most.cost_usd)
         candidates.append(candidate)
         missing = sorted(cap.value for cap in needed if not model.supports(cap))
         open_until = circuit_open_until(health.get(circuit_key(model)), now)
@@ -295,7 +273,5 @@ def _by_cost(
         "Raise the limit, lower 'max_tokens', or shorten the prompt."
     )
     if label == "x-edgeroute-max-cost":
-        raise PaymentRequired(message, param="x-edgeroute-max-cost", code="cost_ceiling")
-    error = RateLimited(message, code="budget_exceeded")
-    error.error_type = "insufficient_quota"
-    raise error
+        raise PaymentRequired(message, param="x-edgeroute-max-cost")
+    raise BudgetExceeded(message)

@@ -32,7 +32,7 @@ _DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user", "model"})
 def cache_mode(header: str | None) -> CacheMode:
     value = (header or "auto").strip().lower()
     if value in ("auto", "force", "bypass"):
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[return-value]  # `in` a tuple does not narrow to the Literal
     from edgeroute.errors import InvalidRequest
 
     raise InvalidRequest(
@@ -151,7 +151,6 @@ class ResponseCache:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self.skipped_oversize = 0
 
     def _l1_get(self, key: str) -> bytes | None:
         item = self._items.get(key)
@@ -208,15 +207,10 @@ class ResponseCache:
         """Fill the store's level, shared by every instance (after the answer left)."""
         stored = await self._store.cache_put(key, raw, time.time() + self._ttl)
         if not stored:
-            self.skipped_oversize += 1
             log.warning(
                 "cache entry of %d bytes exceeds the store's item limit; not shared", len(raw)
             )
         return stored
-
-    @property
-    def bytes_used(self) -> int:
-        return self._bytes
 
 
 def replay_chunks(entry: Entry, model: str, want_usage: bool) -> list[Json]:

@@ -173,7 +173,7 @@ async def execute_stream(
                 code="upstream_truncated",
             )
         except TimeoutError:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator underneath
             last = UpstreamTimeout(
                 f"Upstream for model '{model.name}' sent nothing within "
                 f"{targets[0].timeouts.total} s. Retry later.",
@@ -282,7 +282,7 @@ async def relay(
         raise
     finally:
         with anyio.CancelScope(shield=True):
-            await rest.aclose()  # type: ignore[attr-defined]
+            await rest.aclose()  # type: ignore[attr-defined]  # an async generator underneath
             if not settled:
                 if usage is None:
                     text = "".join(_chunk_text(c) for c in relayed)

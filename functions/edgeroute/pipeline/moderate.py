@@ -9,7 +9,7 @@ from edgeroute.errors import NotFound, PermissionDenied
 from edgeroute.gateway import Gateway
 from edgeroute.pipeline.admit import admit
 from edgeroute.pipeline.run import Call, settle
-from edgeroute.types import Capability, Json, Usage
+from edgeroute.types import Capability, Json, Kind, Usage
 from edgeroute.wire.tokens import estimate_tokens
 
 
@@ -31,7 +31,7 @@ async def moderate(gw: Gateway, call: Call) -> Json:
     raw = call.payload["input"]
     texts = [raw] if isinstance(raw, str) else list(raw)
     tokens = sum(estimate_tokens(t) for t in texts)
-    call.admission = await admit(gw.store, call.principal, model, {"max_tokens": 0}, tokens)
+    call.admission = await admit(gw.store, call.principal, Kind.MODERATIONS, model, {}, tokens)
     scores = await asyncio.to_thread(offensive_scores, texts)
     await settle(gw, call, model, Usage(tokens, 0), 200, 1)
     return {

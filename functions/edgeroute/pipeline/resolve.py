@@ -20,23 +20,13 @@ from edgeroute.errors import (
     UpstreamUnavailable,
 )
 from edgeroute.health.circuits import Health, circuit_key, circuit_open_until
-from edgeroute.pipeline.admit import predicted_cost_micros, token_reservation
 from edgeroute.pipeline.autoroute import Decision
 from edgeroute.pipeline.params import apply_parameter_rules
+from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey
-from edgeroute.types import Capability, Json, Kind
+from edgeroute.types import Json, Kind
+from edgeroute.wire.capabilities import required_capabilities
 from edgeroute.wire.tokens import estimate_prompt_tokens, estimate_tokens
-
-_KIND_CAPABILITY = {
-    Kind.CHAT: Capability.CHAT,
-    Kind.COMPLETIONS: Capability.COMPLETIONS,
-    Kind.EMBEDDINGS: Capability.EMBEDDINGS,
-}
-KIND_ROUTE = {
-    Kind.CHAT: "/v1/chat/completions",
-    Kind.COMPLETIONS: "/v1/completions",
-    Kind.EMBEDDINGS: "/v1/embeddings",
-}
 
 
 @dataclass
@@ -48,23 +38,6 @@ class Plan:
     prompt_tokens: int
     min_tier: str | None = None
     candidates: list[Any] = field(default_factory=list)  # autoroute.Candidate, for /v1/route
-
-
-def _required_capabilities(kind: Kind, payload: Json) -> set[Capability]:
-    needed = {_KIND_CAPABILITY[kind]}
-    if payload.get("tools"):
-        needed.add(Capability.TOOLS)
-    fmt = payload.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
-        needed.add(Capability.JSON)
-    for message in payload.get("messages") or ():
-        content = message.get("content")
-        if isinstance(content, list) and any(
-            isinstance(p, dict) and p.get("type") == "image_url" for p in content
-        ):
-            needed.add(Capability.VISION)
-            break
-    return needed
 
 
 def _prompt_tokens(kind: Kind, payload: Json) -> int:
@@ -133,7 +106,7 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
             f"{', '.join(principal.models)}. Ask an admin to extend the key.",
             param="model",
         )
-    needed = _required_capabilities(kind, payload)
+    needed = required_capabilities(kind, payload)
     missing = sorted(c.value for c in needed if not model.supports(c))
     if missing:
         able = [
@@ -144,7 +117,7 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
         hint = f"Models that can: {', '.join(able)}." if able else "No model here can."
         raise InvalidRequest(
             f"Model '{model.name}' does not support {', '.join(missing)}, which "
-            f"{KIND_ROUTE[kind]} with this body needs. {hint}",
+            f"{kind.path} with this body needs. {hint}",
             param="model",
             code="model_capability_missing",
         )
@@ -200,13 +173,13 @@ def skip_open_circuits(plan: Plan, health: Health, now: float) -> Plan:
     )
 
 
-def within_cost_ceiling(plan: Plan, payload: Json, ceiling_usd: float) -> None:
+def within_cost_ceiling(plan: Plan, kind: Kind, payload: Json, ceiling_usd: float) -> None:
     """A named model under ``x-edgeroute-max-cost``: drop fallbacks predicted to cost
-    more, and refuse with 402 when the model itself would."""
+    more (what admission would reserve for them), and refuse with 402 when the model
+    itself would."""
 
     def predicted(model: ModelSpec) -> float:
-        tokens = token_reservation(model, payload, plan.prompt_tokens)
-        return predicted_cost_micros(model, plan.prompt_tokens, tokens) / 1_000_000
+        return estimate(kind, model, payload, plan.prompt_tokens).cost_usd
 
     first = plan.targets[0]
     cost = predicted(first)
@@ -216,6 +189,5 @@ def within_cost_ceiling(plan: Plan, payload: Json, ceiling_usd: float) -> None:
             f"x-edgeroute-max-cost of ${ceiling_usd:.6f}. Lower 'max_tokens', raise the "
             'ceiling, or send model "auto" to let the router pick a cheaper model.',
             param="x-edgeroute-max-cost",
-            code="cost_ceiling",
         )
     plan.targets = [first, *(m for m in plan.targets[1:] if predicted(m) <= ceiling_usd)]

@@ -133,10 +133,6 @@ async def classification_headers(call: Call) -> dict[str, str]:
     return {"x-edgeroute-task": c.task, "x-edgeroute-complexity": f"{c.complexity:.3f}"}
 
 
-def _cost_micros(model: ModelSpec, usage: Usage) -> int:
-    return round(model.price.cost_usd(usage.prompt_tokens, usage.completion_tokens) * 1_000_000)
-
-
 async def settle(
     gw: Gateway, call: Call, model: ModelSpec | None, usage: Usage, status: int, attempts: int
 ) -> None:
@@ -159,8 +155,9 @@ async def settle(
     )
     writes = [write_usage(gw.store, record)]
     if call.admission is not None:
-        cost = _cost_micros(model, billed) if model else 0
-        writes.append(reconcile(gw.store, call.admission, billed.total_tokens, cost))
+        writes.append(
+            reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
+        )
     await asyncio.gather(*writes)
 
 
@@ -210,7 +207,7 @@ async def route(gw: Gateway, call: Call) -> Plan:
     if not virtual:
         decided = plan(gw.registry, call.principal, call.kind, call.payload)
         if call.max_cost_usd is not None:
-            within_cost_ceiling(decided, call.payload, call.max_cost_usd)
+            within_cost_ceiling(decided, call.kind, call.payload, call.max_cost_usd)
         return skip_open_circuits(decided, await gw.health.snapshot(endpoints), now)
     assert call.classifying is not None and isinstance(name, str)
     classification, health, budget_left = await asyncio.gather(
@@ -286,7 +283,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
         call.cache_status = "miss"
     try:
         admission, entry = await asyncio.gather(
-            admit(gw.store, call.principal, model, call.payload, decided.prompt_tokens),
+            admit(gw.store, call.principal, call.kind, model, call.payload, decided.prompt_tokens),
             gw.cache.get(key) if key else asyncio.sleep(0, None),
         )
     except EdgerouteError:

@@ -14,7 +14,13 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
@@ -108,23 +114,20 @@ def _upstream_message(body: bytes) -> str:
 
 def map_status_error(
     status: int, body: bytes, headers: httpx.Headers, model: ModelSpec
-) -> UpstreamError:
-    """Map an upstream's non-2xx answer to what the caller should see."""
-    from edgeroute.errors import InvalidRequest, PayloadTooLarge
-
+) -> UpstreamError | PayloadTooLarge | InvalidRequest:
+    """Map an upstream's non-2xx answer to what the caller should see: the caller's own
+    mistakes (too long, rejected) as theirs, everything else as the upstream's."""
     where = f"model '{model.name}' at {model.endpoint}"
     message = _upstream_message(body)
     if status == 400 and ("context" in message.lower() or b"exceed_context" in body):
-        return PayloadTooLarge(  # type: ignore[return-value]
+        return PayloadTooLarge(
             f"The request does not fit {where}'s context window of {model.context_window} "
             f"tokens ({message}). Shorten 'messages' or lower 'max_tokens'.",
             param="messages",
             code="context_length_exceeded",
         )
     if status in (400, 422):
-        return InvalidRequest(  # type: ignore[return-value]
-            f"Upstream for {where} rejected the request: {message}"
-        )
+        return InvalidRequest(f"Upstream for {where} rejected the request: {message}")
     if status in (401, 403):
         return UpstreamError(
             f"Upstream for {where} rejected edgeroute's credential ({status}). "

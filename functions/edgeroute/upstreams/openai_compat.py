@@ -20,11 +20,10 @@ from edgeroute.upstreams.http import (
     timeout_for,
 )
 
-_PATHS = {
-    Kind.CHAT: "/chat/completions",
-    Kind.COMPLETIONS: "/completions",
-    Kind.EMBEDDINGS: "/embeddings",
-}
+
+def _url(model: ModelSpec, kind: Kind) -> str:
+    """The route under the model's endpoint, which already ends in the API version."""
+    return model.endpoint + kind.path.removeprefix("/v1")
 
 
 def _finished(chunk: Json, finished: set[int]) -> None:
@@ -38,7 +37,7 @@ class OpenAICompatible:
         client = shared_client()
         try:
             response = await client.post(
-                model.endpoint + _PATHS[kind],
+                _url(model, kind),
                 json=payload,
                 headers=resolve(model.credential),
                 timeout=timeout_for(model),
@@ -66,7 +65,7 @@ class OpenAICompatible:
         client = shared_client()
         request = client.build_request(
             "POST",
-            model.endpoint + _PATHS[kind],
+            _url(model, kind),
             json=payload,
             headers={**resolve(model.credential), "Accept": "text/event-stream"},
             timeout=timeout_for(model),

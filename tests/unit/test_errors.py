@@ -1,0 +1,169 @@
+"""Errors are classes, never changed after construction, rendered in OpenAI's error shape."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+
+import edgeroute
+from edgeroute import errors
+from edgeroute.api.errors import install_error_handlers
+from edgeroute.errors import EdgerouteError
+
+PACKAGE = Path(edgeroute.__file__).parent
+_FIXED = ("status_code", "error_type")
+
+
+def _subclasses(cls: type[EdgerouteError]) -> list[type[EdgerouteError]]:
+    found: list[type[EdgerouteError]] = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+ALL = [EdgerouteError, *_subclasses(EdgerouteError)]
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_status_type_and_code_come_from_the_class(cls: type[EdgerouteError]) -> None:
+    if cls is errors.HTTPStatusError:
+        error: EdgerouteError = errors.HTTPStatusError(418, "short and stout")
+        assert error.status_code == 418
+    else:
+        error = cls("something failed")
+        assert error.status_code == cls.status_code
+    assert error.error_type == cls.error_type
+    assert error.code == cls.default_code
+    assert set(vars(error)) <= {"message", "param", "code", "headers", "status_code"}
+    assert error.body() == {
+        "error": {
+            "message": error.message,
+            "type": cls.error_type,
+            "param": None,
+            "code": cls.default_code,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("cls", "status", "error_type", "code"),
+    [
+        (errors.BudgetExceeded, 429, "insufficient_quota", "budget_exceeded"),
+        (errors.RateLimited, 429, "rate_limit_error", "rate_limit_exceeded"),
+        (errors.PaymentRequired, 402, "insufficient_quota", "cost_ceiling"),
+        (errors.UnknownRoute, 404, "invalid_request_error", "unknown_route"),
+        (errors.NotFound, 404, "invalid_request_error", "model_not_found"),
+        (errors.MethodNotAllowed, 405, "invalid_request_error", "method_not_allowed"),
+        (errors.InternalError, 500, "server_error", "internal_error"),
+    ],
+)
+def test_each_answer_has_its_class(
+    cls: type[EdgerouteError], status: int, error_type: str, code: str
+) -> None:
+    assert (cls.status_code, cls.error_type, cls.default_code) == (status, error_type, code)
+
+
+def test_a_budget_refusal_is_still_a_rate_limit() -> None:
+    # 429 maps to the SDKs' RateLimitError; callers catching RateLimited keep working.
+    assert issubclass(errors.BudgetExceeded, errors.RateLimited)
+
+
+def _fixed_fields_set_outside_classes(source: str) -> list[int]:
+    """Lines that assign ``.status_code`` or ``.error_type`` outside a class body."""
+    tree = ast.parse(source)
+    in_class = {
+        id(node)
+        for cls in ast.walk(tree)
+        if isinstance(cls, ast.ClassDef)
+        for node in ast.walk(cls)
+    }
+    lines = []
+    for node in ast.walk(tree):
+        if id(node) in in_class:
+            continue
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        lines += [
+            part.lineno
+            for target in targets
+            for part in ast.walk(target)
+            if isinstance(part, ast.Attribute) and part.attr in _FIXED
+        ]
+    return lines
+
+
+def test_the_scan_finds_errors_changed_after_construction() -> None:
+    changed = (
+        "error = RateLimited('x')\n"
+        "error.error_type = 'insufficient_quota'\n"
+        "error.status_code, error.error_type = 404, 'invalid_request_error'\n"
+        "class Fine(EdgerouteError):\n"
+        "    def __init__(self, status_code: int) -> None:\n"
+        "        self.status_code = status_code\n"
+    )
+    assert _fixed_fields_set_outside_classes(changed) == [2, 3, 3]
+
+
+def test_no_code_sets_an_errors_status_or_type_after_construction() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line in _fixed_fields_set_outside_classes(path.read_text())
+    ]
+    assert not offenders, f"errors changed after construction at {offenders}"
+
+
+def _client() -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(status_code=418, detail="I'm a teapot")
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_framework_failures_keep_their_openai_shape() -> None:
+    client = _client()
+    missing = client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {
+        "message": "No route GET /nope. The OpenAI-compatible routes live under /v1 "
+        "(chat/completions, completions, embeddings, models).",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_route",
+    }
+    wrong = client.post("/teapot")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"] == {
+        "message": "POST is not allowed on /teapot.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "method_not_allowed",
+    }
+    teapot = client.get("/teapot")
+    assert teapot.status_code == 418
+    assert teapot.json()["error"] == {
+        "message": "I'm a teapot",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    boom = client.get("/boom")
+    assert boom.status_code == 500
+    assert boom.json()["error"]["type"] == "server_error"
+    assert boom.json()["error"]["code"] == "internal_error"
+    assert boom.json()["error"]["message"].startswith("edgeroute hit an internal error")
