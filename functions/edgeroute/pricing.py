@@ -30,16 +30,21 @@ def output_tokens(kind: Kind, model: ModelSpec, payload: Json, prompt_tokens: in
     """The most one completion of this request may generate, by the first rule that applies:
 
     1. embeddings and moderations generate nothing: 0;
-    2. the request's ``max_completion_tokens``, else its ``max_tokens``;
+    2. the request's ``max_completion_tokens``, else its ``max_tokens``, clamped as the
+       model's ``max_tokens`` clamp rule will clamp it before the call;
     3. the model's ``max_tokens`` parameter default (what the parameter rules fill in);
     4. ``min(model.max_output_tokens or OUTPUT_CAP, context window left after the prompt)``.
     """
     if kind not in _GENERATING:
         return 0
     wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    if isinstance(wanted, int):
-        return wanted
     rule = model.parameters.get("max_tokens")
+    if isinstance(wanted, int):
+        if rule is not None and rule.rule == "clamp":
+            low = rule.min if rule.min is not None else wanted
+            high = rule.max if rule.max is not None else wanted
+            return int(min(max(wanted, low), high))
+        return wanted
     if rule is not None and rule.default is not None:
         return int(rule.default)
     return min(model.max_output_tokens or OUTPUT_CAP, max(model.context_window - prompt_tokens, 0))

@@ -82,8 +82,9 @@ def test_reservation_is_prompt_plus_output_per_completion_asked() -> None:
         {"max_tokens": 50, "n": 3},
         {"max_completion_tokens": 70, "max_tokens": 10},
         {"best_of": 2},
+        {"max_tokens": 900},
     ],
-    ids=["max_tokens", "unset", "n=3", "max_completion_tokens", "best_of"],
+    ids=["max_tokens", "unset", "n=3", "max_completion_tokens", "best_of", "clamped"],
 )
 async def test_route_prediction_is_what_admission_reserves(
     payload: dict[str, Any], tmp_path: Path
