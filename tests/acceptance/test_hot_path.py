@@ -14,7 +14,7 @@ import pytest
 from edgeroute import upstreams
 from edgeroute.api.app import create_app
 from edgeroute.config.registry import Protocol
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.store.base import KeyLimits, Store
 from edgeroute.store.keys import mint_key

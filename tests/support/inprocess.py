@@ -20,11 +20,11 @@ import httpx
 from edgeroute.api.app import create_app
 from edgeroute.config.policy import Policy
 from edgeroute.config.registry import parse_registry
-from edgeroute.gateway import Gateway
 from edgeroute.health.circuits import HealthView
 from edgeroute.pipeline.admit import limits_for
 from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.store.base import ApiKey, KeyLimits, Store, UsageRecord
 from edgeroute.store.keys import mint_key

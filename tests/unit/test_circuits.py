@@ -11,8 +11,8 @@ import pytest
 
 from edgeroute.config.policy import Circuit, Policy
 from edgeroute.errors import UpstreamUnavailable
-from edgeroute.gateway import Gateway
 from edgeroute.health.circuits import HealthView, circuit_open_until
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.store.sqlite import SQLiteStore
 from tests.support.inprocess import Client, add_key, memory_gateway
 from tests.support.scripted_upstream import Answer, Fail, ScriptedUpstream, Status

@@ -11,7 +11,7 @@ from edgeroute import __version__
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.middleware import BodyLimit, JsonBodies
 from edgeroute.api.routes import router
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.upstreams.http import close_shared_client
 
 

@@ -17,10 +17,10 @@ from edgeroute.api import usage as usage_report
 from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import classify
 from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
-from edgeroute.gateway import Gateway
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.authenticate import bearer_token
 from edgeroute.pipeline.cache import cache_mode
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.moderate import moderate
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Kind

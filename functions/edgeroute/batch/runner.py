@@ -40,8 +40,8 @@ from edgeroute.batch.jsonl import (
     validated_payload,
 )
 from edgeroute.errors import EdgerouteError
-from edgeroute.gateway import Gateway
 from edgeroute.pipeline import run as pipeline
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Json
 

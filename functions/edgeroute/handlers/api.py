@@ -9,7 +9,7 @@ from __future__ import annotations
 from mangum import Mangum
 
 from edgeroute.api.app import create_app
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
 app = create_app(Gateway.from_settings(Settings.from_env()))

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
 _runner = BatchRunner(

@@ -21,7 +21,7 @@ if __name__ == "__main__":
     sys.path[:1] = [task_root, "/opt/python"]
 
 from edgeroute.api.app import create_app
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
 app = create_app(Gateway.from_settings(Settings.from_env()))

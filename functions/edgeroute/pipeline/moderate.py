@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from edgeroute.errors import NotFound, PermissionDenied
-from edgeroute.gateway import Gateway
 from edgeroute.pipeline.admit import admit
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.run import Call, settle
 from edgeroute.types import Capability, Json, Kind, Usage
 from edgeroute.wire.tokens import estimate_tokens

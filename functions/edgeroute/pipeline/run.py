@@ -26,7 +26,6 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
-from edgeroute.gateway import Gateway
 from edgeroute.health.circuits import health_keys
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import usage_record, write_usage
@@ -48,6 +47,7 @@ from edgeroute.pipeline.execute import (
     execute_stream,
     relay,
 )
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.resolve import (
     Plan,
     plan,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.store import Store
 from edgeroute.store.keys import hash_key, key_id_for, mint_key

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.store.dynamodb import shared_client
 from edgeroute.store.keys import mint_key

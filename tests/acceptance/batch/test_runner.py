@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from edgeroute.batch.runner import BatchConfig, BatchRunner, job_id_for, s3_objects
-from edgeroute.gateway import Gateway
+from edgeroute.pipeline.gateway import Gateway
 from edgeroute.store.keys import mint_key
 
 CHAT = "/v1/chat/completions"
