@@ -23,8 +23,8 @@ import httpx
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.types import Json, Kind, Usage
-from edgeroute.upstreams.base import stream_ended_early
 from edgeroute.upstreams.http import map_status_error
+from edgeroute.wire.chunks import stream_ended_early
 
 DEFAULT_TEXT = "Hello from the scripted upstream"
 DEFAULT_USAGE = Usage(prompt_tokens=7, completion_tokens=5)

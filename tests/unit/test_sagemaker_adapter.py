@@ -41,7 +41,7 @@ from edgeroute.errors import (
 from edgeroute.types import Kind
 from edgeroute.upstreams import adapter_for, aws
 from edgeroute.upstreams.aws import aws_client
-from edgeroute.upstreams.sagemaker import SageMakerEndpoint, SSELines
+from edgeroute.upstreams.sagemaker import SageMakerEndpoint
 
 MODEL = ModelSpec(
     name="llama-sm",
@@ -247,14 +247,6 @@ async def test_stream_reassembles_sse_lines_split_across_parts(stub: Stubber) ->
     assert [c["choices"][0]["delta"]["content"] for c in chunks[:2]] == ["Grüß", " dich"]
     assert chunks[1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[2]["usage"]["completion_tokens"] == 2
-
-
-def test_sse_lines_ignore_comments_and_keep_json_lines() -> None:
-    lines = SSELines()
-    assert lines.feed(b': ping\r\nevent: message\r\ndata: {"a"') == []
-    assert lines.feed(b": 1}\r\n\r\n") == ['{"a": 1}']
-    assert lines.feed(b'{"b": 2}\n{"c"') == ['{"b": 2}']
-    assert lines.flush() == ['{"c"']
 
 
 async def test_stream_without_finish_is_truncated(stub: Stubber) -> None:

@@ -4,7 +4,6 @@ and the fix, never a traceback."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,11 +14,11 @@ from edgeroute.errors import (
     EdgerouteError,
     HTTPStatusError,
     InternalError,
-    InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
     UnknownRoute,
 )
+from edgeroute.wire.validation import validation_error
 
 log = logging.getLogger("edgeroute.api")
 
@@ -29,70 +28,6 @@ def error_response(error: EdgerouteError, request_id: str | None = None) -> JSON
     if request_id:
         headers["x-request-id"] = request_id
     return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p != "body"]
-    # Drop pydantic's union-branch labels (e.g. 'str', 'list[...]') that mean nothing to a user.
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"}):
-            continue
-        else:
-            text += ("." if text else "") + str(part)
-    return text or "body"
-
-
-def _most_telling(errors: list[Any]) -> dict[str, Any]:
-    """One error to report. A union field (``input: str | list[str]``) fails once per
-    branch; the deepest complaint that is not a plain type mismatch says the most."""
-    if not errors:
-        return {"loc": ("body",), "msg": "invalid", "type": ""}
-    field = tuple(p for p in errors[0].get("loc", ()) if p != "body")[:1]
-    same = [e for e in errors if tuple(p for p in e.get("loc", ()) if p != "body")[:1] == field]
-
-    def weight(error: dict[str, Any]) -> tuple[int, bool]:
-        kind = str(error.get("type", ""))
-        return len(error.get("loc", ())), not (kind.endswith("_type") or kind.endswith("_parsing"))
-
-    return max(same, key=weight)
-
-
-def validation_error(exc: RequestValidationError) -> InvalidRequest:
-    errors = list(exc.errors())
-    first = _most_telling(errors)
-    kind = first.get("type", "")
-    field = _field(tuple(first.get("loc", ())))
-    if kind == "json_invalid":
-        return InvalidRequest(
-            "The request body is not valid JSON. Send a JSON object with "
-            "'Content-Type: application/json'.",
-            code="invalid_json",
-        )
-    if kind == "missing":
-        return InvalidRequest(
-            f"Missing required parameter '{field}'. Add it to the request body.",
-            param=field,
-            code="missing_required_parameter",
-        )
-    if field == "body" or kind == "model_attributes_type":
-        return InvalidRequest(
-            "The request body must be a JSON object. See the OpenAI API reference for "
-            "this route's fields.",
-            param=None,
-        )
-    message = str(first.get("msg", "invalid value"))
-    got = first.get("input")
-    shown = repr(got)[:60] if got is not None and not isinstance(got, dict | list) else None
-    extra = f" (got {shown})" if shown else ""
-    more = f" {len(errors) - 1} more field(s) are invalid too." if len(errors) > 1 else ""
-    return InvalidRequest(
-        f"Invalid value for '{field}'{extra}: {message}. Fix '{field}' and retry.{more}",
-        param=field,
-        code="invalid_value",
-    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -22,13 +22,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from edgeroute.api.errors import validation_error
 from edgeroute.errors import EdgerouteError
 from edgeroute.types import Json, Kind
 from edgeroute.wire.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from edgeroute.wire.validation import validation_error
 
 # The routes a batch line may name (``Kind.path``), each checked by its HTTP schema.
 SCHEMAS: dict[Kind, type[BaseModel]] = {
@@ -92,7 +91,7 @@ def validated_payload(line: BatchLine) -> Json:
     try:
         parsed = schema.model_validate(line.body)
     except ValidationError as exc:
-        raise validation_error(RequestValidationError(exc.errors())) from None
+        raise validation_error(exc) from None
     payload = parsed.model_dump(exclude_unset=True)
     for name in _STREAM_FIELDS:
         payload.pop(name, None)

@@ -17,10 +17,20 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from edgeroute.store.base import Store
 from edgeroute.types import Json, Kind
+from edgeroute.wire.chunks import (
+    answer_choice,
+    choice_text,
+    chunk,
+    completion_object,
+    delta_choice,
+    is_chat,
+    usage_chunk,
+    without_usage,
+)
 
 log = logging.getLogger("edgeroute.pipeline.cache")
 
@@ -70,46 +80,26 @@ class Entry:
 def assemble(chunks: list[Json]) -> Json:
     """The completion a list of chat or text chunks adds up to."""
     first = chunks[0] if chunks else {}
-    is_chat = str(first.get("object", "")).startswith("chat")
+    chat = is_chat(first)
     choices: dict[int, Json] = {}
     usage = None
-    for chunk in chunks:
-        usage = chunk.get("usage") or usage
-        for choice in chunk.get("choices") or ():
+    for event in chunks:
+        usage = event.get("usage") or usage
+        for choice in event.get("choices") or ():
             index = int(choice.get("index", 0))
-            into = choices.setdefault(index, {"index": index, "text": "", "finish_reason": None})
-            delta = choice.get("delta") or {}
-            into["text"] += str(choice.get("text") or delta.get("content") or "")
-            for call in delta.get("tool_calls") or ():
+            into = choices.setdefault(index, {"text": "", "finish_reason": None})
+            into["text"] += choice_text(choice)
+            for call in (choice.get("delta") or {}).get("tool_calls") or ():
                 _merge_tool_call(into.setdefault("tool_calls", {}), call)
             into["finish_reason"] = choice.get("finish_reason") or into["finish_reason"]
     out_choices: list[Json] = []
     for index in sorted(choices):
         item = choices[index]
-        if is_chat:
-            calls = [item["tool_calls"][i] for i in sorted(item.get("tool_calls", {}))]
-            message: Json = {"role": "assistant", "content": item["text"] or None}
-            if calls:
-                message["tool_calls"] = calls
-            out_choices.append(
-                {"index": index, "message": message, "finish_reason": item["finish_reason"]}
-            )
-        else:
-            out_choices.append(
-                {
-                    "index": index,
-                    "text": item["text"],
-                    "finish_reason": item["finish_reason"],
-                    "logprobs": None,
-                }
-            )
-    completion: Json = {
-        "id": first.get("id"),
-        "object": "chat.completion" if is_chat else "text_completion",
-        "created": first.get("created"),
-        "model": first.get("model"),
-        "choices": out_choices,
-    }
+        message: Json = {"role": "assistant", "content": item["text"] or None}
+        if calls := [item["tool_calls"][i] for i in sorted(item.get("tool_calls", {}))]:
+            message["tool_calls"] = calls
+        out_choices.append(answer_choice(chat, message, item["finish_reason"], index))
+    completion = chunk({**first, "object": completion_object(chat, chunk=False)}, out_choices)
     if usage is not None:
         completion["usage"] = usage
     return completion
@@ -218,54 +208,28 @@ def replay_chunks(entry: Entry, model: str, want_usage: bool) -> list[Json]:
     source = entry.chunks if entry.chunks is not None else _chunks_from_completion(entry.completion)
     chunks: list[Json] = []
     for stored in source:
-        if "usage" in stored and not want_usage:
-            if not stored.get("choices"):
-                continue
-            stored = {k: v for k, v in stored.items() if k != "usage"}
-        chunks.append({**stored, "model": model})
+        shown = stored if want_usage else without_usage(stored)
+        if shown is not None:
+            chunks.append({**shown, "model": model})
     has_usage = any(c.get("usage") for c in chunks)
     if want_usage and not has_usage and entry.completion.get("usage"):
         last = chunks[-1] if chunks else {}
-        chunks.append(
-            {
-                "id": last.get("id"),
-                "object": last.get("object"),
-                "created": last.get("created"),
-                "model": model,
-                "choices": [],
-                "usage": entry.completion["usage"],
-            }
-        )
+        chunks.append(usage_chunk(last, entry.completion["usage"], model))
     return chunks
 
 
 def _chunks_from_completion(completion: Json) -> list[Json]:
-    is_chat = completion.get("object") == "chat.completion"
+    chat = is_chat(completion)
+    head = {**completion, "object": completion_object(chat, chunk=True)}
     chunks: list[Json] = []
     for choice in completion.get("choices") or ():
-        if is_chat:
+        if chat:
             message = choice.get("message") or {}
-            delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+            delta: Json = {"role": "assistant", "content": message.get("content")}
             if message.get("tool_calls"):
                 delta["tool_calls"] = message["tool_calls"]
-            body: Json = {
-                "index": choice.get("index", 0),
-                "delta": delta,
-                "finish_reason": choice.get("finish_reason"),
-            }
         else:
-            body = {
-                "index": choice.get("index", 0),
-                "text": choice.get("text", ""),
-                "finish_reason": choice.get("finish_reason"),
-            }
-        chunks.append(
-            {
-                "id": completion.get("id"),
-                "object": "chat.completion.chunk" if is_chat else "text_completion",
-                "created": completion.get("created"),
-                "model": completion.get("model"),
-                "choices": [body],
-            }
-        )
+            delta = {"content": choice.get("text", "")}
+        finish = choice.get("finish_reason")
+        chunks.append(chunk(head, [delta_choice(chat, delta, finish, choice.get("index", 0))]))
     return chunks

@@ -8,17 +8,17 @@ back once its first chunk arrived, and relayed chunk by chunk from there.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
 import anyio
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.pipeline.results import Buffered, Streamed
 from edgeroute.types import Json, Kind, Usage
 from edgeroute.upstreams import adapter_for
-from edgeroute.wire.tokens import estimate_tokens
+from edgeroute.wire.chunks import estimated_usage, usage_chunk, without_usage
+from edgeroute.wire.sse import DONE_EVENT, encode_event
 
 # Called after each failed attempt: (model, attempt number, error).
 FailureHook = Callable[[ModelSpec, int, EdgerouteError], Awaitable[None]]
@@ -31,27 +31,6 @@ async def _no_hook(model: ModelSpec, attempt: int, error: EdgerouteError) -> Non
 # Called once when a stream ends, however it ends: (usage, status, every chunk received,
 # usage chunks included even when the caller did not ask for them).
 StreamDone = Callable[[Usage, int, list[Json]], Awaitable[None]]
-
-
-@dataclass
-class Attempted:
-    """What answered and how: the model, how many attempts it took, and why."""
-
-    model: ModelSpec
-    attempts: int
-    reason: str
-
-
-@dataclass
-class BufferedAnswer(Attempted):
-    body: Json = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-
-
-@dataclass
-class StreamAnswer(Attempted):
-    first: Json = field(default_factory=dict)
-    rest: AsyncIterator[Json] | None = None
 
 
 def _retryable(exc: EdgerouteError) -> bool:
@@ -93,14 +72,7 @@ def _reason(targets: list[ModelSpec], model: ModelSpec, planned: str, failures: 
 
 def usage_of_body(prompt_tokens: int, body: Json) -> Usage:
     reported = Usage.from_openai(body.get("usage"))
-    if reported is not None:
-        return reported
-    text = ""
-    for choice in body.get("choices") or ():
-        if isinstance(choice, dict):
-            message = choice.get("message") or {}
-            text += str(choice.get("text") or message.get("content") or "")
-    return Usage(prompt_tokens, estimate_tokens(text), estimated=True)
+    return reported if reported is not None else estimated_usage(prompt_tokens, [body])
 
 
 async def execute_buffered(
@@ -110,7 +82,7 @@ async def execute_buffered(
     reason: str,
     prompt_tokens: int,
     on_failure: FailureHook = _no_hook,
-) -> BufferedAnswer:
+) -> Buffered:
     failures: list[str] = []
     last: EdgerouteError | None = None
     deadline = targets[0].timeouts.total
@@ -129,7 +101,7 @@ async def execute_buffered(
                     await on_failure(model, attempt, exc)
                     continue
                 body["model"] = model.name
-                return BufferedAnswer(
+                return Buffered(
                     model=model,
                     attempts=attempt,
                     reason=_reason(targets, model, reason, failures),
@@ -153,7 +125,7 @@ async def execute_stream(
     targets: list[ModelSpec],
     reason: str,
     on_failure: FailureHook = _no_hook,
-) -> tuple[StreamAnswer, float]:
+) -> tuple[Streamed, float]:
     """Open the stream on the first target that sends a first chunk.
 
     Returns the answer and the loop-time deadline the rest of the stream must meet.
@@ -184,7 +156,7 @@ async def execute_stream(
                 raise
             last = exc
         else:
-            answer = StreamAnswer(
+            answer = Streamed(
                 model=model,
                 attempts=attempt,
                 reason=_reason(targets, model, reason, failures),
@@ -200,21 +172,8 @@ async def execute_stream(
     raise last
 
 
-def encode_event(event: Json) -> bytes:
-    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _chunk_text(chunk: Json) -> str:
-    out = []
-    for choice in chunk.get("choices") or ():
-        if isinstance(choice, dict):
-            delta = choice.get("delta") or {}
-            out.append(str(choice.get("text") or delta.get("content") or ""))
-    return "".join(out)
-
-
 async def relay(
-    answer: StreamAnswer,
+    answer: Streamed,
     *,
     want_usage: bool,
     prompt_tokens: int,
@@ -238,42 +197,26 @@ async def relay(
     try:
         while chunk is not None:
             chunk["model"] = model.name
-            reported = Usage.from_openai(chunk.get("usage"))
+            usage = Usage.from_openai(chunk.get("usage")) or usage
             relayed.append(chunk)
-            if reported is not None:
-                usage = reported
-                if not want_usage:
-                    if not chunk.get("choices"):
-                        chunk = await anext(rest, None)
-                        continue
-                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
-            yield encode_event(chunk)
-            if loop.time() > deadline:
-                raise UpstreamTimeout(
-                    f"Model '{model.name}' streamed past its total timeout of "
-                    f"{model.timeouts.total} s; the response is incomplete.",
-                )
+            shown = chunk if want_usage else without_usage(chunk)
+            if shown is not None:
+                yield encode_event(shown)
+                if loop.time() > deadline:
+                    raise UpstreamTimeout(
+                        f"Model '{model.name}' streamed past its total timeout of "
+                        f"{model.timeouts.total} s; the response is incomplete.",
+                    )
             chunk = await anext(rest, None)
         if usage is None:
-            text = "".join(_chunk_text(c) for c in relayed)
-            usage = Usage(prompt_tokens, estimate_tokens(text), estimated=True)
+            usage = estimated_usage(prompt_tokens, relayed)
             if want_usage:
-                first = answer.first
-                yield encode_event(
-                    {
-                        "id": first.get("id"),
-                        "object": first.get("object"),
-                        "created": first.get("created"),
-                        "model": model.name,
-                        "choices": [],
-                        "usage": usage.to_openai(),
-                    }
-                )
+                yield encode_event(usage_chunk(answer.first, usage.to_openai(), model.name))
         # Account before [DONE]: a client that reads its usage right after sees it.
         settled = True
         with anyio.CancelScope(shield=True):
             await on_done(usage, status, relayed)
-        yield b"data: [DONE]\n\n"
+        yield DONE_EVENT
     except EdgerouteError as exc:
         status = exc.status_code
         yield encode_event(exc.body())
@@ -285,6 +228,5 @@ async def relay(
             await rest.aclose()  # type: ignore[attr-defined]  # an async generator underneath
             if not settled:
                 if usage is None:
-                    text = "".join(_chunk_text(c) for c in relayed)
-                    usage = Usage(prompt_tokens, estimate_tokens(text), estimated=True)
+                    usage = estimated_usage(prompt_tokens, relayed)
                 await on_done(usage, status, relayed)

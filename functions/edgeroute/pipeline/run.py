@@ -15,12 +15,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import anyio
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.edge.classifier import Classification, classify
+from edgeroute.edge.classifier import classify
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -29,10 +29,9 @@ from edgeroute.errors import (
 from edgeroute.health.circuits import health_keys
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import usage_record, write_usage
-from edgeroute.pipeline.admit import Admission, admit, budget_left_usd, reconcile
+from edgeroute.pipeline.admit import admit, budget_left_usd, reconcile
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
 from edgeroute.pipeline.cache import (
-    CacheMode,
     Entry,
     assemble,
     cache_key,
@@ -40,13 +39,8 @@ from edgeroute.pipeline.cache import (
     is_deterministic,
     replay_chunks,
 )
-from edgeroute.pipeline.execute import (
-    FailureHook,
-    encode_event,
-    execute_buffered,
-    execute_stream,
-    relay,
-)
+from edgeroute.pipeline.call import Call
+from edgeroute.pipeline.execute import FailureHook, execute_buffered, execute_stream, relay
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.resolve import (
     Plan,
@@ -55,82 +49,25 @@ from edgeroute.pipeline.resolve import (
     skip_open_circuits,
     within_cost_ceiling,
 )
-from edgeroute.store.base import ApiKey, UsageRecord
-from edgeroute.types import Json, Kind, Usage
+from edgeroute.pipeline.results import Buffered, Streamed
+from edgeroute.store.base import UsageRecord
+from edgeroute.types import Json, Usage
+from edgeroute.wire.sse import DONE_EVENT, encode_event
+
+__all__ = [  # the request path as the API, batch runner and CLI call it
+    "Buffered",
+    "Call",
+    "Streamed",
+    "account_failure",
+    "explain",
+    "max_cost",
+    "route",
+    "run",
+    "settle",
+    "settle_buffered",
+]
 
 log = logging.getLogger("edgeroute.pipeline.run")
-
-
-@dataclass
-class Call:
-    """One authenticated request on its way through the pipeline."""
-
-    request_id: str
-    principal: ApiKey
-    kind: Kind
-    payload: Json
-    cache_mode: CacheMode = "auto"
-    started: float = field(default_factory=time.perf_counter)
-    # Filled in as the call moves along, for headers and accounting.
-    admission: Admission | None = None
-    cache_status: str = "bypass"
-    max_cost_usd: float | None = None
-    classifying: asyncio.Future[Classification] | None = None
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.payload.get("stream"))
-
-    @property
-    def want_usage(self) -> bool:
-        return bool((self.payload.get("stream_options") or {}).get("include_usage"))
-
-
-@dataclass
-class Outcome:
-    model: ModelSpec
-    attempts: int
-    reason: str
-
-    async def headers(self, call: Call) -> dict[str, str]:
-        headers = await classification_headers(call)
-        headers |= {
-            "x-request-id": call.request_id,
-            "x-edgeroute-model": self.model.name,
-            "x-edgeroute-tier": self.model.tier,
-            "x-edgeroute-attempts": str(self.attempts),
-            "x-edgeroute-route-reason": self.reason,
-            "x-edgeroute-cache": call.cache_status,
-        }
-        if call.admission is not None:
-            headers.update(call.admission.headers())
-        # Header values must be Latin-1; reasons quote model names, which may not be.
-        return {k: v.encode("ascii", "replace").decode() for k, v in headers.items()}
-
-
-@dataclass
-class Buffered(Outcome):
-    body: Json = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-    cache_fill: tuple[str, bytes] | None = None  # (key, entry) for the shared cache
-
-
-@dataclass
-class Streamed(Outcome):
-    events: AsyncIterator[bytes] | None = None
-
-
-async def classification_headers(call: Call) -> dict[str, str]:
-    """x-edgeroute-task and -complexity, once the classification (run alongside the
-    upstream call for named models) is done; nothing if it failed."""
-    if call.classifying is None:
-        return {}
-    try:
-        c = await call.classifying
-    except Exception:  # a missing or broken classifier must not fail the request
-        log.exception("classification failed for request %s", call.request_id)
-        return {}
-    return {"x-edgeroute-task": c.task, "x-edgeroute-complexity": f"{c.complexity:.3f}"}
 
 
 async def settle(
@@ -164,7 +101,7 @@ async def settle(
 async def _replay(events: list[Json]) -> AsyncIterator[bytes]:
     for event in events:
         yield encode_event(event)
-    yield b"data: [DONE]\n\n"
+    yield DONE_EVENT
 
 
 async def _hit_outcome(gw: Gateway, call: Call, decided: Plan, entry: Entry) -> Buffered | Streamed:
@@ -320,14 +257,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     # Only an answer from the model the key was made for may fill the cache.
     own = key if answer.model is model else None
     fill = (own, gw.cache.put_local(own, Entry(completion=answer.body))) if own else None
-    return Buffered(
-        model=answer.model,
-        attempts=answer.attempts,
-        reason=answer.reason,
-        body=answer.body,
-        usage=answer.usage,
-        cache_fill=fill,
-    )
+    return replace(answer, cache_fill=fill)
 
 
 async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> Streamed:
@@ -355,9 +285,7 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
         deadline=deadline,
         on_done=done,
     )
-    return Streamed(
-        model=answer.model, attempts=answer.attempts, reason=answer.reason, events=events
-    )
+    return replace(answer, events=events)
 
 
 async def settle_buffered(gw: Gateway, call: Call, result: Buffered) -> None:

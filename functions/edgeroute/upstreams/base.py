@@ -10,20 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import UpstreamError
 from edgeroute.types import Json, Kind
 
 
-def stream_ended_early(where: str) -> UpstreamError:
-    """The error every adapter raises when a stream closes before its last chunk."""
-    return UpstreamError(
-        f"{where} ended the stream before it finished. The response is incomplete; retry it.",
-        code="upstream_truncated",
-    )
-
-
 class Upstream(Protocol):
-    """A protocol adapter. Raises ``edgeroute.errors.UpstreamError`` subclasses on failure."""
+    """A protocol adapter. Raises ``edgeroute.errors.UpstreamError`` subclasses on failure;
+    a stream that closes before its last chunk raises ``wire.chunks.stream_ended_early``."""
 
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         """One buffered request; returns the OpenAI-shaped response body."""

@@ -11,7 +11,7 @@ Registry fields read:
 
 Parameters Converse has no field for (``seed``, penalties, ``logit_bias``,
 ``response_format``, ``logprobs``) are dropped rather than refused, so requests written
-for other models still run. Client, thread and error plumbing live in ``sagemaker.py``.
+for other models still run. Client, thread and error plumbing live in ``aws.py``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from edgeroute.upstreams.aws import (
     open_in_thread,
     region_for,
 )
-from edgeroute.upstreams.base import stream_ended_early
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
+from edgeroute.wire.chunks import stream_ended_early
 
 SERVICE = "bedrock-runtime"
 MAX_EMBEDDING_INPUTS = 32  # Titan embeds one text per call; more would be slow in one request

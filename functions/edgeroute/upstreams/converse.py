@@ -8,15 +8,12 @@ import base64
 import binascii
 import json
 import re
-import time
-import uuid
 from typing import Any
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import (
-    InvalidRequest,
-)
-from edgeroute.types import Json, Kind
+from edgeroute.errors import InvalidRequest
+from edgeroute.types import Json, Kind, Usage
+from edgeroute.wire.chunks import answer_choice, chunk, delta_choice, new_head, usage_chunk
 
 _DATA_URL = re.compile(r"data:image/([a-zA-Z]+);base64,(.*)", re.DOTALL)
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
@@ -213,12 +210,7 @@ def _usage(usage: Any) -> Json | None:
     # inputTokens leaves out cached tokens; OpenAI's prompt_tokens counts them.
     cached = int(usage.get("cacheReadInputTokens") or 0)
     prompt = usage["inputTokens"] + cached + int(usage.get("cacheWriteInputTokens") or 0)
-    completion = int(usage.get("outputTokens") or 0)
-    out: Json = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
+    out = Usage(prompt, int(usage.get("outputTokens") or 0)).to_openai()
     if cached:
         out["prompt_tokens_details"] = {"cached_tokens": cached}
     return out
@@ -235,16 +227,14 @@ def from_converse(kind: Kind, response: Json, model: ModelSpec) -> Json:
     text = "".join(str(b["text"]) for b in content if "text" in b)
     calls = [_tool_call(b["toolUse"]) for b in content if "toolUse" in b]
     finish = _FINISH.get(str(response.get("stopReason")), "stop")
-    body: Json = {"created": int(time.time()), "model": model.name}
-    if kind is Kind.CHAT:
-        message: Json = {"role": "assistant", "content": text or None}
-        if calls:
-            message["tool_calls"] = calls
-        body["id"], body["object"] = f"chatcmpl-{uuid.uuid4().hex}", "chat.completion"
-        body["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
-    else:
-        body["id"], body["object"] = f"cmpl-{uuid.uuid4().hex}", "text_completion"
-        body["choices"] = [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]
+    message: Json = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+    chat = kind is Kind.CHAT
+    body = {
+        **new_head(chat, model.name, chunk=False),
+        "choices": [answer_choice(chat, message, finish)],
+    }
     if (usage := _usage(response.get("usage"))) is not None:
         body["usage"] = usage
     return body
@@ -254,22 +244,13 @@ class ConverseStreamState:
     """Turns ConverseStream events into OpenAI chunks; tool calls are numbered in order."""
 
     def __init__(self, kind: Kind, model: ModelSpec) -> None:
-        self.kind = kind
-        self.base: Json = {
-            "id": f"{'chatcmpl' if kind is Kind.CHAT else 'cmpl'}-{uuid.uuid4().hex}",
-            "object": "chat.completion.chunk" if kind is Kind.CHAT else "text_completion",
-            "created": int(time.time()),
-            "model": model.name,
-        }
+        self.chat = kind is Kind.CHAT
+        self.head = new_head(self.chat, model.name, chunk=True)
         self.tools: dict[int, int] = {}  # contentBlockIndex -> OpenAI tool_calls index
         self.stopped = False
 
     def _chunk(self, delta: Json, finish: str | None = None) -> Json:
-        if self.kind is Kind.CHAT:
-            choice: Json = {"index": 0, "delta": delta, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": delta.get("content", ""), "finish_reason": finish}
-        return {**self.base, "choices": [choice]}
+        return chunk(self.head, [delta_choice(self.chat, delta, finish)])
 
     def on(self, event: Json) -> list[Json]:
         if "messageStart" in event:
@@ -299,8 +280,5 @@ class ConverseStreamState:
             return [self._chunk({}, finish)]
         if "metadata" in event:
             usage = _usage(event["metadata"].get("usage"))
-            return [{**self.base, "choices": [], "usage": usage}] if usage else []
+            return [usage_chunk(self.head, usage)] if usage else []
         return []
-
-
-# ---- errors, embeddings, the adapter ------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,7 +10,6 @@ from httpx_sse import EventSource, SSEError
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
 from edgeroute.types import Json, Kind
-from edgeroute.upstreams.base import stream_ended_early
 from edgeroute.upstreams.credentials import resolve
 from edgeroute.upstreams.http import (
     map_status_error,
@@ -19,17 +17,12 @@ from edgeroute.upstreams.http import (
     shared_client,
     timeout_for,
 )
+from edgeroute.wire.chunks import ChunkReader
 
 
 def _url(model: ModelSpec, kind: Kind) -> str:
     """The route under the model's endpoint, which already ends in the API version."""
     return model.endpoint + kind.path.removeprefix("/v1")
-
-
-def _finished(chunk: Json, finished: set[int]) -> None:
-    for choice in chunk.get("choices") or ():
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            finished.add(int(choice.get("index", 0)))
 
 
 class OpenAICompatible:
@@ -78,37 +71,14 @@ class OpenAICompatible:
             if response.status_code >= 400:
                 body = await response.aread()
                 raise map_status_error(response.status_code, body, response.headers, model)
-            finished: set[int] = set()
+            reader = ChunkReader(f"Upstream for model '{model.name}'")
             async for event in EventSource(response).aiter_sse():
-                if event.data.strip() == "[DONE]":
+                chunk = reader.read(event.data)
+                if reader.done:
                     return
-                if not event.data.strip():
-                    continue
-                try:
-                    chunk = json.loads(event.data)
-                except ValueError as exc:
-                    raise UpstreamError(
-                        f"Upstream for model '{model.name}' sent a malformed stream event "
-                        f"({event.data[:80]!r}). The response is incomplete; retry it.",
-                        code="upstream_malformed",
-                    ) from exc
-                if not isinstance(chunk, dict):
-                    raise UpstreamError(
-                        f"Upstream for model '{model.name}' sent a stream event that is not "
-                        "a JSON object. The response is incomplete; retry it.",
-                        code="upstream_malformed",
-                    )
-                if "error" in chunk:
-                    error = chunk["error"]
-                    message = error.get("message") if isinstance(error, dict) else error
-                    raise UpstreamError(
-                        f"Upstream for model '{model.name}' failed mid-stream: {message}",
-                        code="upstream_stream_error",
-                    )
-                _finished(chunk, finished)
-                yield chunk
-            if not finished:
-                raise stream_ended_early(f"Upstream for model '{model.name}'")
+                if chunk is not None:
+                    yield chunk
+            reader.end()
         except SSEError as exc:  # answered, but not with a stream: the upstream's doing
             raise UpstreamError(
                 f"Upstream for model '{model.name}' did not answer with an event stream "

@@ -45,7 +45,8 @@ from edgeroute.upstreams.aws import (
     open_in_thread,
     region_for,
 )
-from edgeroute.upstreams.base import stream_ended_early
+from edgeroute.wire.chunks import ChunkReader
+from edgeroute.wire.sse import SSELines
 
 SERVICE = "sagemaker-runtime"
 
@@ -106,32 +107,6 @@ def request_body(payload: Json) -> bytes:
     return json.dumps({k: v for k, v in payload.items() if k != "model"}).encode()
 
 
-class SSELines:
-    """Reassembles SSE ``data:`` lines from PayloadParts, which may split anywhere."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> list[str]:
-        # Split bytes, not text: a part may end inside a multi-byte UTF-8 character.
-        *complete, self._buffer = (self._buffer + data).split(b"\n")
-        return [d for d in map(self._data, complete) if d is not None]
-
-    def flush(self) -> list[str]:
-        rest, self._buffer = self._buffer, b""
-        data = self._data(rest)
-        return [data] if data is not None else []
-
-    @staticmethod
-    def _data(line: bytes) -> str | None:
-        text = line.decode("utf-8", "replace").strip()
-        if text.startswith("data:"):
-            return text[5:].strip() or None
-        if text.startswith("{"):  # containers that stream JSON Lines without SSE framing
-            return text
-        return None  # blank separators, comments, event: and id: fields
-
-
 def _checked(kind: Kind, data: Any, model: ModelSpec) -> Json:
     key = "data" if kind is Kind.EMBEDDINGS else "choices"
     if not isinstance(data, dict) or (key not in data and "usage" not in data):
@@ -188,7 +163,7 @@ class SageMakerEndpoint:
         except Exception as exc:
             raise _map_error(exc, model) from exc
         lines = SSELines()
-        finished: set[int] = set()
+        reader = ChunkReader(_where(model), lambda decoded: _checked(kind, decoded, model))
         try:
             async with contextlib.aclosing(iterate_in_thread(events, events.close)) as parts:
                 async for event in parts:
@@ -196,38 +171,16 @@ class SageMakerEndpoint:
                     if part is None:
                         continue  # errors arrive as exceptions; other events carry nothing
                     for data in lines.feed(part.get("Bytes") or b""):
-                        if data == "[DONE]":
+                        chunk = reader.read(data)
+                        if reader.done:
                             return
-                        chunk = _chunk(kind, data, model, finished)
-                        yield chunk
+                        if chunk is not None:
+                            yield chunk
             for data in lines.flush():
-                if data != "[DONE]":
-                    yield _chunk(kind, data, model, finished)
-            if not finished:
-                raise stream_ended_early(_where(model))
+                if (chunk := reader.read(data)) is not None:
+                    yield chunk
+            reader.end()
         except EdgerouteError:
             raise
         except Exception as exc:
             raise _map_error(exc, model) from exc
-
-
-def _chunk(kind: Kind, data: str, model: ModelSpec, finished: set[int]) -> Json:
-    try:
-        chunk = json.loads(data)
-    except ValueError as exc:
-        raise UpstreamError(
-            f"{_where(model)} sent a malformed stream event ({data[:80]!r}). The response is "
-            "incomplete; retry it.",
-            code="upstream_malformed",
-        ) from exc
-    if isinstance(chunk, dict) and "error" in chunk:
-        error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else error
-        raise UpstreamError(
-            f"{_where(model)} failed mid-stream: {message}", code="upstream_stream_error"
-        )
-    chunk = _checked(kind, chunk, model)
-    for choice in chunk.get("choices") or ():
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            finished.add(int(choice.get("index", 0)))
-    return chunk

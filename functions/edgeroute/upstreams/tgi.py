@@ -8,8 +8,6 @@ should be served through TGI's Messages API with the ``openai`` protocol instead
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,13 +16,21 @@ from httpx_sse import EventSource
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest, UpstreamError
-from edgeroute.types import Json, Kind
+from edgeroute.types import Json, Kind, Usage
 from edgeroute.upstreams.credentials import resolve
 from edgeroute.upstreams.http import (
     map_status_error,
     map_transport_error,
     shared_client,
     timeout_for,
+)
+from edgeroute.wire.chunks import (
+    answer_choice,
+    chunk,
+    delta_choice,
+    new_head,
+    stream_ended_early,
+    usage_chunk,
 )
 from edgeroute.wire.tokens import estimate_tokens
 
@@ -77,16 +83,6 @@ def to_tgi(kind: Kind, payload: Json) -> tuple[str, Json]:
     return str(prompt or ""), params
 
 
-def _choice(kind: Kind, text: str, finish: str | None) -> Json:
-    if kind is Kind.CHAT:
-        return {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": finish,
-        }
-    return {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-
-
 class TGINative:
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         prompt, params = to_tgi(kind, payload)
@@ -116,19 +112,16 @@ class TGINative:
         prefill = details.get("prefill")
         prompt_tokens = len(prefill) if isinstance(prefill, list) and prefill else None
         completion_tokens = details.get("generated_tokens")
-        usage = {
-            "prompt_tokens": prompt_tokens or estimate_tokens(prompt),
-            "completion_tokens": completion_tokens or estimate_tokens(text),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage = Usage(
+            prompt_tokens or estimate_tokens(prompt), completion_tokens or estimate_tokens(text)
+        )
         finish = _FINISH.get(str(details.get("finish_reason")), "stop")
+        chat = kind is Kind.CHAT
+        message = {"role": "assistant", "content": text}
         return {
-            "id": f"{'chatcmpl' if kind is Kind.CHAT else 'cmpl'}-{uuid.uuid4().hex}",
-            "object": "chat.completion" if kind is Kind.CHAT else "text_completion",
-            "created": int(time.time()),
-            "model": model.name,
-            "choices": [_choice(kind, text, finish)],
-            "usage": usage,
+            **new_head(chat, model.name, chunk=False),
+            "choices": [answer_choice(chat, message, finish)],
+            "usage": usage.to_openai(),
         }
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
@@ -145,8 +138,8 @@ class TGINative:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise map_transport_error(exc, model) from exc
-        chunk_id = f"{'chatcmpl' if kind is Kind.CHAT else 'cmpl'}-{uuid.uuid4().hex}"
-        created = int(time.time())
+        chat = kind is Kind.CHAT
+        head = new_head(chat, model.name, chunk=True)
         try:
             if response.status_code >= 400:
                 body = await response.aread()
@@ -171,37 +164,12 @@ class TGINative:
                 details = data.get("details")
                 finish = _FINISH.get(str(details.get("finish_reason")), "stop") if details else None
                 text = "" if special else token_text
-                if kind is Kind.CHAT:
-                    choice: Json = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
-                else:
-                    choice = {"index": 0, "text": text, "finish_reason": finish}
-                chunk: Json = {
-                    "id": chunk_id,
-                    "object": "chat.completion.chunk" if kind is Kind.CHAT else "text_completion",
-                    "created": created,
-                    "model": model.name,
-                    "choices": [choice],
-                }
-                yield chunk
+                yield chunk(head, [delta_choice(chat, {"content": text}, finish)])
                 if details:
-                    generated = details.get("generated_tokens") or 0
-                    yield {
-                        "id": chunk_id,
-                        "object": chunk["object"],
-                        "created": created,
-                        "model": model.name,
-                        "choices": [],
-                        "usage": {
-                            "prompt_tokens": estimate_tokens(prompt),
-                            "completion_tokens": generated,
-                            "total_tokens": estimate_tokens(prompt) + generated,
-                        },
-                    }
+                    usage = Usage(estimate_tokens(prompt), details.get("generated_tokens") or 0)
+                    yield usage_chunk(head, usage.to_openai())
                     return
-            raise UpstreamError(
-                f"TGI upstream for model '{model.name}' ended the stream before it finished.",
-                code="upstream_truncated",
-            )
+            raise stream_ended_early(f"TGI upstream for model '{model.name}'")
         except httpx.HTTPError as exc:
             raise map_transport_error(exc, model) from exc
         finally:

@@ -1,0 +1,59 @@
+"""One authenticated request on its way through the pipeline, and the response headers
+that describe how it was served.
+
+A ``Call`` is filled in as it moves along (admission, cache status, classification);
+its headers are read once the outcome is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from edgeroute.edge.classifier import Classification
+from edgeroute.pipeline.admit import Admission
+from edgeroute.pipeline.cache import CacheMode
+from edgeroute.store.base import ApiKey
+from edgeroute.types import Json, Kind
+
+log = logging.getLogger("edgeroute.pipeline.call")
+
+
+@dataclass
+class Call:
+    """One authenticated request on its way through the pipeline."""
+
+    request_id: str
+    principal: ApiKey
+    kind: Kind
+    payload: Json
+    cache_mode: CacheMode = "auto"
+    started: float = field(default_factory=time.perf_counter)
+    # Filled in as the call moves along, for headers and accounting.
+    admission: Admission | None = None
+    cache_status: str = "bypass"
+    max_cost_usd: float | None = None
+    classifying: asyncio.Future[Classification] | None = None
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.payload.get("stream"))
+
+    @property
+    def want_usage(self) -> bool:
+        return bool((self.payload.get("stream_options") or {}).get("include_usage"))
+
+
+async def classification_headers(call: Call) -> dict[str, str]:
+    """x-edgeroute-task and -complexity, once the classification (run alongside the
+    upstream call for named models) is done; nothing if it failed."""
+    if call.classifying is None:
+        return {}
+    try:
+        c = await call.classifying
+    except Exception:  # a missing or broken classifier must not fail the request
+        log.exception("classification failed for request %s", call.request_id)
+        return {}
+    return {"x-edgeroute-task": c.task, "x-edgeroute-complexity": f"{c.complexity:.3f}"}
