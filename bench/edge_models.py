@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edgeroute.settings import EmbedBatching
+
 RUNS = int(os.environ.get("BENCH_RUNS", "300"))
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
 _COLD = """
@@ -73,7 +75,7 @@ def _size_mb(paths: list[Path]) -> float:
 
 
 def main() -> None:
-    os.environ.setdefault("EDGEROUTE_EDGE_THREADS", "1")
+    # Unconfigured, the edge models run on one thread, one inference per input.
     from edgeroute.edge import classifier, embedder, models
 
     classifier.warm()
@@ -82,13 +84,14 @@ def main() -> None:
         text = _text_of(tokens)
         results[f"embed_{tokens}_tokens"] = _timed(lambda t=text: embedder.embed([t]), RUNS)
     batch = [f"sentence number {i} about routing requests to models" for i in range(32)]
-    for mode in ("per-input", "batched"):
-        os.environ["EDGEROUTE_EMBED_BATCHING"] = mode
+    modes: tuple[EmbedBatching, ...] = ("per-input", "batched")
+    for mode in modes:
+        embedder.configure(mode)
         t0 = time.perf_counter()
         for _ in range(20):
             embedder.embed(batch)
         results[f"batch32_{mode}_texts_per_s"] = round(20 * 32 / (time.perf_counter() - t0), 1)
-    os.environ.pop("EDGEROUTE_EMBED_BATCHING")
+    embedder.configure("per-input")
     prompt = {"messages": [{"role": "user", "content": _text_of(30)}]}
     results["classify_32_tokens"] = _timed(lambda: classifier.classify(prompt), RUNS)
     cold = []

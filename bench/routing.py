@@ -4,14 +4,13 @@ the labelled set, and the quality report's two headline numbers."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    os.environ.setdefault("EDGEROUTE_EDGE_THREADS", "1")
+    # Unconfigured, the classifier runs on one thread.
     from edgeroute.config.policy import load_policy
     from edgeroute.config.registry import load_registry
     from edgeroute.edge import classifier

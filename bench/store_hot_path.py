@@ -18,6 +18,7 @@ import uuid
 from edgeroute.config.registry import ModelSpec
 from edgeroute.pipeline.admit import admit
 from edgeroute.pipeline.cache import ResponseCache
+from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
 from edgeroute.store.base import KeyLimits
 from edgeroute.store.keys import mint_key
@@ -58,7 +59,7 @@ def main() -> None:
 
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store("sqlite", os.path.join(tmp, "bench.db"))
+        store = open_store(Settings(store="sqlite", sqlite_path=os.path.join(tmp, "bench.db")))
         results["sqlite"] = asyncio.run(_measure(store))
     with MotoServer() as moto:
         from edgeroute.store.dynamodb import shared_client
@@ -67,7 +68,7 @@ def main() -> None:
         os.environ.update(AWS_ENV)
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = moto.url
         names = TableNames.with_prefix(f"bench-{uuid.uuid4().hex[:6]}")
-        os.environ.update(names.as_env())
         create_tables(shared_client(moto.url, AWS_ENV["AWS_DEFAULT_REGION"]), names)
-        results["dynamodb_moto"] = asyncio.run(_measure(open_store("dynamodb", "")))
+        dynamodb = Settings(store="dynamodb", table=names)
+        results["dynamodb_moto"] = asyncio.run(_measure(open_store(dynamodb)))
     print(json.dumps({"rounds": ROUNDS, "results": results}, indent=2))

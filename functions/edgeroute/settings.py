@@ -1,44 +1,283 @@
-"""Settings read once from the environment, as Lambda functions and `edgeroute serve` get them."""
+"""Settings: every ``EDGEROUTE_*`` variable, read once from the environment into one model.
+
+This is the only module that reads ``EDGEROUTE_*`` from the environment. Lambda
+handlers and ``edgeroute serve`` call ``Settings.from_env()`` at init and pass the
+result down; a malformed value is a ``ConfigError`` naming the variable and the form
+it takes. A variable's name is ``EDGEROUTE_`` and its field's path in upper case
+(``batch.lease_s`` is ``EDGEROUTE_BATCH_LEASE_S``) unless the field names it itself.
+An empty variable counts as unset.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from edgeroute.errors import ConfigError
+
+PREFIX = "EDGEROUTE_"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+
+StoreBackend = Literal["sqlite", "dynamodb"]
+Classify = Literal["always", "auto"]
+EmbedBatching = Literal["per-input", "batched"]
+
+
+def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
+    """A field with its meaning (the README's) and the form a malformed value is told to take."""
+    return Field(
+        default, description=meaning, json_schema_extra={"expected": expected}, **constraints
+    )
 
 
 def _default_registry() -> str:
     return str(_REPO_ROOT / "infra" / "models.yaml")
 
 
-@dataclass(frozen=True)
-class Settings:
-    registry: str = field(default_factory=_default_registry)
-    store: str = "sqlite"
-    sqlite_path: str = ".edgeroute/edgeroute.db"
-    key_cache_ttl_s: float = 5.0
-    max_body_bytes: int = 6 * 1024 * 1024  # Lambda's synchronous payload limit
-    max_connections: int = 512
-    policy: str = ""  # empty: infra/routing.yaml
-    classify: str = "always"  # always | auto (only requests the router must decide)
-    cache_ttl_s: float = 3600.0
-    cache_max_bytes: int = 64 * 1024 * 1024  # the in-process (L1) part of the cache
+_TABLE_NAME = "a DynamoDB table name each (set all six EDGEROUTE_TABLE_* or none)"
+
+
+class TableNames(BaseModel):
+    """The physical DynamoDB table name for each role (field name = role)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: str = _setting(..., "the API keys table", _TABLE_NAME, min_length=1)
+    counters: str = _setting(..., "the rate and quota counters table", _TABLE_NAME, min_length=1)
+    cache: str = _setting(..., "the response cache table", _TABLE_NAME, min_length=1)
+    usage: str = _setting(..., "the usage records table", _TABLE_NAME, min_length=1)
+    health: str = _setting(..., "the upstream health table", _TABLE_NAME, min_length=1)
+    jobs: str = _setting(..., "the batch jobs table", _TABLE_NAME, min_length=1)
+
+    @classmethod
+    def roles(cls) -> tuple[str, ...]:
+        return tuple(cls.model_fields)
+
+    @staticmethod
+    def env_var(role: str) -> str:
+        return f"{PREFIX}TABLE_{role.upper()}"
+
+    @staticmethod
+    def logical_id(role: str) -> str:
+        """The table's resource name in template.yaml (``keys`` -> ``KeysTable``)."""
+        return f"{role.capitalize()}Table"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TableNames:
+        return cls(**{r: f"{prefix}-{r}" for r in cls.roles()})
+
+    def by_role(self) -> dict[str, str]:
+        return self.model_dump()
+
+    def as_env(self) -> dict[str, str]:
+        return {self.env_var(r): name for r, name in self.by_role().items()}
+
+
+class BatchConfig(BaseModel):
+    """How the batch function runs a job (the ``EDGEROUTE_BATCH_*`` variables)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    concurrency: int = _setting(
+        8, "requests of one batch job in flight at once", "a whole number, 1 or more, e.g. 8", ge=1
+    )
+    # Read whole: the function's memory bounds this.
+    max_bytes: int = _setting(
+        100 * 1024 * 1024,
+        "larger batch input files fail the job (split them)",
+        "a whole number of bytes above 0, e.g. 104857600",
+        gt=0,
+    )
+    # Lambda's longest run: a job claimed longer ago than this was abandoned.
+    lease_s: float = _setting(
+        900.0,
+        "seconds a batch job's claim lasts; an older claim may be taken over",
+        "a number of seconds above 0, e.g. 900",
+        gt=0,
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        # EDGEROUTE_TABLE_KEYS -> table.keys, EDGEROUTE_BATCH_LEASE_S -> batch.lease_s
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_ignore_empty=True,
+        validate_by_name=True,  # Settings(key_cache_ttl_s=...) as well as the variable
+        frozen=True,
+    )
+
+    registry: str = Field(
+        default_factory=_default_registry,
+        description="the model registry: a file or `s3://` URI",
+        json_schema_extra={"expected": "a file path or s3://bucket/key URI"},
+    )
+    policy: str = _setting(
+        "",
+        "the routing policy: a file or `s3://` URI (empty: `infra/routing.yaml`)",
+        "a file path or s3://bucket/key URI",
+    )
+    store: StoreBackend = _setting(
+        "sqlite",
+        "`sqlite` (embedded) or `dynamodb` (tables from `EDGEROUTE_TABLE_*`)",
+        "'sqlite' or 'dynamodb'",
+    )
+    sqlite_path: str = _setting(
+        ".edgeroute/edgeroute.db", "the embedded store's file", "a file path"
+    )
+    table: TableNames | None = Field(
+        default=None,
+        description="DynamoDB table names by role (`dynamodb` needs them; the template sets them)",
+    )
+    key_cache_ttl_s: float = _setting(
+        5.0,
+        "seconds a key look-up is cached (bounds how long a revoked key keeps working)",
+        "a number of seconds, 0 or more, e.g. 5",
+        ge=0,
+        validation_alias=PREFIX + "KEY_CACHE_TTL",
+    )
+    max_body_bytes: int = _setting(
+        6 * 1024 * 1024,  # Lambda's synchronous payload limit
+        "larger request bodies get 413",
+        "a whole number of bytes above 0, e.g. 6291456",
+        gt=0,
+    )
+    max_connections: int = _setting(
+        512,
+        "upstream connections per process (the HTTP pool, and each AWS client's)",
+        "a whole number, 1 or more, e.g. 512",
+        ge=1,
+    )
+    classify: Classify = _setting(
+        "always",
+        "`auto` classifies only requests the router must decide",
+        "'always' or 'auto'",
+    )
+    cache_ttl_s: float = _setting(
+        3600.0,
+        "seconds a cached response lives",
+        "a number of seconds, 0 or more, e.g. 3600",
+        ge=0,
+        validation_alias=PREFIX + "CACHE_TTL",
+    )
+    cache_max_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "bytes of responses the in-process (L1) part of the cache keeps",
+        "a whole number of bytes, 0 or more, e.g. 67108864",
+        ge=0,
+    )
+    edge_models: Path | None = _setting(
+        None,
+        "folder of the edge models (unset: the repository's `edge_models/`, "
+        "else the Lambda layer's `/opt/edge_models`)",
+        "a folder path",
+    )
+    edge_threads: int = _setting(
+        1, "onnxruntime intra-op threads per edge model", "a whole number, 1 or more, e.g. 1", ge=1
+    )
+    embed_batching: EmbedBatching = _setting(
+        "per-input",
+        "`batched` runs a request's inputs as one padded batch (faster; vectors then "
+        "depend on the batch)",
+        "'per-input' or 'batched'",
+    )
+    health_ttl_s: float = _setting(
+        180.0,
+        "seconds a health probe's sample stays in the store",
+        "a number of seconds above 0, e.g. 180",
+        gt=0,
+        validation_alias=PREFIX + "HEALTH_TTL",
+    )
+    batch: BatchConfig = Field(
+        default=BatchConfig(), description="how the batch function runs jobs"
+    )
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ
-        default = cls()
-        return cls(
-            registry=env.get("EDGEROUTE_REGISTRY", default.registry),
-            store=env.get("EDGEROUTE_STORE", default.store),
-            sqlite_path=env.get("EDGEROUTE_SQLITE_PATH", default.sqlite_path),
-            key_cache_ttl_s=float(env.get("EDGEROUTE_KEY_CACHE_TTL", default.key_cache_ttl_s)),
-            max_body_bytes=int(env.get("EDGEROUTE_MAX_BODY_BYTES", default.max_body_bytes)),
-            max_connections=int(env.get("EDGEROUTE_MAX_CONNECTIONS", default.max_connections)),
-            policy=env.get("EDGEROUTE_POLICY", default.policy),
-            classify=env.get("EDGEROUTE_CLASSIFY", default.classify),
-            cache_ttl_s=float(env.get("EDGEROUTE_CACHE_TTL", default.cache_ttl_s)),
-            cache_max_bytes=int(env.get("EDGEROUTE_CACHE_MAX_BYTES", default.cache_max_bytes)),
-        )
+        """The settings from the environment, or a ConfigError naming each malformed variable."""
+        try:
+            settings = cls()
+        except ValidationError as exc:
+            raise ConfigError("\n".join(_problems(exc.errors()))) from None
+        except SettingsError as exc:  # a whole group set as one variable, and not as JSON
+            raise ConfigError(
+                f"{exc}: set a group's variables one by one (EDGEROUTE_BATCH_LEASE_S=900), "
+                "not as one JSON value"
+            ) from None
+        if settings.store == "dynamodb":
+            settings.tables()  # missing names fail here, at init, not on the first request
+        return settings
+
+    def tables(self) -> TableNames:
+        """The DynamoDB table names, which the ``dynamodb`` store needs."""
+        if self.table is None:
+            names = ", ".join(TableNames.env_var(r) for r in TableNames.roles())
+            raise ConfigError(f"{PREFIX}STORE=dynamodb needs the table names in {names}")
+        return self.table
+
+
+def variables() -> Iterator[tuple[str, FieldInfo]]:
+    """Every variable the settings read, with its field (groups give one per member)."""
+    for name, info in Settings.model_fields.items():
+        group = _group(info)
+        if group is None:
+            yield _env_name(name, info), info
+        else:
+            for member, member_info in group.model_fields.items():
+                yield _env_name(name, info) + "_" + member.upper(), member_info
+
+
+def _env_name(name: str, info: FieldInfo) -> str:
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else PREFIX + name.upper()
+
+
+def _group(info: FieldInfo) -> type[BaseModel] | None:
+    """The model of a group field (``table``, ``batch``), None for a single variable."""
+    for candidate in (info.annotation, *getattr(info.annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _problems(errors: list[ErrorDetails]) -> list[str]:
+    """A line per malformed variable, naming it and the form it takes; the members a
+    group lacks share one line."""
+    known = dict(variables())
+    lines: list[str] = []
+    unset: dict[str, list[str]] = {}  # expected form -> variables that are not set
+    for error in errors:
+        if not error["loc"]:
+            lines.append(error["msg"])
+            continue
+        env = _variable([str(part) for part in error["loc"]])
+        info = known.get(env)
+        if info is None:
+            lines.append(f"{env} is not a setting: remove it or fix its name (README: Settings)")
+        elif error["type"] == "missing":
+            unset.setdefault(_expected(info), []).append(env)
+        else:
+            lines.append(f"{env}={error['input']!r} is not valid: expected {_expected(info)}.")
+    for expected, names in unset.items():
+        verb = "is" if len(names) == 1 else "are"
+        lines.append(f"{', '.join(names)} {verb} not set: expected {expected}.")
+    return lines
+
+
+def _variable(loc: list[str]) -> str:
+    """The variable a validation error's location names (``["batch", "lease_s"]``)."""
+    field = Settings.model_fields.get(loc[0])  # None: the location is the variable already
+    env = loc[0] if field is None else _env_name(loc[0], field)
+    return env + "".join("_" + part.upper() for part in loc[1:])
+
+
+def _expected(info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    return str(extra["expected"]) if isinstance(extra, dict) else "see README: Settings"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
 from edgeroute.store.dynamodb import shared_client
 from edgeroute.store.tables import TableNames, create_tables
@@ -20,11 +21,11 @@ def _dynamodb_factory(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Ca
     server.reset()
     # The store is opened exactly as a Lambda function opens it: from the environment.
     names = TableNames.with_prefix(f"t-{uuid.uuid4().hex[:8]}")
-    for var, value in {**AWS_ENV, **names.as_env()}.items():
+    for var, value in {**AWS_ENV, **names.as_env(), "EDGEROUTE_STORE": "dynamodb"}.items():
         monkeypatch.setenv(var, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
     create_tables(shared_client(server.url, AWS_ENV["AWS_DEFAULT_REGION"]), names)
-    return lambda: open_store("dynamodb", "")
+    return lambda: open_store(Settings.from_env())
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -37,7 +38,7 @@ async def store_factory(
         path = str(tmp_path / "edgeroute.db")
 
         def opener() -> Store:
-            return open_store("sqlite", path)
+            return open_store(Settings(store="sqlite", sqlite_path=path))
     else:
         opener = _dynamodb_factory(request.getfixturevalue("moto_server"), monkeypatch)
 

@@ -1,12 +1,12 @@
-"""Backend-specific facts: SQLite persistence, open_store, template-declared tables."""
+"""Backend-specific facts: SQLite persistence, template-declared tables (the backend
+choice and table names are settings: tests/unit/test_settings.py)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import pytest
-
+from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.store.tables import TableNames, create_table_request, load_template, table_properties
 from tests.contract.test_store_contract import T0, _key, _usage
@@ -15,7 +15,7 @@ from tests.contract.test_store_contract import T0, _key, _usage
 async def test_sqlite_data_survives_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "nested" / "edgeroute.db")
     exp = time.time() + 600
-    store = open_store("sqlite", path)
+    store = open_store(Settings(store="sqlite", sqlite_path=path))
     await store.put_key(_key("k1", T0))
     await store.record_usage(_usage("r1", "acme", T0))
     await store.add_to_counter("rpm:k1", 0, 7, 10, exp)
@@ -23,7 +23,7 @@ async def test_sqlite_data_survives_reopen(tmp_path: Path) -> None:
     await store.put_job("j1", {"status": "queued"})
     await store.close()
 
-    reopened = open_store("sqlite", path)
+    reopened = open_store(Settings(store="sqlite", sqlite_path=path))
     try:
         assert await reopened.get_key("k1") == _key("k1", T0)
         assert [r.request_id for r in await reopened.query_usage(T0, T0 + 1)] == ["r1"]
@@ -33,19 +33,6 @@ async def test_sqlite_data_survives_reopen(tmp_path: Path) -> None:
         assert await reopened.get_job("j1") == {"status": "queued"}
     finally:
         await reopened.close()
-
-
-def test_open_store_rejects_unknown_backend() -> None:
-    with pytest.raises(ValueError, match="dynamodb"):
-        open_store("redis", "")
-
-
-def test_dynamodb_store_needs_table_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in TableNames.with_prefix("x").as_env():
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("EDGEROUTE_TABLE_KEYS", "keys")
-    with pytest.raises(RuntimeError, match="EDGEROUTE_TABLE_COUNTERS"):
-        open_store("dynamodb", "")
 
 
 def test_template_declares_every_table_once() -> None:

@@ -26,7 +26,6 @@ import logging
 import os
 import time
 import urllib.parse
-from dataclasses import dataclass
 from typing import Any
 
 from edgeroute.batch.jsonl import (
@@ -42,6 +41,7 @@ from edgeroute.batch.jsonl import (
 from edgeroute.errors import EdgerouteError
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.settings import BatchConfig
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Json
 
@@ -60,22 +60,6 @@ def tenant_of(object_key: str) -> str | None:
     rest = object_key.removeprefix(IN_PREFIX)
     tenant, sep, _ = rest.partition("/")
     return tenant if sep and tenant else None
-
-
-@dataclass(frozen=True)
-class BatchConfig:
-    concurrency: int = 8
-    max_bytes: int = 100 * 1024 * 1024  # read whole: the function's memory bounds this
-    lease_s: float = 900.0  # Lambda's longest run: a job older than this was abandoned
-
-    @classmethod
-    def from_env(cls) -> BatchConfig:
-        env = os.environ
-        return cls(
-            concurrency=max(1, int(env.get("EDGEROUTE_BATCH_CONCURRENCY", cls.concurrency))),
-            max_bytes=int(env.get("EDGEROUTE_BATCH_MAX_BYTES", cls.max_bytes)),
-            lease_s=float(env.get("EDGEROUTE_BATCH_LEASE_S", cls.lease_s)),
-        )
 
 
 def make_s3_client() -> Any:
@@ -121,9 +105,10 @@ def s3_objects(event: dict[str, Any]) -> list[tuple[str, str]]:
 
 class BatchRunner:
     def __init__(self, gateway: Gateway, s3: Any, config: BatchConfig | None = None) -> None:
+        """``config`` defaults to the gateway's settings (``EDGEROUTE_BATCH_*``)."""
         self.gw = gateway
         self.s3 = s3
-        self.config = config or BatchConfig()
+        self.config = config or gateway.settings.batch
 
     async def handle_event(self, event: dict[str, Any]) -> list[Json]:
         """Run every job the event names; one summary per object, in event order."""

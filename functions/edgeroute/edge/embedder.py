@@ -3,18 +3,22 @@ the graph, and its WordPiece tokenizer used directly (``tokenizers``, no hub).""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from edgeroute.edge.models import model_file, session
 
+if TYPE_CHECKING:
+    from edgeroute.settings import EmbedBatching
+
 MODEL = "minilm-l6-v2"
 MAX_TOKENS = 256
 DIMENSIONS = 384
+_batching: EmbedBatching = "per-input"  # Settings.embed_batching's default, until configure()
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,12 @@ def encode(texts: list[str]) -> Encoded:
     return Encoded(ids=ids, lengths=[len(t) for t in ids], truncated=truncated)
 
 
+def configure(batching: EmbedBatching) -> None:
+    """How a request's inputs run (``Settings.embed_batching``); see ``batched()``."""
+    global _batching
+    _batching = batching
+
+
 def batched() -> bool:
     """Whether a request's inputs run as one padded batch (``EDGEROUTE_EMBED_BATCHING``).
 
@@ -54,7 +64,7 @@ def batched() -> bool:
     vector the same whatever it is sent with, which caches and indexes rely on; batching
     is ~1.7x faster for 32 short texts. Set ``batched`` to trade the one for the other.
     """
-    return os.environ.get("EDGEROUTE_EMBED_BATCHING", "per-input") == "batched"
+    return _batching == "batched"
 
 
 def embed_ids(ids: list[list[int]]) -> np.ndarray:

@@ -1,14 +1,14 @@
 """Where the edge model files live and how their ONNX sessions are made.
 
 Locally that is the repository's ``edge_models/``; on Lambda the edge-models layer
-puts them under ``/opt/edge_models``. ``EDGEROUTE_EDGE_MODELS`` overrides both.
-Sessions are created once per process and kept: on Lambda that happens during init,
-so SnapStart snapshots them warm.
+puts them under ``/opt/edge_models``. ``configure()`` (from the settings'
+``EDGEROUTE_EDGE_MODELS`` and ``EDGEROUTE_EDGE_THREADS``) overrides both and sets the
+threads. Sessions are created once per process and kept: on Lambda that happens
+during init, so SnapStart snapshots them warm.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 
@@ -16,12 +16,21 @@ import onnxruntime as ort
 
 _REPO_MODELS = Path(__file__).resolve().parents[3] / "edge_models"
 _LAYER_MODELS = Path("/opt/edge_models")
+# Settings.edge_models' and .edge_threads' defaults, until configure().
+_configured_dir: Path | None = None
+_threads = 1
+
+
+def configure(folder: Path | None, threads: int) -> None:
+    """Set the models' folder (None: the repository's, else the layer's) and each
+    session's threads; once at init, before the first session, which is kept."""
+    global _configured_dir, _threads
+    _configured_dir, _threads = folder, threads
 
 
 def models_dir() -> Path:
-    configured = os.environ.get("EDGEROUTE_EDGE_MODELS")
-    if configured:
-        return Path(configured)
+    if _configured_dir is not None:
+        return _configured_dir
     return _REPO_MODELS if _REPO_MODELS.is_dir() else _LAYER_MODELS
 
 
@@ -36,7 +45,7 @@ def model_file(model: str, name: str) -> Path:
 
 
 def intra_op_threads() -> int:
-    return int(os.environ.get("EDGEROUTE_EDGE_THREADS", "1"))
+    return _threads
 
 
 @cache

@@ -17,9 +17,7 @@ from edgeroute.settings import Settings
 from edgeroute.store import open_store
 
 _settings = Settings.from_env()
-_authenticator = Authenticator(
-    open_store(_settings.store, _settings.sqlite_path), _settings.key_cache_ttl_s
-)
+_authenticator = Authenticator(open_store(_settings), _settings.key_cache_ttl_s)
 # One loop for the life of the instance: the store's thread pool and clients stay warm.
 _loop = asyncio.new_event_loop()
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
+from edgeroute.batch.runner import BatchRunner, make_s3_client
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
-_runner = BatchRunner(
-    Gateway.from_settings(Settings.from_env()), make_s3_client(), BatchConfig.from_env()
-)
+# The runner takes its concurrency, size limit and lease from the gateway's settings.
+_runner = BatchRunner(Gateway.from_settings(Settings.from_env()), make_s3_client())
 _loop = asyncio.new_event_loop()  # kept, so upstream and store connections stay warm
 
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from edgeroute.config.registry import load_registry
-from edgeroute.health.probe import DEFAULT_TTL_S, probe_all
+from edgeroute.health.probe import probe_all
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
+from edgeroute.upstreams.http import set_max_connections
 
 _settings = Settings.from_env()
+set_max_connections(_settings.max_connections)
 _registry = load_registry(_settings.registry)
-_store = open_store(_settings.store, _settings.sqlite_path)
-_ttl_s = float(os.environ.get("EDGEROUTE_HEALTH_TTL", DEFAULT_TTL_S))
+_store = open_store(_settings)
 _loop = asyncio.new_event_loop()  # kept, so the upstream HTTP pool survives between runs
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    results = _loop.run_until_complete(probe_all(_registry, _store, ttl_s=_ttl_s))
+    results = _loop.run_until_complete(probe_all(_registry, _store, ttl_s=_settings.health_ttl_s))
     return {"endpoints": len(results), "down": sorted(e for e, s in results.items() if not s["ok"])}

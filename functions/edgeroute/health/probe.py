@@ -197,13 +197,13 @@ async def probe_all(
     return results
 
 
-def probe_command(registry: Registry, store: Store) -> int:
+def probe_command(registry: Registry, store: Store, *, ttl_s: float = DEFAULT_TTL_S) -> int:
     """``edgeroute probe``: probe once, print one JSON line per endpoint; exit 1 when
     any endpoint is down, so scripts and cron can alert on it."""
 
     async def run() -> dict[str, dict[str, Any]]:
         try:
-            return await probe_all(registry, store)
+            return await probe_all(registry, store, ttl_s=ttl_s)
         finally:
             await close_shared_client()
             await store.close()

@@ -15,6 +15,16 @@ from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
 from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
+from edgeroute.upstreams.http import set_max_connections
+
+
+def configure_edge(settings: Settings) -> None:
+    """Hand the edge models their folder, threads and batching (process-wide, like their
+    sessions); before the first edge model runs."""
+    from edgeroute.edge import embedder, models
+
+    models.configure(settings.edge_models, settings.edge_threads)
+    embedder.configure(settings.embed_batching)
 
 
 def _warm_edge(registry: Registry) -> None:
@@ -44,7 +54,9 @@ class Gateway:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
-        store = open_store(settings.store, settings.sqlite_path)
+        set_max_connections(settings.max_connections)
+        configure_edge(settings)
+        store = open_store(settings)
         registry = load_registry(settings.registry)
         policy = load_policy(settings.policy or None)
         _warm_edge(registry)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
+from edgeroute.settings import TableNames
 from edgeroute.store.base import (
     ApiKey,
     CounterResult,
@@ -29,7 +30,6 @@ from edgeroute.store.base import (
     decode_cache_value,
     encode_cache_value,
 )
-from edgeroute.store.tables import TableNames
 
 # Threads (and HTTP connections) for boto3 calls: enough for a burst of concurrent
 # quota, cache and usage calls from one process without queueing.
@@ -110,13 +110,13 @@ def _job_item(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
 class DynamoDBStore:
     def __init__(
         self,
-        tables: TableNames | None = None,
+        tables: TableNames,
         *,
         client: Any = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> None:
-        self.tables = tables or TableNames.from_env()
+        self.tables = tables
         self._client = client or shared_client(endpoint_url or _endpoint_from_env(), region)
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

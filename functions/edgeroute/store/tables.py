@@ -1,8 +1,9 @@
 """DynamoDB table names, and local tables created from the one declaration in template.yaml.
 
 Lambda functions get each table's name from an environment variable that the
-template fills in (``EDGEROUTE_TABLE_KEYS`` ...). Local servers and tests create
-their tables here by reading template.yaml, so the schema is written once.
+template fills in (``EDGEROUTE_TABLE_KEYS`` ...; ``TableNames`` lives with the
+settings). Local servers and tests create their tables here by reading
+template.yaml, so the schema is written once.
 
     python -m edgeroute.store.tables --endpoint-url http://127.0.0.1:5000 --prefix dev
 """
@@ -12,61 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+# Re-exported: the template tooling and its tests name tables by role.
+from edgeroute.settings import TableNames as TableNames
+
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
 # Properties CreateTable takes as they are written in the template.
 _GSI_FIELDS = ("IndexName", "KeySchema", "Projection")
-
-
-@dataclass(frozen=True)
-class TableNames:
-    """The physical table name for each role (field name = role)."""
-
-    keys: str
-    counters: str
-    cache: str
-    usage: str
-    health: str
-    jobs: str
-
-    @staticmethod
-    def roles() -> tuple[str, ...]:
-        return tuple(f.name for f in fields(TableNames))
-
-    @staticmethod
-    def env_var(role: str) -> str:
-        return f"EDGEROUTE_TABLE_{role.upper()}"
-
-    @staticmethod
-    def logical_id(role: str) -> str:
-        """The table's resource name in template.yaml (``keys`` -> ``KeysTable``)."""
-        return f"{role.capitalize()}Table"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TableNames:
-        env = os.environ if env is None else env
-        missing = [cls.env_var(r) for r in cls.roles() if not env.get(cls.env_var(r))]
-        if missing:
-            raise RuntimeError(
-                "EDGEROUTE_STORE=dynamodb needs the table names in " + ", ".join(missing)
-            )
-        return cls(**{r: env[cls.env_var(r)] for r in cls.roles()})
-
-    @classmethod
-    def with_prefix(cls, prefix: str) -> TableNames:
-        return cls(**{r: f"{prefix}-{r}" for r in cls.roles()})
-
-    def by_role(self) -> dict[str, str]:
-        return dict(asdict(self))
-
-    def as_env(self) -> dict[str, str]:
-        return {self.env_var(r): name for r, name in self.by_role().items()}
 
 
 class _TemplateLoader(yaml.SafeLoader):

@@ -16,7 +16,7 @@ from edgeroute.store.keys import hash_key, key_id_for, mint_key
 
 
 def _store(settings: Settings) -> Store:
-    return open_store(settings.store, settings.sqlite_path)
+    return open_store(settings)
 
 
 def _key_summary(key: ApiKey) -> dict[str, Any]:
@@ -151,8 +151,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _probe(args: argparse.Namespace, settings: Settings) -> int:
     from edgeroute.config.registry import load_registry
     from edgeroute.health.probe import probe_command
+    from edgeroute.upstreams.http import set_max_connections
 
-    return probe_command(load_registry(settings.registry), _store(settings))
+    set_max_connections(settings.max_connections)
+    return probe_command(
+        load_registry(settings.registry), _store(settings), ttl_s=settings.health_ttl_s
+    )
 
 
 def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,8 +164,10 @@ def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
 
     from edgeroute.config.policy import load_policy
     from edgeroute.config.registry import load_registry
+    from edgeroute.pipeline.gateway import configure_edge
     from edgeroute.tools.eval_routing import evaluate, render
 
+    configure_edge(settings)
     report = evaluate(
         Path(args.file),
         load_registry(args.registry or settings.registry),
@@ -267,9 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
     try:
-        result = args.func(args, settings)
+        result = args.func(args, Settings.from_env())
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
     except ConfigError as exc:

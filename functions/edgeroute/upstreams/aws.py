@@ -21,6 +21,7 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.upstreams.http import max_connections
 
 T = TypeVar("T")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
@@ -61,7 +62,7 @@ def aws_client(service: str, model: ModelSpec) -> Any:
                 read_timeout=timeouts.read,
                 # One attempt: the gateway retries and falls back itself, under one deadline.
                 retries={"total_max_attempts": 1, "mode": "standard"},
-                max_pool_connections=int(os.environ.get("EDGEROUTE_MAX_CONNECTIONS", "512")),
+                max_pool_connections=max_connections(),
             )
             client = _session.client(
                 service, region_name=region, endpoint_url=model.endpoint or None, config=config

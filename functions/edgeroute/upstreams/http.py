@@ -7,7 +7,6 @@ One ``httpx.AsyncClient`` per event loop, backed by aiohttp's connection pool
 from __future__ import annotations
 
 import asyncio
-import os
 
 import aiohttp
 import httpx
@@ -23,6 +22,19 @@ from edgeroute.errors import (
 )
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_max_connections = 512  # Settings.max_connections' default, until set_max_connections()
+
+
+def set_max_connections(limit: int) -> None:
+    """Size the upstream pools (``Settings.max_connections``), once at init: clients
+    made before keep the size they were made with."""
+    global _max_connections
+    _max_connections = limit
+
+
+def max_connections() -> int:
+    """Connections per upstream pool: the HTTP client's, and each AWS client's."""
+    return _max_connections
 
 
 def shared_client() -> httpx.AsyncClient:
@@ -32,10 +44,7 @@ def shared_client() -> httpx.AsyncClient:
     if client is None:
         for stale in [lp for lp in _clients if lp.is_closed()]:
             del _clients[stale]
-        limits = httpx.Limits(
-            max_connections=int(os.environ.get("EDGEROUTE_MAX_CONNECTIONS", "512")),
-            keepalive_expiry=30.0,
-        )
+        limits = httpx.Limits(max_connections=_max_connections, keepalive_expiry=30.0)
         client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits), trust_env=False)
         _clients[loop] = client
     return client

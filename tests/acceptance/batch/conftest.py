@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from edgeroute.batch.runner import BatchConfig, BatchRunner, make_s3_client
+from edgeroute.batch.runner import BatchRunner, make_s3_client
 from edgeroute.pipeline.gateway import Gateway
-from edgeroute.settings import Settings
+from edgeroute.settings import BatchConfig, Settings
 from edgeroute.store.dynamodb import shared_client
 from edgeroute.store.keys import mint_key
 from edgeroute.store.tables import TableNames, create_tables

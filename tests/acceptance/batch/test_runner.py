@@ -9,8 +9,9 @@ import time
 import uuid
 from typing import Any
 
-from edgeroute.batch.runner import BatchConfig, BatchRunner, job_id_for, s3_objects
+from edgeroute.batch.runner import BatchRunner, job_id_for, s3_objects
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.settings import BatchConfig
 from edgeroute.store.keys import mint_key
 
 CHAT = "/v1/chat/completions"
