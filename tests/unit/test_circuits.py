@@ -27,7 +27,8 @@ models:
   - {name: sibling-b, endpoint: 'http://shared:1/v1', upstream_model: b, tier: small, retries: 0}
 """
 COOL_DOWN_S = 0.3
-# An hour-long window, so a test never straddles two windows and loses its count.
+# Windows are aligned to the clock; a test crossing a boundary still sees its count
+# (test_a_burst_across_a_window_boundary_still_opens_the_circuit).
 POLICY = Policy(
     circuit=Circuit(failures_to_open=2, window_s=3600, cool_down_s=COOL_DOWN_S),
     health_ttl_s=0.05,
@@ -174,3 +175,54 @@ async def test_record_failure_reports_the_failure_that_opened_it() -> None:
     health = await view.snapshot(["http://fragile:1/v1#fragile"])
     until = circuit_open_until(health.get("http://fragile:1/v1#fragile"), time.time())
     assert until is not None and until <= time.time() + COOL_DOWN_S
+
+
+class _Clock:
+    """``time`` for the circuits module, with ``time()`` set by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+async def test_a_burst_across_a_window_boundary_still_opens_the_circuit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gw = gateway()
+    fragile = gw.registry.get("fragile")
+    assert fragile is not None
+    window = POLICY.circuit.window_s
+    boundary = (int(time.time()) // window + 1) * window
+    clock = _Clock(boundary - 0.5)
+    monkeypatch.setattr("edgeroute.health.circuits.time", clock)
+    view = HealthView(gw.store, ttl_s=0.0)
+
+    first = await view.record_failure(fragile, POLICY.circuit)
+    clock.now = boundary + 0.5  # the next window, a second later
+    second = await view.record_failure(fragile, POLICY.circuit)
+
+    assert (first, second) == (False, True)
+
+
+async def test_failures_a_whole_window_apart_do_not_add_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gw = gateway()
+    fragile = gw.registry.get("fragile")
+    assert fragile is not None
+    window = POLICY.circuit.window_s
+    start = (int(time.time()) // window + 1) * window
+    clock = _Clock(start + 1)
+    monkeypatch.setattr("edgeroute.health.circuits.time", clock)
+    view = HealthView(gw.store, ttl_s=0.0)
+
+    first = await view.record_failure(fragile, POLICY.circuit)
+    clock.now = start + 2 * window - 1  # the next window, almost a whole window later
+    second = await view.record_failure(fragile, POLICY.circuit)
+
+    assert (first, second) == (False, False)

@@ -6,7 +6,8 @@ target, the endpoint and the model name sent to it: one server may serve several
 models, and a model that fails must not take the others down with it.
 
 Timeouts and 5xx seen by any instance count against the target in one shared
-counter per window; at ``failures_to_open`` the circuit opens in the store for every
+counter per window, read as a sliding window (the previous window's count weighted by
+its overlap); at ``failures_to_open`` the circuit opens in the store for every
 instance until ``cool_down_s`` has passed. After that the next request is let
 through as a trial (half-open); if it fails too, the count is still over the limit
 and the circuit opens again at once.
@@ -64,10 +65,17 @@ class HealthView:
         now = time.time()
         window = int(now // circuit.window_s) * circuit.window_s
         key = circuit_key(model)
+        counter = f"circuit#{key}"
         result = await self._store.add_to_counter(
-            f"circuit#{key}", window, 1, None, window + 2 * circuit.window_s
+            counter, window, 1, None, window + 2 * circuit.window_s
         )
-        if result.value < circuit.failures_to_open:
+        failures = result.value
+        if failures < circuit.failures_to_open:
+            # A sliding window: the previous window's count, weighted by how much of it
+            # the last window_s still covers, so a burst across a boundary still counts.
+            previous = await self._store.get_counter(counter, window - circuit.window_s)
+            failures += round(previous * (1 - (now - window) / circuit.window_s))
+        if failures < circuit.failures_to_open:
             return False
         await self._store.open_circuit(key, now + circuit.cool_down_s)
         sample = self._health.setdefault(key, {})
