@@ -46,20 +46,14 @@ def second_llama_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """One moto server (DynamoDB and S3 protocols) per session, started on first use."""
-    server = MotoServer().start()
-    try:
+    with MotoServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def fault_upstream() -> Iterator[FaultUpstream]:
-    server = FaultUpstream().start()
-    try:
+    with FaultUpstream() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _fault_model(name: str, url: str, behaviour: str, **extra: object) -> dict[str, object]:
@@ -167,11 +161,8 @@ def gateway(registry_file: Path, workdir: Path) -> Iterator[GatewayProcess]:
         "EDGEROUTE_SQLITE_PATH": str(workdir / "store" / "edgeroute.db"),
         "EDGEROUTE_KEY_CACHE_TTL": "1",
     }
-    process = GatewayProcess(env, workdir).start()
-    try:
+    with GatewayProcess(env, workdir) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")

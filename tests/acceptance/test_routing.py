@@ -99,11 +99,8 @@ def routing_env(
 
 @pytest.fixture(scope="module")
 def router(routing_env: dict[str, str], workdir: Path) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(routing_env, workdir).start()
-    try:
+    with GatewayProcess(routing_env, workdir) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

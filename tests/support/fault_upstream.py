@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from tests.support.served import Served
+
 
 def _completion(model: str, chat: bool, text: str = "Hello from the instant upstream.") -> bytes:
     choice: dict[str, Any] = (
@@ -80,7 +82,7 @@ def _usage_chunk(model: str) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-class FaultUpstream:
+class FaultUpstream(Served):
     """Runs on its own thread and event loop; ``url`` is its ``/v1`` base."""
 
     def __init__(self) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.served import Served
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -21,7 +23,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class GatewayProcess:
+class GatewayProcess(Served):
     """One gateway process with its own SQLite file and registry."""
 
     def __init__(self, env: Mapping[str, str], workdir: Path) -> None:

@@ -16,7 +16,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+
+from tests.support.served import Served
 
 # Dummy credentials: botocore signs requests and needs some; moto accepts any.
 AWS_ENV = {
@@ -51,7 +52,7 @@ server.main(sys.argv[1:])
 """
 
 
-class MotoServer:
+class MotoServer(Served):
     def __init__(self, start_timeout: float = 30.0, atomic: bool = True) -> None:
         """``atomic=False`` runs plain ``moto_server`` (racy conditional updates)."""
         self.start_timeout = start_timeout
@@ -118,14 +119,3 @@ class MotoServer:
                 proc.kill()
                 proc.wait(timeout=5)
         self._log.unlink(missing_ok=True)
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

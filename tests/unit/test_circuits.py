@@ -190,39 +190,30 @@ class _Clock:
         return time.monotonic()
 
 
-async def test_a_burst_across_a_window_boundary_still_opens_the_circuit(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("first_at", "second_at", "opens"),
+    [
+        (-0.5, 0.5, True),  # a second apart, across the boundary: both count
+        (1.0, 7199.0, False),  # in the next window, almost a whole window later
+    ],
+    ids=["burst-across-a-boundary", "a-window-apart"],
+)
+async def test_failures_count_over_a_sliding_window(
+    first_at: float, second_at: float, opens: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Windows are aligned to the clock; the previous window's count, weighted by its
+    overlap with the last window_s, counts too."""
     gw = gateway()
-    fragile = gw.registry.get("fragile")
-    assert fragile is not None
+    model = gw.registry.get("fragile")
+    assert model is not None
     window = POLICY.circuit.window_s
     boundary = (int(time.time()) // window + 1) * window
-    clock = _Clock(boundary - 0.5)
+    clock = _Clock(boundary + first_at)
     monkeypatch.setattr("edgeroute.health.circuits.time", clock)
     view = HealthView(gw.store, ttl_s=0.0)
 
-    first = await view.record_failure(fragile, POLICY.circuit)
-    clock.now = boundary + 0.5  # the next window, a second later
-    second = await view.record_failure(fragile, POLICY.circuit)
+    first = await view.record_failure(model, POLICY.circuit)
+    clock.now = boundary + second_at
+    second = await view.record_failure(model, POLICY.circuit)
 
-    assert (first, second) == (False, True)
-
-
-async def test_failures_a_whole_window_apart_do_not_add_up(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    gw = gateway()
-    fragile = gw.registry.get("fragile")
-    assert fragile is not None
-    window = POLICY.circuit.window_s
-    start = (int(time.time()) // window + 1) * window
-    clock = _Clock(start + 1)
-    monkeypatch.setattr("edgeroute.health.circuits.time", clock)
-    view = HealthView(gw.store, ttl_s=0.0)
-
-    first = await view.record_failure(fragile, POLICY.circuit)
-    clock.now = start + 2 * window - 1  # the next window, almost a whole window later
-    second = await view.record_failure(fragile, POLICY.circuit)
-
-    assert (first, second) == (False, False)
+    assert (first, second) == (False, opens)

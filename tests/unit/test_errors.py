@@ -135,34 +135,45 @@ def _client() -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
-def test_framework_failures_keep_their_openai_shape() -> None:
-    client = _client()
-    missing = client.get("/nope")
-    assert missing.status_code == 404
-    assert missing.json()["error"] == {
-        "message": "No route GET /nope. The OpenAI-compatible routes live under /v1 "
-        "(chat/completions, completions, embeddings, models).",
-        "type": "invalid_request_error",
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error_type", "code", "message"),
+    [
+        (
+            "GET",
+            "/nope",
+            404,
+            "invalid_request_error",
+            "unknown_route",
+            "No route GET /nope. The OpenAI-compatible routes live under /v1 "
+            "(chat/completions, completions, embeddings, models).",
+        ),
+        (
+            "POST",
+            "/teapot",
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            "POST is not allowed on /teapot.",
+        ),
+        ("GET", "/teapot", 418, "server_error", None, "I'm a teapot"),
+    ],
+    ids=["unknown-route", "method-not-allowed", "other-http-status"],
+)
+def test_framework_failures_keep_their_openai_shape(
+    method: str, path: str, status: int, error_type: str, code: str | None, message: str
+) -> None:
+    response = _client().request(method, path)
+    assert response.status_code == status
+    assert response.json()["error"] == {
+        "message": message,
+        "type": error_type,
         "param": None,
-        "code": "unknown_route",
+        "code": code,
     }
-    wrong = client.post("/teapot")
-    assert wrong.status_code == 405
-    assert wrong.json()["error"] == {
-        "message": "POST is not allowed on /teapot.",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "method_not_allowed",
-    }
-    teapot = client.get("/teapot")
-    assert teapot.status_code == 418
-    assert teapot.json()["error"] == {
-        "message": "I'm a teapot",
-        "type": "server_error",
-        "param": None,
-        "code": None,
-    }
-    boom = client.get("/boom")
+
+
+def test_an_unexpected_exception_is_a_500_in_openai_shape() -> None:
+    boom = _client().get("/boom")
     assert boom.status_code == 500
     assert boom.json()["error"]["type"] == "server_error"
     assert boom.json()["error"]["code"] == "internal_error"
