@@ -65,7 +65,7 @@ def test_rpm_50_holds_across_two_processes(two_gateways: list[GatewayProcess]) -
     statuses = [r.status_code for r in responses]
     odd = [r.text for r in responses if r.status_code not in (200, 429)]
     assert statuses.count(200) == 50, (Counter(statuses), odd[:3])
-    assert statuses.count(429) == 150
+    assert statuses.count(429) == 150, (Counter(statuses), odd[:3])
 
 
 def test_cache_is_shared_between_processes(

@@ -42,8 +42,8 @@ def _source_names() -> dict[str, set[Path]]:
     files.append(REPO / "template.yaml")
     found: dict[str, set[Path]] = {}
     for path in files:
-        if "__pycache__" in path.parts:
-            continue
+        if "__pycache__" in path.parts or any(p.endswith(".egg-info") for p in path.parts):
+            continue  # generated: bytecode, and the README copied into package metadata
         for name in NAME.findall(path.read_text(errors="replace")):
             found.setdefault(name, set()).add(path.relative_to(REPO))
     return found

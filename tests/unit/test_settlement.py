@@ -220,3 +220,36 @@ async def test_failed_attempts_before_a_fallback_answer_cost_nothing(
     rid = response.headers["x-request-id"]
     assert lines(await account.ledger()) == [(f"{rid}#1", 503, 0), (rid, 200, 12)]
     assert await account.counters() == USED
+
+
+MODERATION_REGISTRY = """
+models:
+  - {name: edge-moderation, protocol: edge, tier: edge, capabilities: [moderation],
+     price: {input_per_mtok: 1000, output_per_mtok: 0}}
+"""
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["answered", "scorer-failed"])
+async def test_moderation_settles_once_whatever_happens(
+    fails: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def scores(texts: list[str]) -> list[float]:
+        if fails:
+            raise RuntimeError("moderation model failed")
+        return [0.0 for _ in texts]
+
+    monkeypatch.setattr("edgeroute.edge.moderation.offensive_scores", scores)
+    gw = memory_gateway(MODERATION_REGISTRY)
+    secret, key = await add_key(gw, limits=LIMITS)
+    since = time.time()
+
+    response = await Client(gw, secret).post("/v1/moderations", {"input": "a friendly note"})
+
+    [record] = await ledger(gw, since)
+    assert record.endpoint == "moderations"
+    assert await counters(gw, key, since) == (NOTHING if fails else charged(record))
+    if fails:
+        assert (response.status_code, record.status, record.prompt_tokens) == (500, 500, 0)
+    else:
+        assert (response.status_code, record.status) == (200, 200)
+        assert record.prompt_tokens > 0

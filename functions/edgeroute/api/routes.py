@@ -121,7 +121,7 @@ async def moderations(
     call = pipeline.Call(
         request_id=request.state.request_id,
         principal=principal,
-        kind=Kind.EMBEDDINGS,  # edge work; the ledger records it under its model
+        kind=Kind.MODERATIONS,
         payload=body.model_dump(exclude_unset=True),
     )
     try:

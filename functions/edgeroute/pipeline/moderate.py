@@ -1,20 +1,27 @@
 """/v1/moderations: answered at the edge by the moderation model, in a worker thread,
-with the same key checks, quota admission and ledger as every other request."""
+with the same key checks, quota admission and ledger as every other request.
+
+Invariant: once admitted, the call is settled exactly once, however it ends: the
+reservation is given back and the ledger gets one line."""
 
 from __future__ import annotations
 
 import asyncio
 
-from edgeroute.errors import NotFound, PermissionDenied
+import anyio
+
+from edgeroute.errors import EdgerouteError, NotFound, PermissionDenied
 from edgeroute.pipeline.admit import admit
+from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
-from edgeroute.pipeline.run import Call, settle
+from edgeroute.pipeline.run import settle
 from edgeroute.types import Capability, Json, Kind, Usage
 from edgeroute.wire.tokens import estimate_tokens
 
 
 async def moderate(gw: Gateway, call: Call) -> Json:
     """/v1/moderations at the edge: the named (or first) moderation model, in a thread."""
+    # Imported here: onnxruntime and the model load only for instances that moderate.
     from edgeroute.edge.moderation import moderation_result, offensive_scores
 
     name = call.payload.get("model")
@@ -32,7 +39,13 @@ async def moderate(gw: Gateway, call: Call) -> Json:
     texts = [raw] if isinstance(raw, str) else list(raw)
     tokens = sum(estimate_tokens(t) for t in texts)
     call.admission = await admit(gw.store, call.principal, Kind.MODERATIONS, model, {}, tokens)
-    scores = await asyncio.to_thread(offensive_scores, texts)
+    try:
+        scores = await asyncio.to_thread(offensive_scores, texts)
+    except BaseException as exc:
+        status = exc.status_code if isinstance(exc, EdgerouteError) else 500
+        with anyio.CancelScope(shield=True):  # give back the reservation, however it ended
+            await settle(gw, call, model, Usage(), status, 1)
+        raise
     await settle(gw, call, model, Usage(tokens, 0), 200, 1)
     return {
         "id": f"modr-{call.request_id.removeprefix('req_')}",
