@@ -1,4 +1,4 @@
-"""`edgeroute invoke` (invoke_cli.run_invoke): template.yaml's functions, built by `sam
+"""`edgeroute invoke` (tools.invoke.run_invoke): template.yaml's functions, built by `sam
 build`, run under the real awslambdaric on the sample events in infra/events, against
 DynamoDB (moto's server) and llama.cpp's server as the upstream."""
 

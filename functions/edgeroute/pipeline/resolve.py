@@ -1,4 +1,4 @@
-"""The route stage: turn the request's ``model`` into an ordered list of targets.
+"""Named models: resolve the request's ``model`` into an ordered list of targets.
 
 An explicitly named model (or alias) is honoured as asked, with only its declared
 fallbacks, after checking that this key may use it and that it can serve this
