@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from edgeroute.api import usage as usage_report
@@ -51,14 +52,26 @@ async def authenticated(request: Request) -> ApiKey:
 Principal = Annotated[ApiKey, Depends(authenticated)]
 
 
-async def _serve(request: Request, principal: ApiKey, kind: Kind, body: Any) -> Response:
-    gw = gateway(request)
-    call = pipeline.Call(
+def _new_call(
+    request: Request,
+    principal: ApiKey,
+    kind: Kind,
+    body: BaseModel,
+    max_cost_usd: float | None = None,
+) -> pipeline.Call:
+    """The call for a validated request body, under the request id ``authenticated`` gave."""
+    return pipeline.Call(
         request_id=request.state.request_id,
         principal=principal,
         kind=kind,
         payload=body.model_dump(exclude_unset=True),
+        max_cost_usd=max_cost_usd,
     )
+
+
+async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseModel) -> Response:
+    gw = gateway(request)
+    call = _new_call(request, principal, kind, body)
     try:
         call.cache_mode = cache_mode(request.headers.get("x-edgeroute-cache"))
         call.max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
@@ -97,13 +110,8 @@ async def explain_route(
     request: Request, body: ChatCompletionRequest, principal: Principal
 ) -> dict[str, Any]:
     """The routing decision for a chat request, explained; no model is called."""
-    call = pipeline.Call(
-        request_id=request.state.request_id,
-        principal=principal,
-        kind=Kind.CHAT,
-        payload=body.model_dump(exclude_unset=True),
-        max_cost_usd=pipeline.max_cost(request.headers.get("x-edgeroute-max-cost")),
-    )
+    max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
+    call = _new_call(request, principal, Kind.CHAT, body, max_cost_usd)
     return await pipeline.explain(gateway(request), call)
 
 
@@ -118,12 +126,8 @@ async def classify_request(body: ChatCompletionRequest, principal: Principal) ->
 async def moderations(
     request: Request, body: ModerationRequest, principal: Principal
 ) -> dict[str, Any]:
-    call = pipeline.Call(
-        request_id=request.state.request_id,
-        principal=principal,
-        kind=Kind.EMBEDDINGS,  # edge work; the ledger records it under its model
-        payload=body.model_dump(exclude_unset=True),
-    )
+    # Counted as edge work of the embeddings kind; the ledger records it under its model.
+    call = _new_call(request, principal, Kind.EMBEDDINGS, body)
     try:
         return await moderate(gateway(request), call)
     except EdgerouteError as exc:
