@@ -28,12 +28,12 @@ from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
 )
 from edgeroute.types import Json, Kind
 from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
+from edgeroute.upstreams.base import context_exceeded
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
 from edgeroute.wire.chunks import stream_ended_early
 
@@ -53,12 +53,7 @@ def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
     if code == "ValidationException":
         lowered = message.lower()
         if _TOO_LONG.search(lowered):
-            return PayloadTooLarge(
-                f"The request does not fit {where} ({message}). Shorten 'messages' or lower "
-                "'max_tokens'.",
-                param="messages",
-                code="context_length_exceeded",
-            )
+            return context_exceeded(where, message)
         if "model identifier is invalid" in lowered or "on-demand throughput" in lowered:
             return UpstreamError(
                 f"{where} cannot be invoked as named ({message}). {registry_fix}: a model ID "

@@ -25,6 +25,7 @@ from edgeroute.errors import (
     UpstreamUnavailable,
 )
 from edgeroute.types import Json
+from edgeroute.upstreams.base import context_exceeded
 from edgeroute.upstreams.credentials import resolve
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
@@ -179,11 +180,8 @@ def map_status_error(
     where = f"model '{model.name}' at {model.endpoint}"
     message = _upstream_message(body)
     if status == 400 and ("context" in message.lower() or b"exceed_context" in body):
-        return PayloadTooLarge(
-            f"The request does not fit {where}'s context window of {model.context_window} "
-            f"tokens ({message}). Shorten 'messages' or lower 'max_tokens'.",
-            param="messages",
-            code="context_length_exceeded",
+        return context_exceeded(
+            f"{where}'s context window of {model.context_window} tokens", message
         )
     if status in (400, 422):
         return InvalidRequest(f"Upstream for {where} rejected the request: {message}")

@@ -37,6 +37,7 @@ from edgeroute.errors import (
 )
 from edgeroute.types import Json, Kind
 from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
+from edgeroute.upstreams.base import context_exceeded
 from edgeroute.wire.chunks import ChunkReader
 from edgeroute.wire.sse import SSELines
 
@@ -56,12 +57,7 @@ def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
         original = str(response.get("OriginalMessage") or message)[:500]
         logs = response.get("LogStreamArn")
         if status == 413 or (status == 400 and "context" in original.lower()):
-            return PayloadTooLarge(
-                f"The request does not fit {where} ({original}). Shorten 'messages' or "
-                "lower 'max_tokens'.",
-                param="messages",
-                code="context_length_exceeded",
-            )
+            return context_exceeded(where, original)
         if status in (400, 422):
             return InvalidRequest(f"{where} rejected the request: {original}")
         if status in (429, 503):
