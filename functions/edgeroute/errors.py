@@ -129,6 +129,13 @@ class StoreUnavailable(EdgerouteError):
     error_type = "server_error"
     default_code = "store_unavailable"
 
+    def __init__(self, checking: str = "this key's quotas") -> None:
+        super().__init__(
+            f"edgeroute could not check {checking} just now (its store did not answer). "
+            "Nothing was charged; retry in a moment.",
+            headers={"Retry-After": "1"},
+        )
+
 
 class UpstreamError(EdgerouteError):
     """The upstream answered with a failure or something that is not valid OpenAI output."""

@@ -73,7 +73,8 @@ def test_a_budget_refusal_is_still_a_rate_limit() -> None:
 
 
 def _fixed_fields_set_outside_classes(source: str) -> list[int]:
-    """Lines that assign ``.status_code`` or ``.error_type`` outside a class body."""
+    """Lines that assign ``.status_code`` or ``.error_type`` outside a class body, or
+    change an error's headers."""
     tree = ast.parse(source)
     in_class = {
         id(node)
@@ -96,6 +97,35 @@ def _fixed_fields_set_outside_classes(source: str) -> list[int]:
             for part in ast.walk(target)
             if isinstance(part, ast.Attribute) and part.attr in _FIXED
         ]
+        lines += _error_headers_changed(node, targets)
+    return lines
+
+
+# What the code calls a caught or built error; their headers belong to the error too.
+_ERROR_NAMES = {"exc", "error", "err"}
+
+
+def _is_error_headers(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "headers"
+        and isinstance(node.value, ast.Name)
+        and node.value.id in _ERROR_NAMES
+    )
+
+
+def _error_headers_changed(node: ast.AST, targets: list[ast.expr]) -> list[int]:
+    """``exc.headers[...] = ...`` or ``exc.headers.update(...)``-style calls."""
+    lines = [
+        t.lineno for t in targets if isinstance(t, ast.Subscript) and _is_error_headers(t.value)
+    ]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"setdefault", "update", "pop", "clear", "__setitem__"}
+        and _is_error_headers(node.func.value)
+    ):
+        lines.append(node.lineno)
     return lines
 
 
@@ -104,11 +134,14 @@ def test_the_scan_finds_errors_changed_after_construction() -> None:
         "error = RateLimited('x')\n"
         "error.error_type = 'insufficient_quota'\n"
         "error.status_code, error.error_type = 404, 'invalid_request_error'\n"
+        "exc.headers.setdefault('x-request-id', rid)\n"
+        "error.headers['Retry-After'] = '1'\n"
+        "response.headers['x-edgeroute-model'] = 'small'\n"
         "class Fine(EdgerouteError):\n"
         "    def __init__(self, status_code: int) -> None:\n"
         "        self.status_code = status_code\n"
     )
-    assert _fixed_fields_set_outside_classes(changed) == [2, 3, 3]
+    assert sorted(_fixed_fields_set_outside_classes(changed)) == [2, 3, 3, 4, 5]
 
 
 def test_no_code_sets_an_errors_status_or_type_after_construction() -> None:
@@ -145,7 +178,7 @@ def _client() -> TestClient:
             "invalid_request_error",
             "unknown_route",
             "No route GET /nope. The OpenAI-compatible routes live under /v1 "
-            "(chat/completions, completions, embeddings, models).",
+            "(chat/completions, completions, embeddings, moderations, models).",
         ),
         (
             "POST",

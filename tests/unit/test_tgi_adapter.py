@@ -9,7 +9,7 @@ import pytest
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.types import Kind
-from edgeroute.upstreams import tgi
+from edgeroute.upstreams import http, tgi
 
 MODEL = ModelSpec(name="big", protocol="tgi", endpoint="http://tgi.local", tier="large")  # type: ignore[arg-type]
 
@@ -50,7 +50,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
         return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
 
     client = _client(httpx.MockTransport(handle))
-    monkeypatch.setattr(tgi, "shared_client", lambda: client)
+    monkeypatch.setattr(http, "shared_client", lambda: client)  # the adapter calls through http
     return requests
 
 

@@ -59,7 +59,7 @@ def _http_error(request: Request, exc: HTTPException) -> EdgerouteError:
     if exc.status_code == 404:
         return UnknownRoute(
             f"No route {request.method} {request.url.path}. The OpenAI-compatible routes "
-            "live under /v1 (chat/completions, completions, embeddings, models).",
+            "live under /v1 (chat/completions, completions, embeddings, moderations, models).",
         )
     if exc.status_code == 413:
         return PayloadTooLarge(

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from edgeroute.api import usage as usage_report
@@ -51,20 +52,31 @@ async def authenticated(request: Request) -> ApiKey:
 Principal = Annotated[ApiKey, Depends(authenticated)]
 
 
-async def _serve(request: Request, principal: ApiKey, kind: Kind, body: Any) -> Response:
-    gw = gateway(request)
-    call = pipeline.Call(
+def _new_call(
+    request: Request,
+    principal: ApiKey,
+    kind: Kind,
+    body: BaseModel,
+    max_cost_usd: float | None = None,
+) -> pipeline.Call:
+    """The call for a validated request body, under the request id ``authenticated`` gave."""
+    return pipeline.Call(
         request_id=request.state.request_id,
         principal=principal,
         kind=kind,
         payload=body.model_dump(exclude_unset=True),
+        max_cost_usd=max_cost_usd,
     )
+
+
+async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseModel) -> Response:
+    gw = gateway(request)
+    call = _new_call(request, principal, kind, body)
     try:
         call.cache_mode = cache_mode(request.headers.get("x-edgeroute-cache"))
         call.max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
         result = await pipeline.run(gw, call)
     except EdgerouteError as exc:
-        exc.headers.setdefault("x-request-id", call.request_id)
         await pipeline.account_failure(gw, call, exc)
         raise
     headers = await result.headers(call)
@@ -80,14 +92,14 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: Any) -> 
     )
 
 
-@router.post("/v1/chat/completions")
+@router.post(Kind.CHAT.path)
 async def chat_completions(
     request: Request, body: ChatCompletionRequest, principal: Principal
 ) -> Response:
     return await _serve(request, principal, Kind.CHAT, body)
 
 
-@router.post("/v1/completions")
+@router.post(Kind.COMPLETIONS.path)
 async def completions(request: Request, body: CompletionRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.COMPLETIONS, body)
 
@@ -97,13 +109,8 @@ async def explain_route(
     request: Request, body: ChatCompletionRequest, principal: Principal
 ) -> dict[str, Any]:
     """The routing decision for a chat request, explained; no model is called."""
-    call = pipeline.Call(
-        request_id=request.state.request_id,
-        principal=principal,
-        kind=Kind.CHAT,
-        payload=body.model_dump(exclude_unset=True),
-        max_cost_usd=pipeline.max_cost(request.headers.get("x-edgeroute-max-cost")),
-    )
+    max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
+    call = _new_call(request, principal, Kind.CHAT, body, max_cost_usd)
     return await pipeline.explain(gateway(request), call)
 
 
@@ -114,16 +121,11 @@ async def classify_request(body: ChatCompletionRequest, principal: Principal) ->
     return {"object": "classification", **result.as_json()}
 
 
-@router.post("/v1/moderations")
+@router.post(Kind.MODERATIONS.path)
 async def moderations(
     request: Request, body: ModerationRequest, principal: Principal
 ) -> dict[str, Any]:
-    call = pipeline.Call(
-        request_id=request.state.request_id,
-        principal=principal,
-        kind=Kind.MODERATIONS,
-        payload=body.model_dump(exclude_unset=True),
-    )
+    call = _new_call(request, principal, Kind.MODERATIONS, body)
     try:
         return await moderate(gateway(request), call)
     except EdgerouteError as exc:
@@ -131,7 +133,7 @@ async def moderations(
         raise
 
 
-@router.post("/v1/embeddings")
+@router.post(Kind.EMBEDDINGS.path)
 async def embeddings(request: Request, body: EmbeddingRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.EMBEDDINGS, body)
 

@@ -1,15 +1,29 @@
-"""Read a configuration file from a local path or an ``s3://bucket/key`` URI.
+"""Read a configuration file (a local path or an ``s3://bucket/key`` URI) and validate it.
 
 Lambda functions keep the registry and the routing policy in the deployment's bucket;
-laptops keep them in ``infra/``. Both loaders read through here.
+laptops keep them in ``infra/``. Both loaders read, parse and validate through here, so
+every problem is a ConfigError that names the file and, for a bad value, the field.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgeroute.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """A section of a configuration file: unknown fields are errors, and it never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _read_s3(uri: str) -> str:
@@ -35,3 +49,34 @@ def read_text(location: str | os.PathLike[str], what: str, variable: str) -> str
     if not path.is_file():
         raise ConfigError(f"{location}: {what} not found (set {variable})")
     return path.read_text(encoding="utf-8")
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The YAML document in ``text``; a ConfigError naming ``source`` when it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+
+
+def validated(model: type[M], data: Any, source: str, named_list: str) -> M:
+    """``data`` as a ``model``; else a ConfigError with one line per problem, each naming
+    the file and the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data, source, named_list)) from exc
+
+
+def _describe(error: ValidationError, data: Any, source: str, named_list: str) -> str:
+    lines = []
+    for item in error.errors():
+        loc = list(item["loc"])
+        # Name the items of the file's main list (models, rules) by their name, not by
+        # list index, so the user can find them.
+        if len(loc) >= 2 and loc[0] == named_list and isinstance(loc[1], int):
+            with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+                loc[1] = data[named_list][loc[1]].get("name", loc[1])
+        path = ".".join(str(part) for part in loc)
+        lines.append(f"{source}: {path}: {item['msg']}")
+    return "\n".join(lines)

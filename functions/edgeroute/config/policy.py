@@ -6,25 +6,18 @@ validated with pydantic; errors name the file and the field.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from edgeroute.config.loading import read_text
+from edgeroute.config.loading import StrictModel, parse_yaml, read_text, validated
 from edgeroute.config.registry import TIER_ORDER, Tier
-from edgeroute.errors import ConfigError
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_POLICY = _REPO_ROOT / "infra" / "routing.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Match(_Strict):
+class Match(StrictModel):
     """Conditions over the classification; every condition given must hold."""
 
     task: tuple[str, ...] = ()
@@ -35,13 +28,13 @@ class Match(_Strict):
     prompt_tokens_at_least: int | None = Field(default=None, ge=0)
 
 
-class Rule(_Strict):
+class Rule(StrictModel):
     name: str
     when: Match
     tier: Tier
 
 
-class Congestion(_Strict):
+class Congestion(StrictModel):
     """When a tier's endpoints queue more than ``max_waiting`` requests, keys with a
     priority below ``priority_below`` are moved down one tier."""
 
@@ -49,7 +42,7 @@ class Congestion(_Strict):
     priority_below: int = 1
 
 
-class Circuit(_Strict):
+class Circuit(StrictModel):
     failures_to_open: int = Field(default=3, ge=1)
     window_s: int = Field(default=60, ge=1)
     cool_down_s: float = Field(default=20.0, gt=0)
@@ -59,7 +52,7 @@ def _default_cutoffs() -> dict[Tier, float]:
     return {"small": 0.35, "medium": 0.6}
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     tiers: tuple[Tier, ...] = TIER_ORDER
     complexity_cutoffs: dict[Tier, float] = Field(default_factory=_default_cutoffs)
     rules: tuple[Rule, ...] = ()
@@ -85,21 +78,7 @@ class Policy(_Strict):
 
 
 def parse_policy(text: str, source: str) -> Policy:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for item in exc.errors():
-            loc = list(item["loc"])
-            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-                with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
-                    loc[1] = data["rules"][loc[1]].get("name", loc[1])
-            lines.append(f"{source}: {'.'.join(str(p) for p in loc)}: {item['msg']}")
-        raise ConfigError("\n".join(lines)) from exc
+    return validated(Policy, parse_yaml(text, source) or {}, source, "rules")
 
 
 def load_policy(location: str | Path | None = None) -> Policy:

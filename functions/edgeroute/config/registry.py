@@ -7,16 +7,14 @@ String values may reference environment variables as ``${NAME}`` or
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from enum import StrEnum
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from edgeroute.config.loading import read_text
+from edgeroute.config.loading import StrictModel, parse_yaml, read_text, validated
 from edgeroute.errors import ConfigError
 from edgeroute.types import Capability
 
@@ -34,11 +32,7 @@ class Protocol(StrEnum):
     BEDROCK = "bedrock"  # Bedrock Converse/ConverseStream, via boto3
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Credential(_Strict):
+class Credential(StrictModel):
     """Where the upstream's credential comes from; never the secret itself."""
 
     env: str | None = None
@@ -56,7 +50,7 @@ class Credential(_Strict):
         return self
 
 
-class ParameterRule(_Strict):
+class ParameterRule(StrictModel):
     min: float | None = None
     max: float | None = None
     default: float | None = None
@@ -69,7 +63,7 @@ class ParameterRule(_Strict):
         return self
 
 
-class Price(_Strict):
+class Price(StrictModel):
     input_per_mtok: float = Field(default=0.0, ge=0)
     output_per_mtok: float = Field(default=0.0, ge=0)
 
@@ -79,13 +73,13 @@ class Price(_Strict):
         ) / 1_000_000
 
 
-class Timeouts(_Strict):
+class Timeouts(StrictModel):
     connect: float = Field(default=3.0, gt=0)
     read: float = Field(default=60.0, gt=0, description="longest wait between two bytes")
     total: float = Field(default=300.0, gt=0, description="the whole upstream call")
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     name: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     protocol: Protocol = Protocol.OPENAI
@@ -126,7 +120,7 @@ class ModelSpec(_Strict):
         return capability in self.capabilities
 
 
-class RegistryFile(_Strict):
+class RegistryFile(StrictModel):
     models: list[ModelSpec]
 
 
@@ -179,29 +173,9 @@ def _expand_env(value: Any) -> Any:
     return value
 
 
-def _describe(error: ValidationError, data: Any, source: str) -> str:
-    lines = []
-    for item in error.errors():
-        loc = list(item["loc"])
-        # Name models by their name, not by list index, so the user can find them.
-        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
-            with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
-                loc[1] = data["models"][loc[1]].get("name", loc[1])
-        path = ".".join(str(part) for part in loc)
-        lines.append(f"{source}: {path}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def parse_registry(text: str, source: str) -> Registry:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    data = _expand_env(data)
-    try:
-        parsed = RegistryFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, data, source)) from exc
+    data = _expand_env(parse_yaml(text, source))
+    parsed = validated(RegistryFile, data, source, "models")
     return Registry(parsed.models, source)
 
 

@@ -14,7 +14,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -51,14 +51,8 @@ class Sample:
     error: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "latency_ms": self.latency_ms,
-            "queue_depth": self.queue_depth,
-            "running": self.running,
-            "checked_at": self.checked_at,
-            "error": self.error,
-        }
+        """Every field, as the store keeps a sample."""
+        return asdict(self)
 
 
 def parse_prometheus(text: str) -> dict[str, float]:

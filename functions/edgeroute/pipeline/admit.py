@@ -158,11 +158,7 @@ async def admit(
             if isinstance(r, CounterResult) and r.admitted
         ]
         await _give_back(store, key, done)
-        raise StoreUnavailable(
-            "edgeroute could not check this key's quotas just now (its store did not "
-            "answer). Nothing was charged; retry in a moment.",
-            headers={"Retry-After": "1"},
-        ) from failed[0]
+        raise StoreUnavailable() from failed[0]
     results = [r for r in outcomes if isinstance(r, CounterResult)]
     admission.values = {
         item.kind: r.value for item, r in zip(admission.limits, results, strict=True)

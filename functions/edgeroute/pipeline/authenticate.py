@@ -51,11 +51,7 @@ class Authenticator:
             try:
                 record = await self._store.get_key(key_id_for(key_hash))
             except Exception as exc:  # a store outage is not the caller's fault: 503, not 500
-                raise StoreUnavailable(
-                    "edgeroute could not check the API key just now (its store did not "
-                    "answer). Retry in a moment.",
-                    headers={"Retry-After": "1"},
-                ) from exc
+                raise StoreUnavailable("the API key") from exc
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[key_hash] = (now + self._ttl, record)

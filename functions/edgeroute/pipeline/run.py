@@ -227,11 +227,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
         raise
     except Exception as exc:
         log.exception("store failed admitting request %s", call.request_id)
-        raise StoreUnavailable(
-            "edgeroute could not check this key's quotas just now (its store did not answer). "
-            "Nothing was charged; retry in a moment.",
-            headers={"Retry-After": "1"},
-        ) from exc
+        raise StoreUnavailable() from exc
     call.admission = admission
     if entry is not None:
         call.cache_status = "hit"

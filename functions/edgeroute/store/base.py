@@ -7,9 +7,10 @@ the DynamoDB backend can run boto3 off the event loop while SQLite answers inlin
 
 from __future__ import annotations
 
+import json
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 # DynamoDB's item limit: "400 KB" of attribute names and values, read as 400,000 bytes
@@ -82,6 +83,42 @@ class CounterResult:
 
     admitted: bool
     value: int
+
+
+# Both backends keep a key or a usage record as one JSON body, written and read here.
+
+
+def key_to_json(key: ApiKey) -> str:
+    return json.dumps(asdict(key))
+
+
+def key_from_json(text: str) -> ApiKey:
+    data = json.loads(text)
+    data["models"] = tuple(data.get("models", ()))
+    data["limits"] = KeyLimits(**data.get("limits", {}))
+    return ApiKey(**data)
+
+
+def usage_to_json(record: UsageRecord) -> str:
+    return json.dumps(vars(record))
+
+
+def usage_from_json(text: str) -> UsageRecord:
+    return UsageRecord(**json.loads(text))
+
+
+def merge_health(rows: Iterable[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    """``get_health``'s answer from unexpired rows ``(endpoint, kind, value)``: a
+    ``"health"`` row's value is the sample, a ``"circuit"`` row's the open-until time."""
+    out: dict[str, dict[str, Any]] = {}
+    # Circuits last, so a sample that happens to hold the key cannot hide an open circuit.
+    for endpoint, kind, value in sorted(rows, key=lambda row: row[1] == "circuit"):
+        entry = out.setdefault(endpoint, {})
+        if kind == "health":
+            entry.update(value)
+        else:
+            entry["circuit_open_until"] = float(value)
+    return out
 
 
 def encode_cache_value(key: str, value: bytes) -> tuple[bytes, bool] | None:

@@ -18,17 +18,20 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any
 
 from edgeroute.settings import TableNames
 from edgeroute.store.base import (
     ApiKey,
     CounterResult,
-    KeyLimits,
     UsageRecord,
     decode_cache_value,
     encode_cache_value,
+    key_from_json,
+    key_to_json,
+    merge_health,
+    usage_from_json,
+    usage_to_json,
 )
 
 # Threads (and HTTP connections) for boto3 calls: enough for a burst of concurrent
@@ -86,11 +89,10 @@ def _expired(item: dict[str, Any], now: float | None = None) -> bool:
     return exp is not None and float(exp["N"]) <= (time.time() if now is None else now)
 
 
-def _key_from_item(item: dict[str, Any]) -> ApiKey:
-    data = json.loads(item["body"]["S"])
-    data["models"] = tuple(data.get("models", ()))
-    data["limits"] = KeyLimits(**data.get("limits", {}))
-    return ApiKey(**data)
+def _health_row(item: dict[str, Any]) -> tuple[str, str, Any]:
+    kind = item["kind"]["S"]
+    value = json.loads(item["body"]["S"]) if kind == "health" else float(item["until"]["N"])
+    return item["endpoint"]["S"], kind, value
 
 
 def _sk_time(t: float) -> str:
@@ -128,7 +130,7 @@ class DynamoDBStore:
         item = {
             "key_id": {"S": key.key_id},
             "tenant": {"S": key.tenant},
-            "body": {"S": json.dumps(asdict(key))},
+            "body": {"S": key_to_json(key)},
         }
         await self._call(self._client.put_item, TableName=self.tables.keys, Item=item)
 
@@ -137,12 +139,12 @@ class DynamoDBStore:
             self._client.get_item, TableName=self.tables.keys, Key={"key_id": {"S": key_id}}
         )
         item = resp.get("Item")
-        return _key_from_item(item) if item else None
+        return key_from_json(item["body"]["S"]) if item else None
 
     async def list_keys(self) -> list[ApiKey]:
         # A Scan is fine here: listing keys is an admin action over a small table.
         items = await self._call(self._paginate, "scan", TableName=self.tables.keys)
-        return sorted((_key_from_item(i) for i in items), key=lambda k: k.created_at)
+        return sorted((key_from_json(i["body"]["S"]) for i in items), key=lambda k: k.created_at)
 
     def _paginate(self, operation: str, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -158,7 +160,7 @@ class DynamoDBStore:
             "sk": {"S": f"{_sk_time(record.created_at)}#{record.request_id}"},
             "shard": {"S": str(shard)},
             "created_at": {"N": repr(record.created_at)},
-            "body": {"S": json.dumps(vars(record))},
+            "body": {"S": usage_to_json(record)},
         }
         await self._call(self._client.put_item, TableName=self.tables.usage, Item=item)
 
@@ -194,7 +196,7 @@ class DynamoDBStore:
             )
         )
         records = [
-            UsageRecord(**json.loads(item["body"]["S"]))
+            usage_from_json(item["body"]["S"])
             for items in pages
             for item in items
             if start <= float(item["created_at"]["N"]) < end
@@ -295,17 +297,10 @@ class DynamoDBStore:
         chunks = [keys[i : i + 100] for i in range(0, len(keys), 100)]
         results = await asyncio.gather(*(self._call(self._batch_get, keys=c) for c in chunks))
         now = time.time()
-        out: dict[str, dict[str, Any]] = {}
-        items = sorted((i for r in results for i in r), key=lambda i: i["kind"]["S"] == "circuit")
-        for item in items:
-            if _expired(item, now):
-                continue
-            entry = out.setdefault(item["endpoint"]["S"], {})
-            if item["kind"]["S"] == "health":
-                entry.update(json.loads(item["body"]["S"]))
-            elif float(item["until"]["N"]) > now:
-                entry["circuit_open_until"] = float(item["until"]["N"])
-        return {e: v for e, v in out.items() if v}
+        rows = [_health_row(item) for r in results for item in r if not _expired(item, now)]
+        # The TTL attribute is rounded up to whole seconds; the circuit's own time is exact.
+        live = [row for row in rows if row[1] == "health" or row[2] > now]
+        return {e: v for e, v in merge_health(live).items() if v}
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         table = self.tables.health

@@ -12,17 +12,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from edgeroute.store.base import (
     ApiKey,
     CounterResult,
-    KeyLimits,
     UsageRecord,
     decode_cache_value,
     encode_cache_value,
+    key_from_json,
+    key_to_json,
+    merge_health,
+    usage_from_json,
+    usage_to_json,
 )
 
 _SCHEMA = """
@@ -69,13 +72,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 _PURGE_EVERY = 1000
 
 
-def _key_from_json(text: str) -> ApiKey:
-    data = json.loads(text)
-    data["models"] = tuple(data.get("models", ()))
-    data["limits"] = KeyLimits(**data.get("limits", {}))
-    return ApiKey(**data)
-
-
 def _claimable(job: dict[str, Any], now: float) -> bool:
     return job.get("status") == "in_progress" and float(job.get("lease_until", 0)) <= now
 
@@ -98,7 +94,7 @@ class SQLiteStore:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO api_keys (key_id, body) VALUES (?, ?)",
-                (key.key_id, json.dumps(asdict(key))),
+                (key.key_id, key_to_json(key)),
             )
 
     async def get_key(self, key_id: str) -> ApiKey | None:
@@ -106,19 +102,19 @@ class SQLiteStore:
             row = self._db.execute(
                 "SELECT body FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
-        return _key_from_json(row[0]) if row else None
+        return key_from_json(row[0]) if row else None
 
     async def list_keys(self) -> list[ApiKey]:
         with self._lock:
             rows = self._db.execute("SELECT body FROM api_keys").fetchall()
-        return sorted((_key_from_json(r[0]) for r in rows), key=lambda k: k.created_at)
+        return sorted((key_from_json(r[0]) for r in rows), key=lambda k: k.created_at)
 
     # -- usage -----------------------------------------------------------------
     async def record_usage(self, record: UsageRecord) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT INTO usage (request_id, tenant, created_at, body) VALUES (?, ?, ?, ?)",
-                (record.request_id, record.tenant, record.created_at, json.dumps(vars(record))),
+                (record.request_id, record.tenant, record.created_at, usage_to_json(record)),
             )
 
     async def query_usage(
@@ -131,7 +127,7 @@ class SQLiteStore:
             args = (*args, tenant)
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY created_at, request_id", args).fetchall()
-        return [UsageRecord(**json.loads(r[0])) for r in rows]
+        return [usage_from_json(r[0]) for r in rows]
 
     # -- counters --------------------------------------------------------------
     async def add_to_counter(
@@ -221,14 +217,7 @@ class SQLiteStore:
                 f" WHERE endpoint IN ({marks}) AND expires_at > ?",
                 (*wanted, time.time()),
             ).fetchall()
-        out: dict[str, dict[str, Any]] = {}
-        for endpoint, kind, body in sorted(rows, key=lambda r: r[1] == "circuit"):
-            entry = out.setdefault(endpoint, {})
-            if kind == "health":
-                entry.update(json.loads(body))
-            else:
-                entry["circuit_open_until"] = float(json.loads(body))
-        return out
+        return merge_health((endpoint, kind, json.loads(body)) for endpoint, kind, body in rows)
 
     # -- jobs ------------------------------------------------------------------
     async def put_job(

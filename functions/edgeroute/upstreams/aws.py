@@ -1,6 +1,7 @@
 """The boto3 plumbing both AWS adapters (SageMaker, Bedrock) share: one client per
 service, region and timeouts; calls and event streams run on worker threads; AWS errors
-mapped to edgeroute's. boto3 is synchronous, so nothing here blocks the event loop.
+mapped to edgeroute's, naming the upstream the same way. boto3 is synchronous, so nothing
+here blocks the event loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,6 +39,13 @@ def region_for(model: ModelSpec) -> str | None:
         if _REGION.fullmatch(label):
             return label
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+def describe(resource: str, model: ModelSpec) -> str:
+    """The upstream as errors name it: ``resource`` (say "Bedrock model") and its name,
+    with the registry's model name and the region."""
+    region = region_for(model) or "the default region"
+    return f"{resource} '{model.wire_name}' (model '{model.name}', {region})"
 
 
 def aws_client(service: str, model: ModelSpec) -> Any:
@@ -145,6 +153,28 @@ async def iterate_in_thread(
             queue.get_nowait()
 
 
+@contextlib.asynccontextmanager
+async def event_stream(
+    open_stream: Callable[[], Any],
+    model: ModelSpec,
+    map_error: Callable[[Exception, ModelSpec], EdgerouteError],
+) -> AsyncIterator[AsyncGenerator[Any, None]]:
+    """Open a botocore event stream on a worker thread and give its events. Failures, also
+    while reading (in the ``async with`` body), raise as ``map_error`` maps them, unless
+    already edgeroute's; the stream is closed on leaving, early or not."""
+    try:
+        stream = await open_in_thread(open_stream, lambda opened: opened.close())
+    except Exception as exc:
+        raise map_error(exc, model) from exc
+    try:
+        async with contextlib.aclosing(iterate_in_thread(stream, stream.close)) as events:
+            yield events
+    except EdgerouteError:
+        raise
+    except Exception as exc:
+        raise map_error(exc, model) from exc
+
+
 def error_fields(exc: BaseException) -> tuple[str, str, dict[str, Any]]:
     """(code, message, whole response) of a botocore ClientError; ("", "", {}) otherwise."""
     from botocore.exceptions import ClientError
@@ -223,6 +253,3 @@ def map_aws_error(exc: Exception, model: ModelSpec, where: str, actions: str) ->
     if code:
         return UpstreamError(f"{where} failed ({code}: {message}).")
     return UpstreamError(f"{where} failed: {type(exc).__name__}: {exc}")
-
-
-# ---- SageMaker ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The one small interface every upstream adapter implements, and the types it speaks.
+"""The one small interface every upstream adapter implements, the types it speaks, and
+the refusal every adapter words alike (a request longer than the model's context).
 
 Adapters take and return the OpenAI wire shape (plain dicts), whatever the
 protocol underneath, so the pipeline never branches on protocol.
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from edgeroute.config.registry import ModelSpec
+from edgeroute.errors import PayloadTooLarge
 from edgeroute.types import Json, Kind
 
 
@@ -26,3 +28,13 @@ class Upstream(Protocol):
         The first ``__anext__`` returns only once the upstream accepted the request, so
         failures before the first byte surface there (and can be retried elsewhere).
         """
+
+
+def context_exceeded(target: str, detail: str) -> PayloadTooLarge:
+    """The upstream refused the request as too long for its context: the caller's to fix.
+    ``target`` names what the request does not fit; ``detail`` is the upstream's word."""
+    return PayloadTooLarge(
+        f"The request does not fit {target} ({detail}). Shorten 'messages' or lower 'max_tokens'.",
+        param="messages",
+        code="context_length_exceeded",
+    )

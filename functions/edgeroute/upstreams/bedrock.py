@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import re
 import struct
@@ -29,19 +28,12 @@ from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
 )
 from edgeroute.types import Json, Kind
-from edgeroute.upstreams.aws import (
-    aws_client,
-    error_fields,
-    iterate_in_thread,
-    map_aws_error,
-    open_in_thread,
-    region_for,
-)
+from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
+from edgeroute.upstreams.base import context_exceeded
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
 from edgeroute.wire.chunks import stream_ended_early
 
@@ -51,8 +43,7 @@ _TOO_LONG = re.compile(r"too long|too large|context (?:window|length)|too many (
 
 
 def _where(model: ModelSpec) -> str:
-    region = region_for(model) or "the default region"
-    return f"Bedrock model '{model.wire_name}' (model '{model.name}', {region})"
+    return describe("Bedrock model", model)
 
 
 def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
@@ -62,12 +53,7 @@ def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
     if code == "ValidationException":
         lowered = message.lower()
         if _TOO_LONG.search(lowered):
-            return PayloadTooLarge(
-                f"The request does not fit {where} ({message}). Shorten 'messages' or lower "
-                "'max_tokens'.",
-                param="messages",
-                code="context_length_exceeded",
-            )
+            return context_exceeded(where, message)
         if "model identifier is invalid" in lowered or "on-demand throughput" in lowered:
             return UpstreamError(
                 f"{where} cannot be invoked as named ({message}). {registry_fix}: a model ID "
@@ -171,19 +157,10 @@ class BedrockConverse:
         def call() -> Any:
             return aws_client(SERVICE, model).converse_stream(**request)["stream"]
 
-        try:
-            events = await open_in_thread(call, lambda stream: stream.close())
-        except Exception as exc:
-            raise _map_error(exc, model) from exc
-        state = ConverseStreamState(kind, model)
-        try:
-            async with contextlib.aclosing(iterate_in_thread(events, events.close)) as chunks:
-                async for event in chunks:
-                    for chunk in state.on(event):
-                        yield chunk
+        async with event_stream(call, model, _map_error) as events:
+            state = ConverseStreamState(kind, model)
+            async for event in events:
+                for chunk in state.on(event):
+                    yield chunk
             if not state.stopped:
                 raise stream_ended_early(_where(model))
-        except EdgerouteError:
-            raise
-        except Exception as exc:
-            raise _map_error(exc, model) from exc

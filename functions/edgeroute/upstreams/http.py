@@ -1,4 +1,5 @@
-"""The process-wide HTTP client for upstream calls, and the mapping of its failures.
+"""The process-wide HTTP client for upstream calls, the two ways the HTTP adapters call an
+upstream (a JSON POST, an event stream), and the mapping of their failures.
 
 One ``httpx.AsyncClient`` per event loop, backed by aiohttp's connection pool
 (httpx-aiohttp): httpcore's pool costs more per request than the gateway itself.
@@ -7,10 +8,13 @@ One ``httpx.AsyncClient`` per event loop, backed by aiohttp's connection pool
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from httpx_sse import EventSource, ServerSentEvent
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
@@ -20,6 +24,9 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.types import Json
+from edgeroute.upstreams.base import context_exceeded
+from edgeroute.upstreams.credentials import resolve
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _max_connections = 512  # Settings.max_connections' default, until set_max_connections()
@@ -60,6 +67,50 @@ async def close_shared_client() -> None:
 def timeout_for(model: ModelSpec) -> httpx.Timeout:
     t = model.timeouts
     return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
+
+
+async def post_json(url: str, body: Json, model: ModelSpec) -> httpx.Response:
+    """POST ``body`` with the model's credential and timeouts; failing to reach the
+    upstream, or a non-2xx answer, raises what the caller should see."""
+    try:
+        response = await shared_client().post(
+            url, json=body, headers=resolve(model.credential), timeout=timeout_for(model)
+        )
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, model) from exc
+    if response.status_code >= 400:
+        raise map_status_error(response.status_code, response.content, response.headers, model)
+    return response
+
+
+@contextlib.asynccontextmanager
+async def event_stream(
+    url: str, body: Json, model: ModelSpec
+) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+    """POST ``body`` for a server-sent event stream and give its events. Failures, also
+    while reading (in the ``async with`` body), raise as ``post_json``'s do; the response
+    is closed on leaving, early or not."""
+    client = shared_client()
+    request = client.build_request(
+        "POST",
+        url,
+        json=body,
+        headers={**resolve(model.credential), "Accept": "text/event-stream"},
+        timeout=timeout_for(model),
+    )
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, model) from exc
+    try:
+        if response.status_code >= 400:
+            answer = await response.aread()
+            raise map_status_error(response.status_code, answer, response.headers, model)
+        yield EventSource(response).aiter_sse()
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, model) from exc
+    finally:
+        await response.aclose()
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -129,11 +180,8 @@ def map_status_error(
     where = f"model '{model.name}' at {model.endpoint}"
     message = _upstream_message(body)
     if status == 400 and ("context" in message.lower() or b"exceed_context" in body):
-        return PayloadTooLarge(
-            f"The request does not fit {where}'s context window of {model.context_window} "
-            f"tokens ({message}). Shorten 'messages' or lower 'max_tokens'.",
-            param="messages",
-            code="context_length_exceeded",
+        return context_exceeded(
+            f"{where}'s context window of {model.context_window} tokens", message
         )
     if status in (400, 422):
         return InvalidRequest(f"Upstream for {where} rejected the request: {message}")

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import SSEError
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
 from edgeroute.types import Json, Kind
-from edgeroute.upstreams.credentials import resolve
-from edgeroute.upstreams.http import (
-    map_status_error,
-    map_transport_error,
-    shared_client,
-    timeout_for,
-)
+from edgeroute.upstreams.http import event_stream, post_json
 from edgeroute.wire.chunks import ChunkReader
 
 
@@ -27,18 +20,7 @@ def _url(model: ModelSpec, kind: Kind) -> str:
 
 class OpenAICompatible:
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
-        client = shared_client()
-        try:
-            response = await client.post(
-                _url(model, kind),
-                json=payload,
-                headers=resolve(model.credential),
-                timeout=timeout_for(model),
-            )
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, model) from exc
-        if response.status_code >= 400:
-            raise map_status_error(response.status_code, response.content, response.headers, model)
+        response = await post_json(_url(model, kind), payload, model)
         try:
             body = response.json()
         except ValueError as exc:
@@ -55,37 +37,19 @@ class OpenAICompatible:
         return body
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
-        client = shared_client()
-        request = client.build_request(
-            "POST",
-            _url(model, kind),
-            json=payload,
-            headers={**resolve(model.credential), "Accept": "text/event-stream"},
-            timeout=timeout_for(model),
-        )
-        try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, model) from exc
-        try:
-            if response.status_code >= 400:
-                body = await response.aread()
-                raise map_status_error(response.status_code, body, response.headers, model)
+        async with event_stream(_url(model, kind), payload, model) as events:
             reader = ChunkReader(f"Upstream for model '{model.name}'")
-            async for event in EventSource(response).aiter_sse():
-                chunk = reader.read(event.data)
-                if reader.done:
-                    return
-                if chunk is not None:
-                    yield chunk
-            reader.end()
-        except SSEError as exc:  # answered, but not with a stream: the upstream's doing
-            raise UpstreamError(
-                f"Upstream for model '{model.name}' did not answer with an event stream "
-                f"({exc}). Retry without 'stream', or check the model's protocol.",
-                code="upstream_not_streaming",
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, model) from exc
-        finally:
-            await response.aclose()
+            try:
+                async for event in events:
+                    chunk = reader.read(event.data)
+                    if reader.done:
+                        return
+                    if chunk is not None:
+                        yield chunk
+                reader.end()
+            except SSEError as exc:  # answered, but not with a stream: the upstream's doing
+                raise UpstreamError(
+                    f"Upstream for model '{model.name}' did not answer with an event stream "
+                    f"({exc}). Retry without 'stream', or check the model's protocol.",
+                    code="upstream_not_streaming",
+                ) from exc

@@ -23,7 +23,6 @@ into a bounded queue, and closing the async generator closes the botocore stream
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,14 +36,8 @@ from edgeroute.errors import (
     UpstreamUnavailable,
 )
 from edgeroute.types import Json, Kind
-from edgeroute.upstreams.aws import (
-    aws_client,
-    error_fields,
-    iterate_in_thread,
-    map_aws_error,
-    open_in_thread,
-    region_for,
-)
+from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
+from edgeroute.upstreams.base import context_exceeded
 from edgeroute.wire.chunks import ChunkReader
 from edgeroute.wire.sse import SSELines
 
@@ -52,8 +45,7 @@ SERVICE = "sagemaker-runtime"
 
 
 def _where(model: ModelSpec) -> str:
-    region = region_for(model) or "the default region"
-    return f"SageMaker endpoint '{model.wire_name}' (model '{model.name}', {region})"
+    return describe("SageMaker endpoint", model)
 
 
 def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
@@ -65,12 +57,7 @@ def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
         original = str(response.get("OriginalMessage") or message)[:500]
         logs = response.get("LogStreamArn")
         if status == 413 or (status == 400 and "context" in original.lower()):
-            return PayloadTooLarge(
-                f"The request does not fit {where} ({original}). Shorten 'messages' or "
-                "lower 'max_tokens'.",
-                param="messages",
-                code="context_length_exceeded",
-            )
+            return context_exceeded(where, original)
         if status in (400, 422):
             return InvalidRequest(f"{where} rejected the request: {original}")
         if status in (429, 503):
@@ -119,21 +106,25 @@ def _checked(kind: Kind, data: Any, model: ModelSpec) -> Json:
     return data
 
 
+def _invoke(model: ModelSpec, body: bytes, *, stream: bool) -> Any:
+    """InvokeEndpoint, or InvokeEndpointWithResponseStream: the answer's ``Body`` (blocking:
+    call it in a worker thread)."""
+    client = aws_client(SERVICE, model)
+    invoke = client.invoke_endpoint_with_response_stream if stream else client.invoke_endpoint
+    response = invoke(
+        EndpointName=model.wire_name,
+        Body=body,
+        ContentType="application/json",
+        Accept="text/event-stream" if stream else "application/json",
+    )
+    return response["Body"]
+
+
 class SageMakerEndpoint:
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         body = request_body(payload)
-
-        def call() -> bytes:
-            response = aws_client(SERVICE, model).invoke_endpoint(
-                EndpointName=model.wire_name,
-                Body=body,
-                ContentType="application/json",
-                Accept="application/json",
-            )
-            return bytes(response["Body"].read())
-
         try:
-            raw = await asyncio.to_thread(call)
+            raw = await asyncio.to_thread(lambda: bytes(_invoke(model, body, stream=False).read()))
         except Exception as exc:
             raise _map_error(exc, model) from exc
         try:
@@ -148,39 +139,21 @@ class SageMakerEndpoint:
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
         body = request_body({**payload, "stream": True})
-
-        def call() -> Any:
-            response = aws_client(SERVICE, model).invoke_endpoint_with_response_stream(
-                EndpointName=model.wire_name,
-                Body=body,
-                ContentType="application/json",
-                Accept="text/event-stream",
-            )
-            return response["Body"]
-
-        try:
-            events = await open_in_thread(call, lambda stream: stream.close())
-        except Exception as exc:
-            raise _map_error(exc, model) from exc
         lines = SSELines()
         reader = ChunkReader(_where(model), lambda decoded: _checked(kind, decoded, model))
-        try:
-            async with contextlib.aclosing(iterate_in_thread(events, events.close)) as parts:
-                async for event in parts:
-                    part = event.get("PayloadPart") if isinstance(event, dict) else None
-                    if part is None:
-                        continue  # errors arrive as exceptions; other events carry nothing
-                    for data in lines.feed(part.get("Bytes") or b""):
-                        chunk = reader.read(data)
-                        if reader.done:
-                            return
-                        if chunk is not None:
-                            yield chunk
+        opened = event_stream(lambda: _invoke(model, body, stream=True), model, _map_error)
+        async with opened as events:
+            async for event in events:
+                part = event.get("PayloadPart") if isinstance(event, dict) else None
+                if part is None:
+                    continue  # errors arrive as exceptions; other events carry nothing
+                for data in lines.feed(part.get("Bytes") or b""):
+                    chunk = reader.read(data)
+                    if reader.done:
+                        return
+                    if chunk is not None:
+                        yield chunk
             for data in lines.flush():
                 if (chunk := reader.read(data)) is not None:
                     yield chunk
             reader.end()
-        except EdgerouteError:
-            raise
-        except Exception as exc:
-            raise _map_error(exc, model) from exc

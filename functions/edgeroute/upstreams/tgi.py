@@ -11,19 +11,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-from httpx_sse import EventSource
-
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest, UpstreamError
 from edgeroute.types import Json, Kind, Usage
-from edgeroute.upstreams.credentials import resolve
-from edgeroute.upstreams.http import (
-    map_status_error,
-    map_transport_error,
-    shared_client,
-    timeout_for,
-)
+from edgeroute.upstreams.http import event_stream, post_json
 from edgeroute.wire.chunks import (
     answer_choice,
     chunk,
@@ -87,17 +78,8 @@ class TGINative:
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         prompt, params = to_tgi(kind, payload)
         params["decoder_input_details"] = True
-        try:
-            response = await shared_client().post(
-                model.endpoint + "/generate",
-                json={"inputs": prompt, "parameters": params},
-                headers=resolve(model.credential),
-                timeout=timeout_for(model),
-            )
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, model) from exc
-        if response.status_code >= 400:
-            raise map_status_error(response.status_code, response.content, response.headers, model)
+        body = {"inputs": prompt, "parameters": params}
+        response = await post_json(model.endpoint + "/generate", body, model)
         try:
             data = response.json()
             if isinstance(data, list):
@@ -126,25 +108,11 @@ class TGINative:
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
         prompt, params = to_tgi(kind, payload)
-        client = shared_client()
-        request = client.build_request(
-            "POST",
-            model.endpoint + "/generate_stream",
-            json={"inputs": prompt, "parameters": params},
-            headers={**resolve(model.credential), "Accept": "text/event-stream"},
-            timeout=timeout_for(model),
-        )
-        try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, model) from exc
         chat = kind is Kind.CHAT
         head = new_head(chat, model.name, chunk=True)
-        try:
-            if response.status_code >= 400:
-                body = await response.aread()
-                raise map_status_error(response.status_code, body, response.headers, model)
-            async for event in EventSource(response).aiter_sse():
+        body = {"inputs": prompt, "parameters": params}
+        async with event_stream(model.endpoint + "/generate_stream", body, model) as events:
+            async for event in events:
                 if not event.data.strip():
                     continue
                 try:
@@ -170,7 +138,3 @@ class TGINative:
                     yield usage_chunk(head, usage.to_openai())
                     return
             raise stream_ended_early(f"TGI upstream for model '{model.name}'")
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, model) from exc
-        finally:
-            await response.aclose()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from edgeroute.tools.localinvoke.emulator import (
     Dispatched,
@@ -58,6 +58,20 @@ class InvocationResult:
         return self.function_error is None
 
 
+class FunctionOptions(TypedDict, total=False):
+    """How ``LocalFunction`` and ``invoke`` run a function; any option may be left out
+    (its default in brackets)."""
+
+    env: Mapping[str, str] | None  # the function's environment variables (none)
+    timeout_s: float  # the invocation timeout (30)
+    function_name: str  # ("edgeroute-local")
+    memory_mb: int  # Lambda's memory size, as the function and REPORT see it (512)
+    region: str | None  # (the environment's AWS_REGION, else us-east-1)
+    init_timeout_s: float  # for the handler's import and init (10)
+    python: str | None  # the interpreter that runs the runtime client (this one)
+    inherit_env: bool  # pass this process's environment through too (False)
+
+
 class LocalFunction:
     """One execution environment: started on first use, reused while warm.
 
@@ -67,31 +81,20 @@ class LocalFunction:
     """
 
     def __init__(
-        self,
-        handler: str,
-        *,
-        code_dirs: Sequence[Path],
-        env: Mapping[str, str] | None = None,
-        timeout_s: float = 30,
-        function_name: str = "edgeroute-local",
-        memory_mb: int = 512,
-        region: str | None = None,
-        init_timeout_s: float = 10.0,
-        python: str | None = None,
-        inherit_env: bool = False,
+        self, handler: str, *, code_dirs: Sequence[Path], **options: Unpack[FunctionOptions]
     ) -> None:
         if not code_dirs:
             raise ValueError("code_dirs must name at least one directory")
         self.handler = handler
         self.code_dirs = [Path(d) for d in code_dirs]
-        self.env = dict(env or {})
-        self.timeout_s = timeout_s
-        self.function_name = function_name
-        self.memory_mb = memory_mb
-        self.region = region or self.env.get("AWS_REGION") or "us-east-1"
-        self.init_timeout_s = init_timeout_s
-        self.python = python or sys.executable
-        self.inherit_env = inherit_env
+        self.env = dict(options.get("env") or {})
+        self.timeout_s = options.get("timeout_s", 30)
+        self.function_name = options.get("function_name", "edgeroute-local")
+        self.memory_mb = options.get("memory_mb", 512)
+        self.region = options.get("region") or self.env.get("AWS_REGION") or "us-east-1"
+        self.init_timeout_s = options.get("init_timeout_s", 10.0)
+        self.python = options.get("python") or sys.executable
+        self.inherit_env = options.get("inherit_env", False)
         self.function_arn = (
             f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
         )
@@ -313,32 +316,10 @@ class _Attempt:
 
 
 def invoke(
-    handler: str,
-    event: Any,
-    *,
-    code_dirs: Sequence[Path],
-    env: Mapping[str, str] | None = None,
-    timeout_s: float = 30,
-    function_name: str = "edgeroute-local",
-    memory_mb: int = 512,
-    region: str | None = None,
-    init_timeout_s: float = 10.0,
-    python: str | None = None,
-    inherit_env: bool = False,
+    handler: str, event: Any, *, code_dirs: Sequence[Path], **options: Unpack[FunctionOptions]
 ) -> InvocationResult:
     """Run ``event`` through ``handler`` in a fresh (cold) environment, then tear it down."""
-    with LocalFunction(
-        handler,
-        code_dirs=code_dirs,
-        env=env,
-        timeout_s=timeout_s,
-        function_name=function_name,
-        memory_mb=memory_mb,
-        region=region,
-        init_timeout_s=init_timeout_s,
-        python=python,
-        inherit_env=inherit_env,
-    ) as fn:
+    with LocalFunction(handler, code_dirs=code_dirs, **options) as fn:
         return fn.invoke(event)
 
 
