@@ -4,11 +4,14 @@ it imports nothing of edgeroute's."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 Json = dict[str, Any]
+# OpenAI-shaped chunks as an upstream streams them; closing it closes the upstream request.
+Chunks = AsyncGenerator[Json, None]
 
 
 class Capability(StrEnum):

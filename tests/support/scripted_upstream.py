@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.types import Json, Kind, Usage
+from edgeroute.types import Chunks, Json, Kind, Usage
 from edgeroute.upstreams.http import map_status_error
 from edgeroute.wire.chunks import stream_ended_early
 
@@ -119,7 +118,7 @@ class ScriptedUpstream:
             raise _error(step, model)
         raise stream_ended_early(f"Upstream for model '{model.name}'")
 
-    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         call = self._begin(kind, payload, model, stream=True)
         step = self._step(model)
         try:

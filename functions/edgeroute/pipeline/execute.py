@@ -145,7 +145,7 @@ async def execute_stream(
                 code="upstream_truncated",
             )
         except TimeoutError:
-            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator underneath
+            await chunks.aclose()
             last = UpstreamTimeout(
                 f"Upstream for model '{model.name}' sent nothing within "
                 f"{targets[0].timeouts.total} s. Retry later.",
@@ -225,7 +225,7 @@ async def relay(
         raise
     finally:
         with anyio.CancelScope(shield=True):
-            await rest.aclose()  # type: ignore[attr-defined]  # an async generator underneath
+            await rest.aclose()
             if not settled:
                 if usage is None:
                     usage = estimated_usage(prompt_tokens, relayed)

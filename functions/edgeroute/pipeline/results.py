@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.pipeline.call import Call, classification_headers
-from edgeroute.types import Json, Usage
+from edgeroute.types import Chunks, Json, Usage
 
 
 @dataclass
@@ -50,5 +50,5 @@ class Buffered(Outcome):
 @dataclass
 class Streamed(Outcome):
     first: Json = field(default_factory=dict)  # the upstream's first chunk; none for a hit
-    rest: AsyncIterator[Json] | None = None  # the upstream's chunks after the first
+    rest: Chunks | None = None  # the upstream's chunks after the first
     events: AsyncIterator[bytes] | None = None  # what the caller receives: SSE bytes

@@ -7,12 +7,11 @@ protocol underneath, so the pipeline never branches on protocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Protocol
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import PayloadTooLarge
-from edgeroute.types import Json, Kind
+from edgeroute.types import Chunks, Json, Kind
 
 
 class Upstream(Protocol):
@@ -22,7 +21,7 @@ class Upstream(Protocol):
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         """One buffered request; returns the OpenAI-shaped response body."""
 
-    def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         """OpenAI-shaped chunks as they arrive.
 
         The first ``__anext__`` returns only once the upstream accepted the request, so

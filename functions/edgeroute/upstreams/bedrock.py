@@ -21,7 +21,6 @@ import base64
 import json
 import re
 import struct
-from collections.abc import AsyncIterator
 from typing import Any
 
 from edgeroute.config.registry import ModelSpec
@@ -31,7 +30,7 @@ from edgeroute.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from edgeroute.types import Json, Kind
+from edgeroute.types import Chunks, Json, Kind
 from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
 from edgeroute.upstreams.base import context_exceeded
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
@@ -149,7 +148,7 @@ class BedrockConverse:
             raise _map_error(exc, model) from exc
         return from_converse(kind, response, model)
 
-    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         if kind is Kind.EMBEDDINGS:
             raise InvalidRequest("Embeddings are not streamed; send the request without 'stream'.")
         request = to_converse(kind, payload, model)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
-from edgeroute.types import Json, Kind
+from edgeroute.types import Chunks, Json, Kind
 
 MAX_BATCH = 256
 
@@ -98,7 +97,7 @@ class EdgeModels:
             )
         return await asyncio.to_thread(embed_payload, payload, model.name)
 
-    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         raise InvalidRequest(
             f"Model '{model.name}' runs at the edge and does not stream.", param="stream"
         )

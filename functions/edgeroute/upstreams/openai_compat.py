@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from httpx_sse import SSEError
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
-from edgeroute.types import Json, Kind
+from edgeroute.types import Chunks, Json, Kind
 from edgeroute.upstreams.http import event_stream, post_json
 from edgeroute.wire.chunks import ChunkReader
 
@@ -36,7 +34,7 @@ class OpenAICompatible:
             )
         return body
 
-    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         async with event_stream(_url(model, kind), payload, model) as events:
             reader = ChunkReader(f"Upstream for model '{model.name}'")
             try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from edgeroute.config.registry import ModelSpec
@@ -35,7 +34,7 @@ from edgeroute.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from edgeroute.types import Json, Kind
+from edgeroute.types import Chunks, Json, Kind
 from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
 from edgeroute.upstreams.base import context_exceeded
 from edgeroute.wire.chunks import ChunkReader
@@ -137,7 +136,7 @@ class SageMakerEndpoint:
             ) from exc
         return _checked(kind, data, model)
 
-    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         body = request_body({**payload, "stream": True})
         lines = SSELines()
         reader = ChunkReader(_where(model), lambda decoded: _checked(kind, decoded, model))

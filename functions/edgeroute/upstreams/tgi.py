@@ -8,12 +8,11 @@ should be served through TGI's Messages API with the ``openai`` protocol instead
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest, UpstreamError
-from edgeroute.types import Json, Kind, Usage
+from edgeroute.types import Chunks, Json, Kind, Usage
 from edgeroute.upstreams.http import event_stream, post_json
 from edgeroute.wire.chunks import (
     answer_choice,
@@ -106,7 +105,7 @@ class TGINative:
             "usage": usage.to_openai(),
         }
 
-    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> AsyncIterator[Json]:
+    async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         prompt, params = to_tgi(kind, payload)
         chat = kind is Kind.CHAT
         head = new_head(chat, model.name, chunk=True)
