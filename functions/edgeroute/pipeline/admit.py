@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from edgeroute.errors import BudgetExceeded, RateLimited, StoreUnavailable
 from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey, CounterResult, Store
 from edgeroute.types import Json, Kind
+
+log = logging.getLogger("edgeroute.pipeline.admit")
 
 _MINUTE = 60
 _DAY = 86_400
@@ -151,6 +154,7 @@ async def admit(
     )
     failed = [r for r in outcomes if isinstance(r, BaseException)]
     if failed:
+        log.warning("store failed counting key %s's limits", key.key_id, exc_info=failed[0])
         # Give back what the updates that did succeed reserved, then refuse cleanly.
         done = [
             (item, r)
