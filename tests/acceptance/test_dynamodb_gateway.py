@@ -65,7 +65,19 @@ def test_rpm_50_holds_across_two_processes(two_gateways: list[GatewayProcess]) -
     statuses = [r.status_code for r in responses]
     odd = [r.text for r in responses if r.status_code not in (200, 429)]
     assert statuses.count(200) == 50, (Counter(statuses), odd[:3])
-    assert statuses.count(429) == 150, (Counter(statuses), odd[:3])
+    # Every other request is refused. Under a loaded CI box moto's single-lock server has
+    # (rarely: 1 of 200, in 2 of 3 fresh-clone runs) failed one store call; the gateway
+    # then answers 503 store_unavailable with Retry-After and charges nothing, which the
+    # exact 50 above proves. Anything else, or more than a few, fails the test.
+    unavailable = [
+        r
+        for r in responses
+        if r.status_code == 503
+        and r.json()["error"]["code"] == "store_unavailable"
+        and r.headers.get("retry-after") == "1"
+    ]
+    assert statuses.count(429) + len(unavailable) == 150, (Counter(statuses), odd[:3])
+    assert len(unavailable) <= 3, (Counter(statuses), odd[:3])
 
 
 def test_cache_is_shared_between_processes(
