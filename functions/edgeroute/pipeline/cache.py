@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+from edgeroute.errors import InvalidRequest
 from edgeroute.store.base import Store
 from edgeroute.types import Json, Kind
 from edgeroute.wire.chunks import (
@@ -43,8 +44,6 @@ def cache_mode(header: str | None) -> CacheMode:
     value = (header or "auto").strip().lower()
     if value in ("auto", "force", "bypass"):
         return value  # type: ignore[return-value]  # `in` a tuple does not narrow to the Literal
-    from edgeroute.errors import InvalidRequest
-
     raise InvalidRequest(
         f"Invalid 'x-edgeroute-cache' header '{header}': use force, bypass, or leave it out.",
         param="x-edgeroute-cache",

@@ -21,6 +21,7 @@ from edgeroute.upstreams.http import set_max_connections
 def configure_edge(settings: Settings) -> None:
     """Hand the edge models their folder, threads and batching (process-wide, like their
     sessions); before the first edge model runs."""
+    # The edge modules import onnxruntime, numpy and tokenizers: loaded only when used.
     from edgeroute.edge import embedder, models
 
     models.configure(settings.edge_models, settings.edge_threads)

@@ -46,7 +46,7 @@ def _texts(payload: Json) -> list[str]:
 
 def embed_payload(payload: Json, model_name: str) -> Json:
     """The OpenAI embeddings response for this request (runs the model; blocking)."""
-    from edgeroute.edge import embedder
+    from edgeroute.edge import embedder  # onnxruntime loads only where a model embeds
 
     texts = _texts(payload)
     dimensions = payload.get("dimensions")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -159,8 +160,6 @@ def map_transport_error(exc: Exception, model: ModelSpec) -> UpstreamError:
 def _upstream_message(body: bytes) -> str:
     text = body.decode("utf-8", "replace")[:500]
     try:
-        import json
-
         data = json.loads(text)
         error = data.get("error") if isinstance(data, dict) else None
         if isinstance(error, dict) and error.get("message"):
