@@ -20,7 +20,7 @@ from dataclasses import replace
 import anyio
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.edge.classifier import classify
+from edgeroute.edge.classifier import Classification, classify
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -133,12 +133,20 @@ def max_cost(value: str | None) -> float | None:
     return cost
 
 
+def _start_classifying(call: Call) -> asyncio.Future[Classification]:
+    """Classify the call on a worker thread, once; the result is awaited where needed."""
+    if call.classifying is None:
+        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+    return call.classifying
+
+
 async def route(gw: Gateway, call: Call) -> Plan:
-    """Classify (on a worker thread) and decide where the call goes."""
+    """Decide where the call goes: a named model as asked, a virtual name by the router
+    (which waits for the classification it starts on a worker thread)."""
     name = call.payload.get("model")
     virtual = isinstance(name, str) and name in VIRTUAL
-    if call.classifying is None and (virtual or gw.settings.classify == "always"):
-        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+    if virtual:
+        _start_classifying(call)
     endpoints = health_keys(gw.registry.models())
     now = time.time()
     if not virtual:
@@ -229,6 +237,10 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
         log.exception("store failed admitting request %s", call.request_id)
         raise StoreUnavailable() from exc
     call.admission = admission
+    if gw.settings.classify == "always":
+        # Named models are classified for the headers and the ledger only once admitted,
+        # beside the upstream call: a refused request (404, 403, 413, 402, 429) never pays.
+        _start_classifying(call)
     if entry is not None:
         call.cache_status = "hit"
         return await _hit_outcome(gw, call, decided, entry)
@@ -305,10 +317,9 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
 
 async def explain(gw: Gateway, call: Call) -> Json:
     """What ``run`` would decide for this call, and why, without calling any model."""
-    if call.classifying is None:
-        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+    classifying = _start_classifying(call)
     decided = await route(gw, call)
-    classification = await call.classifying
+    classification = await classifying
     first = decided.targets[0]
     candidates = decided.candidates or [
         {
