@@ -7,6 +7,10 @@ calls a model upstream.
 
 py3langid takes ~0.6 s to load (it decompresses its model), so language is worked out
 only when something reads it: a policy rule on language, /v1/classify, /v1/route.
+
+Cost is bounded for any input: the tokenizer reads at most ``EXACT_CHARS`` characters of
+a text (the rest is counted by the linear estimate), language id reads the head, and the
+complexity heuristics read a bounded head and tail with linear-time patterns.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ import numpy as np
 from edgeroute.edge import embedder
 from edgeroute.edge.complexity import complexity_features, complexity_score
 from edgeroute.edge.models import model_file, session
+from edgeroute.wire.tokens import estimate_tokens
 
 MODEL = "task-classifier"
 _MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message
+# Tokenized exactly up to here (~8k tokens of prose): a 6 MB prompt took the tokenizer
+# 3-7 s; past it the count is estimated, which context checks tolerate at that size.
+EXACT_CHARS = 32_768
+_LANGUAGE_CHARS = 2_000  # py3langid is as sure of a language from its first lines
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,10 @@ def _langid() -> Any:
 
 
 def language_of(text: str) -> str:
-    if not text.strip():
+    head = text[:_LANGUAGE_CHARS]
+    if not head.strip():
         return "und"
-    lang, _ = _langid().classify(text)
+    lang, _ = _langid().classify(head)
     return str(lang)
 
 
@@ -111,11 +121,17 @@ def request_text(payload: dict[str, Any]) -> tuple[str, str]:
     return text, text
 
 
+def count_tokens(text: str) -> int:
+    """The embedder tokenizer's count ([CLS]/[SEP] included), exact up to EXACT_CHARS."""
+    exact = len(embedder.tokenizer().encode(text[:EXACT_CHARS]).ids)
+    return exact + estimate_tokens(text[EXACT_CHARS:])
+
+
 def classify(payload: dict[str, Any]) -> Classification:
     """Classify a chat, completion or embeddings request body (blocking; ~3 ms)."""
     ask, everything = request_text(payload)
     messages = payload.get("messages") or []
-    encoded = embedder.encode([ask or " "])
+    encoded = embedder.encode([ask[:EXACT_CHARS] or " "])  # it keeps 256 tokens anyway
     vector = embedder.embed_ids(encoded.ids)
     ids = np.asarray(encoded.ids, dtype=np.int64)
     feeds = {
@@ -127,13 +143,9 @@ def classify(payload: dict[str, Any]) -> Classification:
     probs = np.asarray(probabilities, dtype=np.float64)[0]
     names = labels()
     task = names[int(probs.argmax())]
-    ask_tokens = (
-        encoded.lengths[0]
-        if not encoded.truncated[0]
-        else len(embedder.tokenizer().encode(ask).ids)
-    )
-    same = everything == ask
-    total = ask_tokens if same else len(embedder.tokenizer().encode(everything).ids)
+    whole = not encoded.truncated[0] and len(ask) <= EXACT_CHARS
+    ask_tokens = encoded.lengths[0] if whole else count_tokens(ask)
+    total = ask_tokens if everything == ask else count_tokens(everything)
     prompt_tokens = total + _MESSAGE_OVERHEAD * len(messages)
     modality = ["text"]
     if _images(messages):

@@ -68,9 +68,11 @@ REASONING_PATTERN = re.compile(
     r"|analiza|compara|por qué|por que|analise",
     re.IGNORECASE,
 )
+# Every pattern runs in linear time on any text: no unbounded quantifier sits before
+# another that could match the same characters (`\w+\(.*\)` took 26 s on 80 KB of "a").
 CODE_PATTERN = re.compile(
     r"```|\bdef \w+\(|\bclass \w+|\bfunction\b|=>|\breturn\b|#include|\bimport \w+"
-    r"|\bSELECT\b.+\bFROM\b|[{};]\s*$|\w+\(.*\)\s*[:{]",
+    r"|\bSELECT\b[^\n]{1,500}?\bFROM\b|[{};][ \t]*$|\b\w{1,64}\([^\n]{0,200}?\)[ \t]*[:{]",
     re.IGNORECASE | re.MULTILINE,
 )
 # \u00d7 below is the multiplication sign, which users do type.
@@ -78,7 +80,16 @@ MATH_PATTERN = re.compile(
     r"[\^√∫∑≤≥≠∞]|\\(?:frac|int|sum|sqrt)|\blim\b|\bsum_|\bd[xy]/d[xy]\b|\b\d+\s*[x\u00d7*/]\s*\d+"
     r"|\b[a-z]\s*=\s*[-\d]|\bmatrix\b|\bintegral\b|\bderivative\b"
 )
-LIST_ITEM_PATTERN = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(\w\))\s+", re.MULTILINE)
+LIST_ITEM_PATTERN = re.compile(r"^[ \t]*(?:[-*•]|\d{1,4}[.)]|\(\w\))[ \t]+", re.MULTILINE)
+# The heuristics read at most this much of a prompt: its head and its tail.
+HEAD_CHARS, TAIL_CHARS = 12_000, 4_000
+
+
+def bounded(text: str) -> str:
+    """The head and tail of a long text, which the cues are counted in."""
+    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
 def length_term(tokens: int) -> float:
@@ -90,6 +101,7 @@ def length_term(tokens: int) -> float:
 
 def complexity_features(text: str, tokens: int) -> dict[str, float]:
     """The signals the score is made of, for explanations (x-edgeroute-* headers)."""
+    text = bounded(text)
     return {
         "length_term": length_term(tokens),
         "constraint_cues": float(len(CONSTRAINT_PATTERN.findall(text))),
