@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from bench import cold_start, edge_models, gateway_overhead, routing, store_hot_path
 
-BENCHMARKS = {
+BENCHMARKS: dict[str, Callable[[], None]] = {
     "gateway": gateway_overhead.main,
     "store": store_hot_path.main,
     "edge": edge_models.main,

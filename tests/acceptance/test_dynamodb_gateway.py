@@ -19,8 +19,9 @@ from tests.acceptance.test_quotas_cache_usage import _burst
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess
 from tests.support.moto_server import AWS_ENV, MotoServer
+from tests.support.openai_sdk import user_says
 
-MESSAGES = [{"role": "user", "content": "Hello there"}]
+MESSAGES = user_says("Hello there")
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +86,13 @@ def test_cache_is_shared_between_processes(
 ) -> None:
     key = str(two_gateways[0].create_key("dyn-cache")["api_key"])
     a, b = (openai.OpenAI(base_url=g.url + "/v1", api_key=key, max_retries=0) for g in two_gateways)
-    prompt = [{"role": "user", "content": f"shared cache {uuid.uuid4()}"}]
+    prompt = user_says(f"shared cache {uuid.uuid4()}")
     before = fault_upstream.requests["instant"]
-    miss = a.chat.completions.with_raw_response.create(model="instant", messages=prompt, seed=1)  # type: ignore[arg-type]
+    miss = a.chat.completions.with_raw_response.create(model="instant", messages=prompt, seed=1)
     assert miss.headers["x-edgeroute-cache"] == "miss"
     deadline = 30
     while True:  # the shared level is filled just after the first answer is sent
-        hit = b.chat.completions.with_raw_response.create(model="instant", messages=prompt, seed=1)  # type: ignore[arg-type]
+        hit = b.chat.completions.with_raw_response.create(model="instant", messages=prompt, seed=1)
         if hit.headers["x-edgeroute-cache"] == "hit" or deadline == 0:
             break
         deadline -= 1
@@ -103,11 +104,11 @@ def test_chat_and_usage_on_dynamodb(two_gateways: list[GatewayProcess]) -> None:
     gateway = two_gateways[1]
     key = str(gateway.create_key("dyn-ledger", "--tenant", "dyn-tenant")["api_key"])
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
-    done = client.chat.completions.create(model="smollm2-135m", messages=MESSAGES, max_tokens=8)  # type: ignore[arg-type]
+    done = client.chat.completions.create(model="smollm2-135m", messages=MESSAGES, max_tokens=8)
     chunks = list(
         client.chat.completions.create(
             model="smollm2-135m",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=8,
             stream=True,
             stream_options={"include_usage": True},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import numpy as np
@@ -15,8 +16,14 @@ from tests.support.gateway import GatewayProcess
 REFERENCE = Path(__file__).resolve().parents[2] / "edge_models" / "minilm-l6-v2" / "reference.json"
 
 
-def _vectors(client: openai.OpenAI, texts: list[str], **extra: object) -> np.ndarray:
-    result = client.embeddings.create(model="all-minilm-l6-v2", input=texts, **extra)  # type: ignore[arg-type]
+def _vectors(
+    client: openai.OpenAI,
+    texts: list[str],
+    encoding_format: Literal["float", "base64"] | openai.Omit = openai.omit,
+) -> np.ndarray:
+    result = client.embeddings.create(
+        model="all-minilm-l6-v2", input=texts, encoding_format=encoding_format
+    )
     return np.array([d.embedding for d in sorted(result.data, key=lambda d: d.index)])
 
 

@@ -65,7 +65,7 @@ async def test_one_store_round_trip_before_the_upstream(
     log: list[tuple[str, str, float]] = []
     settings = Settings(registry=str(registry_file), sqlite_path=str(tmp_path / "s.db"))
     gateway = Gateway.from_settings(settings)
-    gateway.store = RecordingStore(gateway.store, log)  # type: ignore[assignment]
+    gateway.store = RecordingStore(gateway.store, log)
     gateway.authenticator._store = gateway.store
     gateway.cache._store = gateway.store
     secret, record = mint_key("hot", limits=KeyLimits(rpm=100, tpm=100_000, tokens_per_day=10**6))

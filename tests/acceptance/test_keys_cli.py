@@ -9,8 +9,9 @@ import openai
 import pytest
 
 from tests.support.gateway import GatewayProcess
+from tests.support.openai_sdk import user_says
 
-MESSAGES = [{"role": "user", "content": "hello"}]
+MESSAGES = user_says("hello")
 
 
 def test_create_list_revoke(gateway: GatewayProcess) -> None:
@@ -22,7 +23,7 @@ def test_create_list_revoke(gateway: GatewayProcess) -> None:
     assert all(secret not in json.dumps(k) for k in listed)
 
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=secret, max_retries=0)
-    assert client.chat.completions.create(model="instant", messages=MESSAGES).choices  # type: ignore[arg-type]
+    assert client.chat.completions.create(model="instant", messages=MESSAGES).choices
 
     done = gateway.cli("keys", "revoke", str(created["key_id"]))
     assert done.returncode == 0, done.stderr
@@ -30,7 +31,7 @@ def test_create_list_revoke(gateway: GatewayProcess) -> None:
     deadline = time.monotonic() + 3
     while True:
         try:
-            client.chat.completions.create(model="instant", messages=MESSAGES)  # type: ignore[arg-type]
+            client.chat.completions.create(model="instant", messages=MESSAGES)
         except openai.AuthenticationError as exc:
             assert "revoked" in exc.message
             break
@@ -55,7 +56,7 @@ def test_restart_keeps_keys(gateway: GatewayProcess, api_key: str) -> None:
     second = GatewayProcess(gateway.env, gateway.workdir).start()
     try:
         client = openai.OpenAI(base_url=second.url + "/v1", api_key=api_key, max_retries=0)
-        assert client.chat.completions.create(model="instant", messages=MESSAGES).choices  # type: ignore[arg-type]
+        assert client.chat.completions.create(model="instant", messages=MESSAGES).choices
     finally:
         second.stop()
     with pytest.raises(Exception):  # noqa: B017  the stopped process answers nothing

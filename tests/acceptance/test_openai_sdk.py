@@ -7,8 +7,10 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
 from tests.support.gateway import GatewayProcess
+from tests.support.openai_sdk import error_field
 
 
 def test_chat_completion(client: openai.OpenAI) -> None:
@@ -64,16 +66,18 @@ def test_chat_stream_without_usage_asked_has_none(client: openai.OpenAI) -> None
 
 
 def test_stop_seed_and_n_pass_through(client: openai.OpenAI) -> None:
-    kwargs = dict(
-        model="smollm2-135m",
-        messages=[{"role": "user", "content": "List three colours."}],
-        max_tokens=24,
-        temperature=0.8,
-        seed=7,
-        stop=["\n\n"],
-    )
-    first = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
-    second = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+    def ask() -> ChatCompletion:
+        return client.chat.completions.create(
+            model="smollm2-135m",
+            messages=[{"role": "user", "content": "List three colours."}],
+            max_tokens=24,
+            temperature=0.8,
+            seed=7,
+            stop=["\n\n"],
+        )
+
+    first = ask()
+    second = ask()
     assert first.choices[0].message.content == second.choices[0].message.content
 
 
@@ -130,7 +134,7 @@ def test_missing_key_is_401_in_openai_shape(gateway: GatewayProcess) -> None:
 def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "x"}])
-    assert caught.value.body["param"] == "model"  # type: ignore[index]
+    assert error_field(caught.value, "param") == "model"
     assert "gpt-9" in caught.value.message and "/v1/models" in caught.value.message
 
 
@@ -139,7 +143,7 @@ def test_temperature_out_of_model_range_names_the_range(client: openai.OpenAI) -
         client.chat.completions.create(
             model="smollm2-135m", messages=[{"role": "user", "content": "x"}], temperature=1.8
         )
-    assert caught.value.body["param"] == "temperature"  # type: ignore[index]
+    assert error_field(caught.value, "param") == "temperature"
     assert "[0, 1.5]" in caught.value.message
 
 

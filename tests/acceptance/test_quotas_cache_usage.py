@@ -12,8 +12,9 @@ import pytest
 
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess
+from tests.support.openai_sdk import error_field, user_says
 
-MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+MESSAGES = user_says("What is the capital of France?")
 
 
 def _key(gateway: GatewayProcess, name: str, *flags: str) -> str:
@@ -54,7 +55,7 @@ def test_rate_limit_headers_on_success(client: openai.OpenAI, gateway: GatewayPr
     response = limited.chat.completions.with_raw_response.create(
         model="instant",
         messages=MESSAGES,
-        max_tokens=100,  # type: ignore[arg-type]
+        max_tokens=100,
     )
     assert response.headers["x-ratelimit-limit-requests"] == "10"
     assert response.headers["x-ratelimit-remaining-requests"] == "9"
@@ -67,11 +68,11 @@ def test_token_quota_reserves_max_tokens(gateway: GatewayProcess) -> None:
     key = _key(gateway, "tokens", "--tpm", "100")
     limited = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
     with pytest.raises(openai.RateLimitError) as caught:
-        limited.chat.completions.create(model="instant", messages=MESSAGES, max_tokens=500)  # type: ignore[arg-type]
+        limited.chat.completions.create(model="instant", messages=MESSAGES, max_tokens=500)
     assert "max_tokens" in caught.value.message
     # A request that fits is admitted, and unused reservation is given back afterwards.
     for _ in range(3):
-        limited.chat.completions.create(model="instant", messages=MESSAGES, max_tokens=50)  # type: ignore[arg-type]
+        limited.chat.completions.create(model="instant", messages=MESSAGES, max_tokens=50)
 
 
 def test_budget_refuses_with_insufficient_quota(gateway: GatewayProcess) -> None:
@@ -80,9 +81,9 @@ def test_budget_refuses_with_insufficient_quota(gateway: GatewayProcess) -> None
     with pytest.raises(openai.RateLimitError) as caught:
         limited.chat.completions.create(
             model="instant",
-            messages=[{"role": "user", "content": "x" * 400}],  # type: ignore[arg-type]
+            messages=user_says("x" * 400),
         )
-    assert caught.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    assert error_field(caught.value, "code") == "budget_exceeded"
     assert "monthly budget" in caught.value.message
 
 
@@ -95,17 +96,17 @@ def test_cache_hits_only_within_a_tenant(
     b = openai.OpenAI(
         base_url=gateway.url + "/v1", api_key=_key(gateway, "tenant-b"), max_retries=0
     )
-    prompt = [{"role": "user", "content": "cache me, tenant-scoped"}]
+    prompt = user_says("cache me, tenant-scoped")
     before = fault_upstream.requests["instant"]
     first = a.chat.completions.with_raw_response.create(
         model="instant", messages=prompt, temperature=0
-    )  # type: ignore[arg-type]
+    )
     again = a.chat.completions.with_raw_response.create(
         model="instant", messages=prompt, temperature=0
-    )  # type: ignore[arg-type]
+    )
     other = b.chat.completions.with_raw_response.create(
         model="instant", messages=prompt, temperature=0
-    )  # type: ignore[arg-type]
+    )
     assert first.headers["x-edgeroute-cache"] == "miss"
     assert again.headers["x-edgeroute-cache"] == "hit"
     assert other.headers["x-edgeroute-cache"] == "miss"
@@ -116,36 +117,36 @@ def test_cache_hits_only_within_a_tenant(
 def test_cache_header_bypass_and_force(
     client: openai.OpenAI, fault_upstream: FaultUpstream
 ) -> None:
-    prompt = [{"role": "user", "content": "creative, but forced into the cache"}]
+    prompt = user_says("creative, but forced into the cache")
     sampled = client.chat.completions.with_raw_response.create(
         model="instant",
         messages=prompt,
-        temperature=0.9,  # type: ignore[arg-type]
+        temperature=0.9,
     )
     assert sampled.headers["x-edgeroute-cache"] == "bypass"
     force = {"x-edgeroute-cache": "force"}
     client.chat.completions.create(
         model="instant", messages=prompt, temperature=0.9, extra_headers=force
-    )  # type: ignore[arg-type]
+    )
     hit = client.chat.completions.with_raw_response.create(
         model="instant",
         messages=prompt,
         temperature=0.9,
-        extra_headers=force,  # type: ignore[arg-type]
+        extra_headers=force,
     )
     assert hit.headers["x-edgeroute-cache"] == "hit"
     skipped = client.chat.completions.with_raw_response.create(
         model="instant",
         messages=prompt,
         temperature=0,
-        extra_headers={"x-edgeroute-cache": "bypass"},  # type: ignore[arg-type]
+        extra_headers={"x-edgeroute-cache": "bypass"},
     )
     assert skipped.headers["x-edgeroute-cache"] == "bypass"
     with pytest.raises(openai.BadRequestError, match="x-edgeroute-cache"):
         client.chat.completions.create(
             model="instant",
             messages=prompt,
-            extra_headers={"x-edgeroute-cache": "sometimes"},  # type: ignore[arg-type]
+            extra_headers={"x-edgeroute-cache": "sometimes"},
         )
 
 
@@ -216,7 +217,7 @@ def test_usage_totals_equal_what_the_upstream_reported(gateway: GatewayProcess) 
             model="instant",
             messages=MESSAGES,
             temperature=0.7,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
     )
     prompt += 11  # what the instant upstream reports for every stream
@@ -269,13 +270,13 @@ def test_restart_keeps_counters_and_usage(gateway: GatewayProcess) -> None:
     key = _key(gateway, "durable", "--rpm", "3")
     first = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
     for _ in range(2):
-        first.chat.completions.create(model="instant", messages=MESSAGES)  # type: ignore[arg-type]
+        first.chat.completions.create(model="instant", messages=MESSAGES)
     restarted = GatewayProcess(gateway.env, gateway.workdir).start()
     try:
         client = openai.OpenAI(base_url=restarted.url + "/v1", api_key=key, max_retries=0)
-        client.chat.completions.create(model="instant", messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model="instant", messages=MESSAGES)
         with pytest.raises(openai.RateLimitError):
-            client.chat.completions.create(model="instant", messages=MESSAGES)  # type: ignore[arg-type]
+            client.chat.completions.create(model="instant", messages=MESSAGES)
         report = httpx.get(
             restarted.url + "/v1/usage", headers={"Authorization": f"Bearer {key}"}
         ).json()

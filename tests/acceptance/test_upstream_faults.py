@@ -4,6 +4,7 @@ clean OpenAI-shaped error within the model's timeouts: never a hang or a traceba
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import openai
@@ -11,14 +12,15 @@ import pytest
 
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess
+from tests.support.openai_sdk import error_field, user_says
 
-MESSAGES = [{"role": "user", "content": "hello"}]
+MESSAGES = user_says("hello")
 
 
-def _timed(fn: object) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     start = time.monotonic()
     try:
-        fn()  # type: ignore[operator]
+        fn()
     finally:
         elapsed = time.monotonic() - start
     return elapsed
@@ -39,10 +41,10 @@ def test_buffered_fault_is_clean_error(
 ) -> None:
     start = time.monotonic()
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model=model, messages=MESSAGES)
     assert time.monotonic() - start < within_s
     assert caught.value.status_code == status
-    assert caught.value.body["code"] == code  # type: ignore[index]
+    assert error_field(caught.value, "code") == code
     assert model in caught.value.message
     assert "Traceback" not in caught.value.message
 
@@ -59,10 +61,10 @@ def test_overload_passes_retry_after(gateway: GatewayProcess, api_key: str) -> N
 
 def test_unreachable_names_the_endpoint(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="unreachable", messages=MESSAGES)  # type: ignore[arg-type]
+        client.chat.completions.create(model="unreachable", messages=MESSAGES)
     assert "http://127.0.0.1:9/v1" in caught.value.message
     # and the rest keeps working
-    assert client.chat.completions.create(model="instant", messages=MESSAGES).choices  # type: ignore[arg-type]
+    assert client.chat.completions.create(model="instant", messages=MESSAGES).choices
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -74,7 +76,7 @@ def test_retry_before_first_byte(
     response = client.chat.completions.with_raw_response.create(
         model="flaky",
         messages=MESSAGES,
-        stream=stream,  # type: ignore[arg-type]
+        stream=stream,
     )
     assert response.headers["x-edgeroute-attempts"] == "2"
     assert "retried" in response.headers["x-edgeroute-route-reason"]
@@ -84,7 +86,7 @@ def test_retry_before_first_byte(
 def test_fallback_model_answers(client: openai.OpenAI) -> None:
     response = client.chat.completions.with_raw_response.create(
         model="with-fallback", messages=MESSAGES
-    )  # type: ignore[arg-type]
+    )
     assert response.headers["x-edgeroute-model"] == "instant"
     assert response.headers["x-edgeroute-attempts"] == "2"
     assert "fallback to 'instant'" in response.headers["x-edgeroute-route-reason"]
@@ -106,7 +108,7 @@ def test_midstream_failure_is_sse_error_event(
     start = time.monotonic()
     received: list[str] = []
     with pytest.raises(openai.APIError) as caught:
-        for chunk in client.chat.completions.create(model=model, messages=MESSAGES, stream=True):  # type: ignore[arg-type]
+        for chunk in client.chat.completions.create(model=model, messages=MESSAGES, stream=True):
             if chunk.choices:
                 received.append(chunk.choices[0].delta.content or "")
     assert time.monotonic() - start < within_s
@@ -129,7 +131,7 @@ def test_midstream_error_event_ends_the_stream(gateway: GatewayProcess, api_key:
 
 def test_stream_fault_before_first_byte_is_http_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
-        client.chat.completions.create(model="broken", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        client.chat.completions.create(model="broken", messages=MESSAGES, stream=True)
     assert caught.value.status_code == 502
 
 
@@ -159,10 +161,10 @@ def test_usage_counted_when_upstream_reports_none(client: openai.OpenAI) -> None
         model="no-usage",
         messages=MESSAGES,
         stream=True,
-        stream_options={"include_usage": True},  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
-    buffered = client.chat.completions.create(model="no-usage", messages=MESSAGES)  # type: ignore[arg-type]
+    buffered = client.chat.completions.create(model="no-usage", messages=MESSAGES)
     assert buffered.choices[0].message.content

@@ -16,14 +16,13 @@ DAY = 86_400.0
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
-def _key(key_id: str, created_at: float, **kw: object) -> ApiKey:
+def _key(key_id: str, created_at: float, tenant: str = "acme") -> ApiKey:
     return ApiKey(
         key_id=key_id,
         key_hash=f"hash-{key_id}",
         name=f"name-{key_id}",
-        tenant=str(kw.pop("tenant", "acme")),
+        tenant=tenant,
         created_at=created_at,
-        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -50,7 +49,9 @@ def _usage(request_id: str, tenant: str, created_at: float, tokens: int = 10) ->
 
 async def test_keys_put_get_list_revoke(store: Store) -> None:
     limits = KeyLimits(rpm=60, tpm=10_000, tokens_per_day=None, budget_usd_micros=5_000_000)
-    second = _key("k2", T0 + 5, models=("small", "large"), limits=limits, admin=True, priority=3)
+    second = replace(
+        _key("k2", T0 + 5), models=("small", "large"), limits=limits, admin=True, priority=3
+    )
     first = _key("k1", T0, tenant="globex")
     await store.put_key(second)
     await store.put_key(first)

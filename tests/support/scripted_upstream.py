@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from edgeroute.config.registry import ModelSpec
+from edgeroute.errors import EdgerouteError
 from edgeroute.types import Chunks, Json, Kind, Usage
 from edgeroute.upstreams.http import map_status_error
 from edgeroute.wire.chunks import stream_ended_early
@@ -146,8 +147,8 @@ def _error(step: Fail | Status, model: ModelSpec) -> Exception:
         body = json.dumps({"error": {"message": step.message}}).encode()
         return map_status_error(step.status, body, headers, model)
     error = copy.copy(step.error)  # the gateway adds headers to the errors it raises
-    if isinstance(getattr(error, "headers", None), dict):
-        error.headers = dict(error.headers)  # type: ignore[attr-defined]
+    if isinstance(error, EdgerouteError):
+        error.headers = dict(error.headers)
     return error
 
 

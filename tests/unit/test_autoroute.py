@@ -119,7 +119,9 @@ def test_capabilities_come_from_the_body_not_the_classifier() -> None:
 
 
 def test_open_circuit_is_skipped() -> None:
-    health = {circuit_key(REGISTRY.get("tiny")): {"circuit_open_until": NOW + 15}}  # type: ignore[arg-type]
+    tiny = REGISTRY.get("tiny")
+    assert tiny is not None
+    health = {circuit_key(tiny): {"circuit_open_until": NOW + 15}}
     decision = _decide(_c("chat", 0.1), health=health)
     assert decision.targets[0].name == "mid"
     assert "circuit open" in _why(decision, "tiny")

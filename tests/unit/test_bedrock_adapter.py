@@ -29,7 +29,8 @@ from edgeroute.errors import (
 from edgeroute.types import Kind
 from edgeroute.upstreams import adapter_for
 from edgeroute.upstreams.aws import aws_client
-from edgeroute.upstreams.bedrock import BedrockConverse, to_converse
+from edgeroute.upstreams.bedrock import BedrockConverse
+from edgeroute.upstreams.converse import to_converse
 from tests.unit.test_sagemaker_adapter import add_stream, body, use_dummy_aws, workers_gone
 
 MODEL = ModelSpec(
@@ -40,7 +41,7 @@ MODEL = ModelSpec(
 )
 MODEL_ID = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 PNG = b"\x89PNG\r\n\x1a\nfake"
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -122,7 +123,7 @@ CONVERSE = {
                 "toolSpec": {
                     "name": "get_weather",
                     "description": "Weather for a city",
-                    "inputSchema": {"json": WEATHER["function"]["parameters"]},  # type: ignore[index]
+                    "inputSchema": {"json": WEATHER["function"]["parameters"]},
                 }
             }
         ],
@@ -285,7 +286,7 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
     raw = add_stream(stub, "converse_stream", "stream", STREAM_EVENTS[:1], raw={"hold": True})
     stream = BedrockConverse().stream(Kind.CHAT, CHAT, MODEL)
     await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert raw.closed.is_set()
     assert await asyncio.to_thread(raw.finished.wait, 5)
     assert await workers_gone()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from edgeroute.pipeline.cache import assemble, cacheable_stream
+from edgeroute.types import Json
 
 
-def _chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+def _chunk(delta: Json, finish: str | None = None) -> Json:
     return {
         "id": "c1",
         "object": "chat.completion.chunk",
@@ -39,5 +40,5 @@ def test_text_is_concatenated_and_logprobs_are_not_cached() -> None:
     assert cacheable_stream(chunks)
     with_logprobs = [
         {**chunks[0], "choices": [{**chunks[0]["choices"][0], "logprobs": {"content": []}}]}
-    ]  # type: ignore[dict-item]
+    ]
     assert not cacheable_stream(with_logprobs)

@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from edgeroute.config.registry import ModelSpec
+from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.errors import InvalidRequest, PayloadTooLarge, UpstreamError, UpstreamUnavailable
 from edgeroute.types import Kind
 from edgeroute.upstreams import http
 from edgeroute.upstreams.openai_compat import OpenAICompatible
 from edgeroute.upstreams.tgi import TGINative
 
-OPENAI = ModelSpec(name="m", protocol="openai", endpoint="http://up.local/v1", tier="small")  # type: ignore[arg-type]
-TGI = ModelSpec(name="t", protocol="tgi", endpoint="http://tgi.local", tier="small")  # type: ignore[arg-type]
+OPENAI = ModelSpec(name="m", protocol=Protocol.OPENAI, endpoint="http://up.local/v1", tier="small")
+TGI = ModelSpec(name="t", protocol=Protocol.TGI, endpoint="http://tgi.local", tier="small")
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 

@@ -283,7 +283,7 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
     )
     stream = SageMakerEndpoint().stream(Kind.CHAT, CHAT, MODEL)
     await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]  # as the gateway on a disconnect
+    await stream.aclose()  # as the gateway on a disconnect
     assert raw.closed.is_set()
     assert await asyncio.to_thread(raw.finished.wait, 5)  # the blocked read was released
     assert await workers_gone()

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from httpx_aiohttp import AiohttpTransport
 
 from edgeroute.edge import embedder, models
 from edgeroute.errors import ConfigError
@@ -164,7 +165,7 @@ def test_settings_are_frozen_and_copied_with_changes() -> None:
     changed = settings.model_copy(update={"classify": "auto"})
     assert (settings.classify, changed.classify) == ("always", "auto")
     with pytest.raises(ValueError, match="frozen"):
-        settings.classify = "auto"  # type: ignore[misc]
+        settings.classify = "auto"
 
 
 @pytest.mark.parametrize(
@@ -258,7 +259,9 @@ async def test_the_gateway_hands_process_settings_down(
     gw = Gateway.from_settings(settings)
     try:
         client = http.shared_client()
-        assert client._transport.limits.max_connections == 7  # type: ignore[attr-defined]
+        transport = client._transport
+        assert isinstance(transport, AiohttpTransport)
+        assert transport.limits.max_connections == 7
         assert models.models_dir() == tmp_path and models.intra_op_threads() == 3
         assert embedder.batched()
     finally:

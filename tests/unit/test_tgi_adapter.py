@@ -7,11 +7,11 @@ import json
 import httpx
 import pytest
 
-from edgeroute.config.registry import ModelSpec
+from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.types import Kind
 from edgeroute.upstreams import http, tgi
 
-MODEL = ModelSpec(name="big", protocol="tgi", endpoint="http://tgi.local", tier="large")  # type: ignore[arg-type]
+MODEL = ModelSpec(name="big", protocol=Protocol.TGI, endpoint="http://tgi.local", tier="large")
 
 
 def _client(handler: httpx.MockTransport) -> httpx.AsyncClient:
