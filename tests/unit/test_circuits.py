@@ -26,24 +26,37 @@ models:
   - {name: sibling-a, endpoint: 'http://shared:1/v1', upstream_model: a, tier: small, retries: 0}
   - {name: sibling-b, endpoint: 'http://shared:1/v1', upstream_model: b, tier: small, retries: 0}
 """
-COOL_DOWN_S = 0.3
-# Windows are aligned to the clock; a test crossing a boundary still sees its count
-# (test_a_burst_across_a_window_boundary_still_opens_the_circuit).
+# A circuit stays open far longer than any test takes, even on a loaded machine, except
+# in the cool-down tests, which wait out a short one (and must act within it).
 POLICY = Policy(
+    circuit=Circuit(failures_to_open=2, window_s=3600, cool_down_s=120),
+    health_ttl_s=0.05,
+)
+COOL_DOWN_S = 1.0
+SHORT_COOL_DOWN = Policy(
     circuit=Circuit(failures_to_open=2, window_s=3600, cool_down_s=COOL_DOWN_S),
     health_ttl_s=0.05,
 )
 
 
-def gateway(store: SQLiteStore | None = None) -> Gateway:
-    return memory_gateway(REGISTRY, policy=POLICY, store=store)
+def gateway(store: SQLiteStore | None = None, policy: Policy = POLICY) -> Gateway:
+    return memory_gateway(REGISTRY, policy=policy, store=store)
+
+
+async def _client(policy: Policy) -> Client:
+    gw = gateway(policy=policy)
+    secret, _ = await add_key(gw)
+    return Client(gw, secret)
 
 
 @pytest.fixture
 async def client() -> Client:
-    gw = gateway()
-    secret, _ = await add_key(gw)
-    return Client(gw, secret)
+    return await _client(POLICY)
+
+
+@pytest.fixture
+async def cooling_client() -> Client:
+    return await _client(SHORT_COOL_DOWN)
 
 
 def down() -> Fail:
@@ -100,15 +113,15 @@ async def test_the_fallback_answers_while_the_circuit_is_open(
 
 
 async def test_after_the_cool_down_one_trial_goes_through_and_a_failure_reopens_at_once(
-    client: Client, upstream: ScriptedUpstream
+    cooling_client: Client, upstream: ScriptedUpstream
 ) -> None:
     upstream.script("fragile", down())
-    await open_circuit(client, "fragile")
+    await open_circuit(cooling_client, "fragile")
     await asyncio.sleep(COOL_DOWN_S + 0.05)
     upstream.calls.clear()
 
-    trial = await client.chat("fragile")
-    after = await client.chat("fragile")
+    trial = await cooling_client.chat("fragile")
+    after = await cooling_client.chat("fragile")
 
     assert trial.json()["error"]["code"] == "upstream_unavailable"  # it reached the upstream
     assert after.json()["error"]["code"] == "circuit_open"  # no second N failures needed
@@ -116,14 +129,14 @@ async def test_after_the_cool_down_one_trial_goes_through_and_a_failure_reopens_
 
 
 async def test_a_trial_that_succeeds_lets_traffic_through(
-    client: Client, upstream: ScriptedUpstream
+    cooling_client: Client, upstream: ScriptedUpstream
 ) -> None:
     upstream.script("fragile", down(), down(), Answer())
-    await open_circuit(client, "fragile")
+    await open_circuit(cooling_client, "fragile")
     await asyncio.sleep(COOL_DOWN_S + 0.05)
 
-    assert (await client.chat("fragile")).status_code == 200
-    assert (await client.chat("fragile")).status_code == 200
+    assert (await cooling_client.chat("fragile")).status_code == 200
+    assert (await cooling_client.chat("fragile")).status_code == 200
     assert upstream.attempts() == ["fragile"] * 4
 
 
@@ -174,7 +187,7 @@ async def test_record_failure_reports_the_failure_that_opened_it() -> None:
     assert opened == [False, True, True]
     health = await view.snapshot(["http://fragile:1/v1#fragile"])
     until = circuit_open_until(health.get("http://fragile:1/v1#fragile"), time.time())
-    assert until is not None and until <= time.time() + COOL_DOWN_S
+    assert until is not None and until <= time.time() + POLICY.circuit.cool_down_s
 
 
 class _Clock:
