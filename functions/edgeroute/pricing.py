@@ -41,9 +41,7 @@ def output_tokens(kind: Kind, model: ModelSpec, payload: Json, prompt_tokens: in
     rule = model.parameters.get("max_tokens")
     if isinstance(wanted, int):
         if rule is not None and rule.rule == "clamp":
-            low = rule.min if rule.min is not None else wanted
-            high = rule.max if rule.max is not None else wanted
-            return int(min(max(wanted, low), high))
+            return int(rule.clamp(wanted))
         return wanted
     if rule is not None and rule.default is not None:
         return int(rule.default)

@@ -56,6 +56,12 @@ class ParameterRule(StrictModel):
     default: float | None = None
     rule: Literal["clamp", "reject"] = "reject"
 
+    def clamp(self, value: float) -> float:
+        """``value`` moved into [min, max]; a bound left out leaves that side open."""
+        low = self.min if self.min is not None else value
+        high = self.max if self.max is not None else value
+        return min(max(value, low), high)
+
     @model_validator(mode="after")
     def _ordered(self) -> ParameterRule:
         if self.min is not None and self.max is not None and self.min > self.max:

@@ -47,7 +47,7 @@ def apply_parameter_rules(model: ModelSpec, payload: dict[str, Any]) -> dict[str
         if low <= value <= high:
             continue
         if rule.rule == "clamp":
-            clamped = min(max(value, low), high)
+            clamped = rule.clamp(value)
             payload[name] = int(clamped) if name in _INTEGER else clamped
             continue
         span = f"[{_fmt(low)}, {_fmt(high)}]"
