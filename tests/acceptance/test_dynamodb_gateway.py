@@ -15,7 +15,7 @@ import pytest
 
 from edgeroute.store.dynamodb import shared_client
 from edgeroute.store.tables import TableNames, create_tables
-from tests.acceptance.test_quotas_cache_usage import _burst
+from tests.acceptance.test_quotas_cache_usage import _burst, _with_a_minute_ahead
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.gateway import GatewayProcess
 from tests.support.moto_server import AWS_ENV, MotoServer
@@ -61,6 +61,7 @@ async def _split_burst(gateways: list[GatewayProcess], key: str) -> list[httpx.R
 
 
 def test_rpm_50_holds_across_two_processes(two_gateways: list[GatewayProcess]) -> None:
+    _with_a_minute_ahead(15)
     key = str(two_gateways[0].create_key("dyn-burst", "--rpm", "50")["api_key"])
     responses = asyncio.run(_split_burst(two_gateways, key))
     statuses = [r.status_code for r in responses]
