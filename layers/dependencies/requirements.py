@@ -13,9 +13,7 @@ import tomllib
 
 # boto3/botocore: the python3.12 runtime provides them (a copy would shadow its version).
 # uvloop: only StreamFunction runs uvicorn, one request at a time; asyncio's loop does.
-# tokenizers: the Makefile installs it with --no-deps (it declares huggingface-hub, which
-# Tokenizer.from_file never uses: ~25 MB saved).
-EXCLUDED = {"boto3", "botocore", "s3transfer", "uvloop", "tokenizers"}
+EXCLUDED = {"boto3", "botocore", "s3transfer", "uvloop"}
 
 
 def _name(requirement: str) -> str:

@@ -77,7 +77,7 @@ def test_greeting_goes_small_and_hard_code_goes_large() -> None:
     assert _decide(_c("chat", 0.1)).targets[0].name == "tiny"
     hard = _decide(_c("code", 0.8, tokens=900))
     assert hard.targets[0].name == "big"
-    assert "hard-reasoning" in hard.reason
+    assert "complexity 0.80" in hard.reason
     assert _why(hard, "tiny") == "below the minimum tier large"
 
 
@@ -187,3 +187,8 @@ def test_n_multiplies_the_predicted_output_cost() -> None:
     cost = {x.model.name: x.predicted_cost_usd for x in one.candidates}
     cost4 = {x.model.name: x.predicted_cost_usd for x in four.candidates}
     assert cost4["big"] > cost["big"] * 3
+
+
+def test_default_cutoffs_are_the_example_policys() -> None:
+    # Both are the tuning split's choice for the shipped tier head (train_routing.py).
+    assert parse_policy("{}", "defaults").complexity_cutoffs == POLICY.complexity_cutoffs

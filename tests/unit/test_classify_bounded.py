@@ -45,4 +45,4 @@ def test_the_heuristics_alone_are_linear(text: str) -> None:
 def test_short_texts_are_counted_exactly() -> None:
     text = "Explain how a circuit breaker protects an upstream. " * 20
     assert len(text) < EXACT_CHARS
-    assert count_tokens(text) == len(embedder.tokenizer().encode(text).ids)
+    assert count_tokens(text) == len(embedder.tokenizer().encode(text)) + 2  # <s>, </s>

@@ -1,9 +1,9 @@
 """Classify a request from its text: task type, complexity, tokens, language, modality.
 
-Task type comes from a logistic-regression head (ONNX) over the INT8 MiniLM embedding
-the edge already computes plus a bag of its WordPiece ids; complexity from the
-documented heuristic in ``complexity.py``; language from py3langid. Nothing here
-calls a model upstream.
+Task type and complexity come from the learned heads (``heads.py``) over the multilingual
+sentence vectors of the ask's head and tail plus a few cheap signals (``features.py``);
+complexity is the expected minimum tier on a 0-1 scale. Language comes from py3langid.
+Nothing here calls a model upstream.
 
 py3langid takes ~0.6 s to load (it decompresses its model), so language is worked out
 only when something reads it: a policy rule on language, /v1/classify, /v1/route.
@@ -15,23 +15,18 @@ complexity heuristics read a bounded head and tail with linear-time patterns.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
-import numpy as np
-
-from edgeroute.edge import embedder
-from edgeroute.edge.complexity import complexity_features, complexity_score
-from edgeroute.edge.models import model_file, session
+from edgeroute.edge import embedder, features, heads
 from edgeroute.wire.tokens import estimate_tokens
 
-MODEL = "task-classifier"
 _MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message
-# Tokenized exactly up to here (~8k tokens of prose): a 6 MB prompt took the tokenizer
-# 3-7 s; past it the count is estimated, which context checks tolerate at that size.
-EXACT_CHARS = 32_768
+# Tokenized exactly up to here; past it the count is estimated (wire/tokens.py), which
+# context checks and reservations tolerate: SentencePiece takes up to ~1.7 us a character
+# on mixed scripts, and classification must stay within a few ms for any input.
+EXACT_CHARS = 2_048
 _LANGUAGE_CHARS = 2_000  # py3langid is as sure of a language from its first lines
 
 
@@ -42,7 +37,8 @@ class Classification:
     prompt_tokens: int
     modality: tuple[str, ...]
     scores: dict[str, float] = field(default_factory=dict)
-    features: dict[str, float] = field(default_factory=dict)
+    features: dict[str, float] = field(default_factory=dict)  # what moved the complexity
+    scores_tier: tuple[float, float] = (0.0, 0.0)  # P(tier >= medium), P(tier >= large)
     text: str = field(default="", repr=False)  # the ask, for the language on demand
     known_language: str | None = None
 
@@ -58,13 +54,14 @@ class Classification:
             "prompt_tokens": self.prompt_tokens,
             "modality": list(self.modality),
             "scores": self.scores,
-            "complexity_features": self.features,
+            "at_least_medium": self.scores_tier[0],
+            "at_least_large": self.scores_tier[1],
+            "complexity_signals": self.features,
         }
 
 
-@cache
 def labels() -> tuple[str, ...]:
-    return tuple(json.loads(model_file(MODEL, "labels.json").read_text()))
+    return heads.heads().tasks
 
 
 @cache
@@ -122,30 +119,18 @@ def request_text(payload: dict[str, Any]) -> tuple[str, str]:
 
 
 def count_tokens(text: str) -> int:
-    """The embedder tokenizer's count ([CLS]/[SEP] included), exact up to EXACT_CHARS."""
-    exact = len(embedder.tokenizer().encode(text[:EXACT_CHARS]).ids)
+    """The embedder tokenizer's count (<s>/</s> included), exact up to EXACT_CHARS."""
+    exact = len(embedder.pieces([text[:EXACT_CHARS]])[0])
     return exact + estimate_tokens(text[EXACT_CHARS:])
 
 
 def classify(payload: dict[str, Any]) -> Classification:
-    """Classify a chat, completion or embeddings request body (blocking; ~3 ms)."""
+    """Classify a chat, completion or embeddings request body (blocking; a few ms)."""
     ask, everything = request_text(payload)
     messages = payload.get("messages") or []
-    encoded = embedder.encode([ask[:EXACT_CHARS] or " "])  # it keeps 256 tokens anyway
-    vector = embedder.embed_ids(encoded.ids)
-    ids = np.asarray(encoded.ids, dtype=np.int64)
-    feeds = {
-        "embedding": vector.astype(np.float32),
-        "input_ids": ids,  # the head also reads the tokens: MiniLM embeds non-English poorly
-        "attention_mask": np.ones_like(ids),
-    }
-    _, probabilities = session(MODEL).run(None, feeds)
-    probs = np.asarray(probabilities, dtype=np.float64)[0]
-    names = labels()
-    task = names[int(probs.argmax())]
-    whole = not encoded.truncated[0] and len(ask) <= EXACT_CHARS
-    ask_tokens = encoded.lengths[0] if whole else count_tokens(ask)
-    total = ask_tokens if everything == ask else count_tokens(everything)
+    found = features.extract(ask, everything, len(messages))
+    scores = heads.score(found.vector, found.bag)
+    total = found.ask_tokens if everything == ask else count_tokens(everything)
     prompt_tokens = total + _MESSAGE_OVERHEAD * len(messages)
     modality = ["text"]
     if _images(messages):
@@ -153,12 +138,13 @@ def classify(payload: dict[str, Any]) -> Classification:
     if payload.get("tools"):
         modality.append("tools")
     return Classification(
-        task=task,
-        complexity=complexity_score(ask, ask_tokens, task),
+        task=scores.task,
+        complexity=scores.complexity,
         prompt_tokens=prompt_tokens,
         modality=tuple(modality),
-        scores={name: round(float(p), 4) for name, p in zip(names, probs, strict=True)},
-        features={k: round(v, 3) for k, v in complexity_features(ask, ask_tokens).items()},
+        scores=scores.task_probabilities,
+        features=heads.top_signals(scores.signals),
+        scores_tier=(scores.at_least_medium, scores.at_least_large),
         text=ask,
     )
 

@@ -1,50 +1,15 @@
-"""The request complexity score in [0, 1]: one definition, used by the gateway and by
-the build scripts that check it against labelled prompts.
+"""Cheap cue counts of a prompt, a few of the signals the learned tier head reads.
 
-Why: routing picks a model tier (small / medium / large, see shared/design.md) from the task
-type and how demanding the prompt is. A learned regressor would need thousands of
-tier-labelled prompts we do not have, so the score is a transparent heuristic of cheap
-signals the runtime already has (token count from the embedder's tokenizer, the predicted
-task) plus a few regular expressions. Weights follow the tier definitions in
-shared/design.md: proofs, system design, concurrency and multi-document synthesis
-("hard cues") push toward large; explanations, comparisons and functions to implement
-("reasoning cues"), explicit constraints, code, math notation and length push toward
-medium. The definition is also written to ``edge_models/task-classifier/card.yaml`` with
-example scores. The weights are set by hand, not fitted: against held-out tier labels
-the score correlates only weakly (Spearman 0.33), so routing treats it as a rough order.
-
-score = clip(task_base[task]
-             + 0.30 * length_term
-             + 0.06 * min(constraint_cues, 4)
-             + 0.20 * min(hard_cues, 2)
-             + 0.08 * min(reasoning_cues, 2)
-             + 0.08 * has_code
-             + 0.06 * has_math_notation
-             + 0.08 * min(max(list_items - 1, 0), 5) / 5, 0, 1)
-
-length_term = clip(log2(tokens / 16) / log2(512 / 16), 0, 1): 16 tokens or fewer count 0,
-512 tokens count 1 (tokens = ids from tokenizer.json, [CLS]/[SEP] included, no truncation).
-Suggested tier cut-offs: score < 0.35 small, < 0.60 medium, else large.
+These were once the whole complexity score (hand-set weights; Spearman 0.33 against held-out
+tier labels). Now they are inputs among others (``features.py``), weighted by training on
+tier labels. Every pattern runs in linear time and reads a bounded head and tail, so the
+cost is the same for any prompt length.
 """
 
 from __future__ import annotations
 
 import math
 import re
-
-TASK_BASE: dict[str, float] = {
-    "chat": 0.10,
-    "classify": 0.12,
-    "translate": 0.15,
-    "extract": 0.18,
-    "qa": 0.20,
-    "summarize": 0.22,
-    "creative": 0.22,
-    "math": 0.25,
-    "code": 0.28,
-}
-DEFAULT_BASE = 0.20
-TIER_CUTOFFS = {"small": 0.35, "medium": 0.60}
 
 CONSTRAINT_PATTERN = re.compile(
     r"\b(?:must|should|at least|at most|exactly|no more than|without|under \d+|max(?:imum)?"
@@ -82,7 +47,7 @@ MATH_PATTERN = re.compile(
 )
 LIST_ITEM_PATTERN = re.compile(r"^[ \t]*(?:[-*•]|\d{1,4}[.)]|\(\w\))[ \t]+", re.MULTILINE)
 # The heuristics read at most this much of a prompt: its head and its tail.
-HEAD_CHARS, TAIL_CHARS = 12_000, 4_000
+HEAD_CHARS, TAIL_CHARS = 1_000, 500  # the slices features.py embeds
 
 
 def bounded(text: str) -> str:
@@ -111,28 +76,3 @@ def complexity_features(text: str, tokens: int) -> dict[str, float]:
         "has_math_notation": 1.0 if MATH_PATTERN.search(text) else 0.0,
         "list_items": float(len(LIST_ITEM_PATTERN.findall(text))),
     }
-
-
-def complexity_score(text: str, tokens: int, task: str) -> float:
-    """Complexity in [0, 1], rounded to 3 decimals."""
-    features = complexity_features(text, tokens)
-    score = (
-        TASK_BASE.get(task, DEFAULT_BASE)
-        + 0.30 * features["length_term"]
-        + 0.06 * min(features["constraint_cues"], 4.0)
-        + 0.20 * min(features["hard_cues"], 2.0)
-        + 0.08 * min(features["reasoning_cues"], 2.0)
-        + 0.08 * features["has_code"]
-        + 0.06 * features["has_math_notation"]
-        + 0.08 * min(max(features["list_items"] - 1.0, 0.0), 5.0) / 5.0
-    )
-    return round(min(1.0, max(0.0, score)), 3)
-
-
-def tier_for(score: float) -> str:
-    """Tier suggested by the score alone (the routing policy may override it)."""
-    if score < TIER_CUTOFFS["small"]:
-        return "small"
-    if score < TIER_CUTOFFS["medium"]:
-        return "medium"
-    return "large"

@@ -1,5 +1,12 @@
-"""The edge embedder: all-MiniLM-L6-v2, INT8 ONNX with pooling and normalisation inside
-the graph, and its WordPiece tokenizer used directly (``tokenizers``, no hub)."""
+"""The edge embedder: Google's universal-sentence-encoder-multilingual v3 as ONNX, with
+its SentencePiece tokenizer (16 languages, 512-d unit vectors).
+
+Its weights are quantized weight-only (6-bit embedding table, fp16 dense weights widened
+at load) and every product runs in fp32, so a text's vector is the same on every CPU and
+whatever it is batched with (padding is masked out: measured 1.3e-7 apart). It reads
+text in any length (a deep averaging network has no position limit); MAX_TOKENS bounds
+the work one input may ask for.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +15,18 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tokenizers import Tokenizer
+import sentencepiece
 
 from edgeroute.edge.models import model_file, session
 
 if TYPE_CHECKING:
     from edgeroute.settings import EmbedBatching
 
-MODEL = "minilm-l6-v2"
-MAX_TOKENS = 256
-DIMENSIONS = 384
+MODEL = "use-multilingual"
+MAX_TOKENS = 512
+GAP = -1  # a masked position between two texts in one row (see pooled())
+GAP_WIDTH = 2  # the widest n-gram reaches two tokens to either side
+DIMENSIONS = 512
 _batching: EmbedBatching = "per-input"  # Settings.embed_batching's default, until configure()
 
 
@@ -29,21 +38,22 @@ class Encoded:
 
 
 @cache
-def tokenizer() -> Tokenizer:
-    tok = Tokenizer.from_file(str(model_file(MODEL, "tokenizer.json")))
-    tok.no_padding()
-    tok.no_truncation()  # we truncate ourselves, to know which inputs were cut
-    return tok
+def tokenizer() -> sentencepiece.SentencePieceProcessor:
+    return sentencepiece.SentencePieceProcessor(model_file=str(model_file(MODEL, "spm.model")))
+
+
+def pieces(texts: list[str]) -> list[list[int]]:
+    """Token ids with <s> and </s>, untruncated."""
+    return [list(ids) for ids in tokenizer().encode(texts, add_bos=True, add_eos=True)]
 
 
 def encode(texts: list[str]) -> Encoded:
     ids: list[list[int]] = []
     truncated: list[bool] = []
-    for encoding in tokenizer().encode_batch(texts):
-        tokens = list(encoding.ids)
+    for tokens in pieces(texts):
         cut = len(tokens) > MAX_TOKENS
         if cut:
-            tokens = tokens[: MAX_TOKENS - 1] + tokens[-1:]  # keep the closing [SEP]
+            tokens = tokens[: MAX_TOKENS - 1] + tokens[-1:]  # keep the closing </s>
         ids.append(tokens)
         truncated.append(cut)
     return Encoded(ids=ids, lengths=[len(t) for t in ids], truncated=truncated)
@@ -58,17 +68,15 @@ def configure(batching: EmbedBatching) -> None:
 def batched() -> bool:
     """Whether a request's inputs run as one padded batch (``EDGEROUTE_EMBED_BATCHING``).
 
-    Off by default: the INT8 model quantizes activations dynamically, with one scale per
-    tensor, so a text's vector depends on the other texts in its batch (measured: up to
-    0.027 cosine apart for the same text). One inference per input keeps every text's
-    vector the same whatever it is sent with, which caches and indexes rely on; batching
-    is ~1.7x faster for 32 short texts. Set ``batched`` to trade the one for the other.
+    The vectors are the same either way (fp32 products, padding masked); one padded
+    batch is faster for many short texts, one inference per input wastes no work on
+    padding when lengths differ widely.
     """
     return _batching == "batched"
 
 
 def embed_ids(ids: list[list[int]]) -> np.ndarray:
-    """Unit-length float32 vectors [len(ids), 384]."""
+    """Unit-length float32 vectors [len(ids), 512]."""
     if len(ids) > 1 and not batched():
         return np.concatenate([_run([tokens]) for tokens in ids])
     return _run(ids)
@@ -76,16 +84,36 @@ def embed_ids(ids: list[list[int]]) -> np.ndarray:
 
 def _run(ids: list[list[int]]) -> np.ndarray:
     """One inference over the given token lists (zero-padded to the longest)."""
-    width = max(len(t) for t in ids)
-    input_ids = np.zeros((len(ids), width), dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for row, tokens in enumerate(ids):
-        input_ids[row, : len(tokens)] = tokens
-        mask[row, : len(tokens)] = 1
+    return pooled(ids, [[(0, len(tokens))] for tokens in ids])[:, 0]
+
+
+def pooled(rows: list[list[int]], spans: list[list[tuple[int, int]]]) -> np.ndarray:
+    """Vectors of token spans [len(rows), most spans, 512] in one inference.
+
+    Each row is a token list; each of its spans (start, end) is pooled into a vector of
+    its own, every token's features computed once in the context of its whole row. A
+    token ``GAP`` is masked out: the n-gram windows read it as the end of a text, so two
+    texts joined by ``GAP_WIDTH`` gaps are read as if they ran apart. A row with fewer
+    spans than the others gets zero vectors in the gap.
+    """
+    width = max(len(t) for t in rows)
+    count = max(len(s) for s in spans)
+    input_ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    segments = np.zeros((len(rows), count, width), dtype=np.float32)
+    for row, tokens in enumerate(rows):
+        ids = np.asarray(tokens, dtype=np.int64)
+        input_ids[row, : len(tokens)] = np.maximum(ids, 0)
+        mask[row, : len(tokens)] = ids != GAP
+        for index, (start, end) in enumerate(spans[row]):
+            segments[row, index, start:end] = 1.0
     (vectors,) = session(MODEL).run(
-        ["embeddings"], {"input_ids": input_ids, "attention_mask": mask}
+        ["embedding"], {"input_ids": input_ids, "attention_mask": mask, "segments": segments}
     )
-    return np.asarray(vectors, dtype=np.float32)
+    out = np.asarray(vectors, dtype=np.float32)
+    for row, row_spans in enumerate(spans):
+        out[row, len(row_spans) :] = 0.0
+    return out
 
 
 def embed(texts: list[str]) -> np.ndarray:

@@ -56,7 +56,7 @@ def session(model: str, name: str = "model.onnx") -> ort.InferenceSession:
     options.intra_op_num_threads = intra_op_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(
         str(model_file(model, name)), options, providers=["CPUExecutionProvider"]
     )

@@ -21,7 +21,7 @@ from edgeroute.upstreams.http import set_max_connections
 def configure_edge(settings: Settings) -> None:
     """Hand the edge models their folder, threads and batching (process-wide, like their
     sessions); before the first edge model runs."""
-    # The edge modules import onnxruntime, numpy and tokenizers: loaded only when used.
+    # The edge modules import onnxruntime, numpy and sentencepiece: loaded only when used.
     from edgeroute.edge import embedder, models
 
     models.configure(settings.edge_models, settings.edge_threads)
@@ -33,7 +33,7 @@ def _warm_edge(registry: Registry) -> None:
     first request does not pay for them."""
     from edgeroute.edge import models
 
-    if (models.models_dir() / "task-classifier" / "model.onnx").is_file():
+    if (models.models_dir() / "routing" / "heads.npz").is_file():
         from edgeroute.edge import classifier
 
         classifier.warm()
