@@ -1,6 +1,7 @@
 """Edge models on one thread: embedding latency at 32 and 256 tokens, batch-32
-throughput, classifier end to end, cold start, resident memory, and the unzipped size
-of what the edge needs at run time (runtime packages plus model files)."""
+throughput, classification end to end (64 tokens, a long pasted prompt, adversarial
+inputs up to the body limit), cold start, resident memory, and the unzipped size of what
+the edge needs at run time (runtime packages plus model files)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ from pathlib import Path
 from edgeroute.settings import EmbedBatching
 
 RUNS = int(os.environ.get("BENCH_RUNS", "300"))
+BODY_CHARS = 5_500_000  # about the 6 MB body limit
+ADVERSARIAL = {
+    "one_long_word": "a" * BODY_CHARS,
+    "nested_brackets": "(" * (BODY_CHARS // 2) + ")" * (BODY_CHARS // 2),
+    "newlines": "\n" * BODY_CHARS,
+    "mixed_scripts": "中文 text ñ ü 日本語 ({[ " * (BODY_CHARS // 20),
+}
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
 _COLD = """
 import time, resource
@@ -49,7 +57,7 @@ def _text_of(tokens: int) -> str:
         "today",
     ]
     text = " ".join(words[i % len(words)] for i in range(tokens))
-    while len(embedder.tokenizer().encode(text).ids) > tokens:
+    while len(embedder.pieces([text])[0]) > tokens:
         text = text.rsplit(" ", 1)[0]
     return text
 
@@ -93,8 +101,16 @@ def main() -> None:
             embedder.embed(batch)
         results[f"batch32_{mode}_texts_per_s"] = round(20 * 32 / (time.perf_counter() - t0), 1)
     embedder.configure("per-input")
-    prompt = {"messages": [{"role": "user", "content": _text_of(30)}]}
-    results["classify_32_tokens"] = _timed(lambda: classifier.classify(prompt), RUNS)
+
+    def classify_timed(text: str, runs: int) -> dict[str, float]:
+        payload = {"messages": [{"role": "user", "content": text}]}
+        return _timed(lambda: classifier.classify(payload), runs)
+
+    results["classify_64_tokens"] = classify_timed(_text_of(64), RUNS)
+    pasted = "Summarise the risks in this contract for me.\n" + "The supplier shall. " * 1500
+    results["classify_30kb_pasted_prompt"] = classify_timed(pasted, RUNS)
+    for name, text in ADVERSARIAL.items():
+        results[f"classify_adversarial_{name}"] = classify_timed(text, max(RUNS // 10, 20))
     cold = []
     rss = []
     for _ in range(COLD_RUNS):
@@ -116,15 +132,22 @@ def main() -> None:
     site = Path(embedder.__file__).parents[3] / ".venv" / "lib"
     site_packages = next(site.glob("python3*/site-packages"), None)
     if site_packages is not None:
-        names = ["onnxruntime", "numpy", "numpy.libs", "tokenizers", "py3langid"]
+        names = [
+            "onnxruntime",
+            "numpy",
+            "numpy.libs",
+            "sentencepiece",
+            "sentencepiece.libs",
+            "py3langid",
+        ]
         results["runtime_packages_mb"] = _size_mb(
             [site_packages / n for n in names if (site_packages / n).exists()]
         )
     model_files = [
         p
-        for name in ("minilm-l6-v2", "task-classifier", "moderation")
+        for name in ("use-multilingual", "routing", "moderation")
         for p in (models.models_dir() / name).iterdir()
-        if p.name in ("model.onnx", "tokenizer.json", "labels.json")
+        if p.name in ("model.onnx", "spm.model", "heads.npz", "labels.json")
     ]
     results["model_files_mb"] = _size_mb(model_files)
     print(json.dumps(results, indent=2))

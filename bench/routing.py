@@ -1,5 +1,6 @@
 """Routing: decision time (classification on one thread plus the policy) per prompt of
-the labelled set, and the quality report's two headline numbers."""
+the held-out split and of the independent set, with the quality report's headline
+numbers for each."""
 
 from __future__ import annotations
 
@@ -17,24 +18,23 @@ def main() -> None:
     from edgeroute.tools.eval_routing import evaluate
 
     classifier.warm()
-    report = evaluate(
-        REPO / "infra" / "routing-eval.jsonl",
-        load_registry(REPO / "infra" / "models.yaml"),
-        load_policy(REPO / "infra" / "routing.yaml"),
+    registry = load_registry(REPO / "infra" / "models.yaml")
+    policy = load_policy(REPO / "infra" / "routing.yaml")
+    sets = {
+        "heldout": REPO / "edge_models" / "data" / "eval" / "routing-heldout.jsonl",
+        "independent": REPO / "infra" / "routing-eval.jsonl",
+    }
+    keys = (
+        "prompts",
+        "task_accuracy",
+        "decision_ms_p50",
+        "decision_ms_p99",
+        "sufficient_share",
+        "cost_vs_all_large",
+        "relative_cost_vs_all_large_1_5_25",
     )
-    data = report.as_json()
-    print(
-        json.dumps(
-            {
-                key: data[key]
-                for key in (
-                    "prompts",
-                    "decision_ms_p50",
-                    "decision_ms_p99",
-                    "sufficient_share",
-                    "cost_vs_all_large",
-                )
-            },
-            indent=2,
-        )
-    )
+    out = {}
+    for name, path in sets.items():
+        data = evaluate(path, registry, policy).overall.as_json()
+        out[name] = {key: data[key] for key in keys}
+    print(json.dumps(out, indent=2))

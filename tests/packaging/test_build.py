@@ -16,10 +16,10 @@ from tests.packaging.conftest import REPO, SAM, TEMPLATE, SamBuild, python312
 from tests.packaging.test_template import FUNCTIONS
 
 # Lambda's hard limit is 250 MB unzipped; the edge models and their runtime keep at least
-# 30 MB of it spare. Room is left for the one layer not built here: the Lambda Web
+# 30 MB of it spare. Room is counted for the one layer not built here: the Lambda Web
 # Adapter (~6 MB) on StreamFunction.
 MAX_UNZIPPED_BYTES = 220 * 1000 * 1000
-EXTERNAL_LAYER_ALLOWANCE = 10 * 1000 * 1000
+EXTERNAL_LAYER_ALLOWANCE = 6_500_000
 # What Lambda's python3.12 runtime ships (boto3 and its dependencies).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 ELF_MACHINE = {"x86_64": 0x3E, "arm64": 0xB7}
@@ -52,7 +52,7 @@ def test_functions_ship_without_developer_tools(sam_build: SamBuild) -> None:
         print(name, f"{_size(code) / 1e3:.0f} kB of code")  # shown with pytest -s
 
 
-def test_each_function_with_its_layers_is_under_200_mb(sam_build: SamBuild) -> None:
+def test_each_function_with_its_layers_leaves_30_mb_of_lambdas_limit(sam_build: SamBuild) -> None:
     sizes = {}
     for name in FUNCTIONS:
         layers = _built_layers(name, sam_build.build_dir)
@@ -89,7 +89,7 @@ def test_native_code_is_built_for_the_template_architecture(sam_build: SamBuild)
 
 def test_edge_models_layer_holds_the_model_files(sam_build: SamBuild) -> None:
     layer = sam_build.build_dir / "EdgeModelsLayer" / "edge_models"
-    wanted = ("model.onnx", "tokenizer.json", "labels.json", "card.yaml")
+    wanted = ("model.onnx", "spm.model", "heads.npz", "labels.json", "card.yaml")
     for model in (REPO / "edge_models").iterdir():
         present = [f for f in wanted if (model / f).is_file()]
         for file in present:

@@ -35,7 +35,7 @@ NOW = time.time()
 
 
 def _c(
-    task: str = "chat", complexity: float = 0.1, tokens: int = 20, **extra: Any
+    task: str = "chat", complexity: float = 0.05, tokens: int = 20, **extra: Any
 ) -> Classification:
     return Classification(
         task=task,
@@ -74,7 +74,7 @@ def _why(decision: Decision, model: str) -> str:
 
 
 def test_greeting_goes_small_and_hard_code_goes_large() -> None:
-    assert _decide(_c("chat", 0.1)).targets[0].name == "tiny"
+    assert _decide(_c("chat", 0.05)).targets[0].name == "tiny"
     hard = _decide(_c("code", 0.8, tokens=900))
     assert hard.targets[0].name == "big"
     assert "complexity 0.80" in hard.reason
@@ -89,8 +89,8 @@ def test_complexity_cutoffs_pick_medium() -> None:
 
 def test_virtual_names() -> None:
     assert _decide(_c("summarize", 0.3), name="auto:cheap").targets[0].name == "tiny"
-    assert _decide(_c("chat", 0.1), name="auto:best").targets[0].name == "big"
-    assert _decide(_c("chat", 0.1), name="medium").targets[0].name == "mid"
+    assert _decide(_c("chat", 0.05), name="auto:best").targets[0].name == "big"
+    assert _decide(_c("chat", 0.05), name="medium").targets[0].name == "mid"
     assert _decide(_c(), kind=Kind.EMBEDDINGS).targets[0].name == "embed"
 
 
@@ -122,7 +122,7 @@ def test_open_circuit_is_skipped() -> None:
     tiny = REGISTRY.get("tiny")
     assert tiny is not None
     health = {circuit_key(tiny): {"circuit_open_until": NOW + 15}}
-    decision = _decide(_c("chat", 0.1), health=health)
+    decision = _decide(_c("chat", 0.05), health=health)
     assert decision.targets[0].name == "mid"
     assert "circuit open" in _why(decision, "tiny")
 
@@ -176,7 +176,7 @@ def test_policy_errors_name_file_and_rule() -> None:
 
 def test_nothing_at_the_minimum_tier_moves_down_instead_of_failing() -> None:
     _, only_tiny = mint_key("t", models=("tiny",))
-    decision = _decide(_c("chat", 0.1), name="auto:best", key=only_tiny)
+    decision = _decide(_c("chat", 0.05), name="auto:best", key=only_tiny)
     assert decision.targets[0].name == "tiny"
     assert "moved down" in decision.reason
 
