@@ -48,6 +48,9 @@ def test_classify_route(gateway: GatewayProcess, api_key: str) -> None:
     assert body["modality"] == ["text", "tools"]
     assert set(body["scores"]) >= {"chat", "code", "math", "translate"}
     assert body["prompt_tokens"] > 5
+    # The tier score is explained: calibrated probabilities and what moved them most.
+    assert 0 <= body["at_least_large"] <= body["at_least_medium"] <= 1
+    assert 1 <= len(body["complexity_signals"]) <= 4
 
 
 def test_classification_headers_on_named_model_responses(client: openai.OpenAI) -> None:

@@ -1,16 +1,17 @@
 """Classify a request from its text: task type, complexity, tokens, language, modality.
 
 Task type and complexity come from the learned heads (``heads.py``) over the multilingual
-sentence vectors of the ask's head and tail plus a few cheap signals (``features.py``);
-complexity is the expected minimum tier on a 0-1 scale. Language comes from py3langid.
+sentence vectors of the ask's head, tail and opening, a bag of its pieces and a few
+cheap signals (``features.py``); complexity is the expected minimum tier on a 0-1 scale.
+Language comes from py3langid.
 Nothing here calls a model upstream.
 
 py3langid takes ~0.6 s to load (it decompresses its model), so language is worked out
 only when something reads it: a policy rule on language, /v1/classify, /v1/route.
 
-Cost is bounded for any input: the tokenizer reads at most ``EXACT_CHARS`` characters of
-a text (the rest is counted by the linear estimate), language id reads the head, and the
-complexity heuristics read a bounded head and tail with linear-time patterns.
+Cost is bounded for any input: the features read a bounded head and tail of the ask,
+token counts are exact for ``EXACT_CHARS`` characters and estimated past them, and
+language id reads the head.
 """
 
 from __future__ import annotations
