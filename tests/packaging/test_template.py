@@ -160,6 +160,26 @@ def test_stream_function_runs_under_the_web_adapter(template: dict[str, Any]) ->
     assert props["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
 
 
+def test_public_entry_points_are_throttled_and_logged(template: dict[str, Any]) -> None:
+    api = _props(template, "HttpApi")
+    throttle = api["DefaultRouteSettings"]
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRate"}
+    assert throttle["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurst"}
+    logs = api["AccessLogSettings"]
+    assert logs["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLog", "Arn"]}
+    record = json.loads(logs["Format"])  # one JSON object per request
+    assert {"requestId", "ip", "routeKey", "status", "keyId", "tenant"} <= set(record)
+    assert not any("header" in v.lower() or "body" in v.lower() for v in record.values())
+    assert _props(template, "ApiAccessLog")["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+
+
+def test_function_url_has_an_auth_mode_and_bounded_concurrency(template: dict[str, Any]) -> None:
+    props = _props(template, "StreamFunction")
+    assert props["FunctionUrlConfig"]["AuthType"] == {"Ref": "StreamUrlAuthType"}
+    assert template["Parameters"]["StreamUrlAuthType"]["AllowedValues"] == ["NONE", "AWS_IAM"]
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "StreamReservedConcurrency"}
+
+
 def test_dashboard_body_is_json_with_the_four_views(template: dict[str, Any]) -> None:
     body = _props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]
     filled = re.sub(r"\$\{[^}]+\}", "x", body)
