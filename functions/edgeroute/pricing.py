@@ -12,6 +12,7 @@ graph: it imports ``types`` and ``config.registry`` and nothing above them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edgeroute.config.registry import ModelSpec
@@ -55,8 +56,14 @@ def completions_asked(payload: Json) -> int:
 
 
 def cost_micros(model: ModelSpec, prompt_tokens: int, completion_tokens: int) -> int:
-    """What these tokens cost on this model, in integer micro-dollars."""
-    return round(model.price.cost_usd(prompt_tokens, completion_tokens) * 1_000_000)
+    """What these tokens cost on this model, in integer micro-dollars, rounded up: a
+    request that costs anything is charged at least one, so a stream of tiny requests
+    cannot run past a budget at $0 each."""
+    price = model.price
+    # Dollars per million tokens times tokens is micro-dollars; the epsilon keeps float
+    # noise (0.1 + 0.2) from adding a micro-dollar to an exact figure.
+    exact = prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok
+    return math.ceil(exact - 1e-9) if exact > 0 else 0
 
 
 @dataclass(frozen=True)
