@@ -53,9 +53,12 @@ def _group(record: UsageRecord, group_by: GroupBy) -> str:
 
 
 def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, Any]]:
+    """Totals per group. A request is its final ledger line; the lines of attempts that
+    failed before a fallback answered are counted apart, never as more requests."""
     totals: dict[str, dict[str, Any]] = defaultdict(
         lambda: {
             "requests": 0,
+            "failed_attempts": 0,
             "errors": 0,
             "cache_hits": 0,
             "prompt_tokens": 0,
@@ -66,6 +69,9 @@ def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, A
     )
     for record in records:
         row = totals[_group(record, group_by)]
+        if record.failed_attempt:
+            row["failed_attempts"] += 1
+            continue
         row["requests"] += 1
         row["errors"] += record.status >= 400
         row["cache_hits"] += record.cache_hit

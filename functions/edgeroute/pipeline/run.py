@@ -50,7 +50,7 @@ from edgeroute.pipeline.resolve import (
     within_cost_ceiling,
 )
 from edgeroute.pipeline.results import Buffered, Streamed
-from edgeroute.store.base import UsageRecord
+from edgeroute.store.base import UsageRecord, attempt_id
 from edgeroute.types import Json, Usage
 from edgeroute.wire.sse import DONE_EVENT, encode_event
 
@@ -203,7 +203,7 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
             model.name,
             error.code,
         )
-        record = _failure_record(call, model, error, attempt, f"{call.request_id}#{attempt}")
+        record = _failure_record(call, model, error, attempt, attempt_id(call.request_id, attempt))
         metrics.upstream_error(model.name)
         try:  # best effort: a store hiccup here must not stop the fallbacks
             await asyncio.gather(

@@ -52,9 +52,18 @@ class ApiKey:
         return not self.models or model_name in self.models
 
 
+_ATTEMPT_MARK = "#"
+
+
+def attempt_id(request_id: str, attempt: int) -> str:
+    """The ledger id of a failed attempt before a fallback: ``<request id>#<attempt>``."""
+    return f"{request_id}{_ATTEMPT_MARK}{attempt}"
+
+
 @dataclass(frozen=True)
 class UsageRecord:
-    """One ledger line per request, written after the response is on its way."""
+    """One ledger line per request, written after the response is on its way, plus one
+    per attempt that failed before a fallback answered (``attempt_id``)."""
 
     request_id: str
     key_id: str
@@ -71,6 +80,11 @@ class UsageRecord:
     cache_hit: bool = False
     attempts: int = 1
     usage_estimated: bool = False  # True when the upstream reported no usage and we counted
+
+    @property
+    def failed_attempt(self) -> bool:
+        """A failed attempt's line, not a request of its own."""
+        return _ATTEMPT_MARK in self.request_id
 
 
 @dataclass(frozen=True)
