@@ -51,7 +51,8 @@ async def test_requests_per_minute(upstream: ScriptedUpstream) -> None:
     error = refused.json()["error"]
     assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
     assert error["message"].startswith(
-        f"Rate limit reached for API key {key.key_id}: 1 requests per minute, 1 used."
+        f"Rate limit reached for API key {key.key_id}: 1 requests per minute, 1 used in the "
+        "last 60 s."
     )
     assert error["param"] is None
     assert 1 <= int(refused.headers["retry-after"]) <= 60
@@ -63,8 +64,12 @@ async def test_requests_per_minute(upstream: ScriptedUpstream) -> None:
 @pytest.mark.parametrize(
     ("limits", "what", "header"),
     [
-        (KeyLimits(tpm=100), "100 tokens per minute", "x-ratelimit-limit-tokens"),
-        (KeyLimits(tokens_per_day=100), "100 tokens per day", None),
+        (
+            KeyLimits(tpm=100),
+            "100 tokens per minute, 0 used in the last 60 s",
+            "x-ratelimit-limit-tokens",
+        ),
+        (KeyLimits(tokens_per_day=100), "100 tokens per day, 0 used", None),
     ],
 )
 async def test_token_limits_refuse_what_max_tokens_would_reserve(
@@ -76,7 +81,7 @@ async def test_token_limits_refuse_what_max_tokens_would_reserve(
 
     assert refused.status_code == 429
     error = refused.json()["error"]
-    assert f"API key {key.key_id}: {what}, 0 used (this request reserves " in error["message"]
+    assert f"API key {key.key_id}: {what} (this request reserves " in error["message"]
     assert "lower 'max_tokens'" in error["message"]
     assert error["param"] == "max_tokens"
     assert "retry-after" in refused.headers

@@ -3,6 +3,12 @@
 Limits are requests per minute, tokens per minute, tokens per day and a monthly
 budget (integer micro-dollars). Every limit is one ``add_to_counter`` on a counter
 keyed by key and window, so it holds across any number of gateway instances.
+
+The per-minute limits slide: the minute just closed still counts in proportion to how
+much of it lies within the last 60 s, so 50 requests a minute cannot become 100 in a
+few seconds around a window's edge (a fixed window let that through). A closed
+window's count is read once per instance and kept: nothing adds to it any more, and the
+give-backs that may still land only lower it.
 Token limits reserve the prompt plus the most the call may generate, and the budget
 the cost of that (both from ``edgeroute.pricing``, as the router predicts them) up
 front; ``reconcile`` gives back what the call did not use.
@@ -18,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from edgeroute.config.registry import ModelSpec
@@ -50,9 +57,15 @@ class Limit:
     amount: int
     window_start: int
     window_end: int
+    carried: int = 0  # the previous window's share still within the sliding minute
 
     def counter(self, key_id: str) -> str:
         return f"{key_id}#{self.kind}"
+
+    @property
+    def room(self) -> int:
+        """What this window's counter may reach."""
+        return max(self.limit - self.carried, 0)
 
     def reset_after(self, now: float) -> int:
         return max(1, int(self.window_end - now + 0.999))
@@ -74,7 +87,7 @@ class Admission:
         for item in self.limits:
             if item.kind not in ("requests", "tokens"):
                 continue
-            used = self.values.get(item.kind, 0)
+            used = self.values.get(item.kind, 0) + item.carried
             out[f"x-ratelimit-limit-{item.kind}"] = str(item.limit)
             out[f"x-ratelimit-remaining-{item.kind}"] = str(max(item.limit - used, 0))
             out[f"x-ratelimit-reset-{item.kind}"] = f"{item.reset_after(self.now)}s"
@@ -98,6 +111,34 @@ def limits_for(key: ApiKey, reserved_tokens: int, reserved_micros: int, now: flo
     return out
 
 
+_SLIDING = ("requests", "tokens")
+_CLOSED_WINDOWS: dict[tuple[str, int], int] = {}  # (counter, window start) -> final count
+_CLOSED_KEEP = 4096
+
+
+async def _closed_count(store: Store, counter: str, start: int) -> int:
+    known = _CLOSED_WINDOWS.get((counter, start))
+    if known is None:
+        known = await store.get_counter(counter, start)
+        if len(_CLOSED_WINDOWS) >= _CLOSED_KEEP:
+            _CLOSED_WINDOWS.clear()  # a minute later none of them matters
+        _CLOSED_WINDOWS[(counter, start)] = known
+    return known
+
+
+async def slide(store: Store, key: ApiKey, limits: list[Limit], now: float) -> list[Limit]:
+    """The per-minute limits with the previous minute's weighted count carried in."""
+
+    async def carried(item: Limit) -> Limit:
+        if item.kind not in _SLIDING:
+            return item
+        previous = await _closed_count(store, item.counter(key.key_id), item.window_start - _MINUTE)
+        share = 1.0 - (now - item.window_start) / _MINUTE
+        return replace(item, carried=math.ceil(previous * share))  # up: never over
+
+    return list(await asyncio.gather(*(carried(item) for item in limits)))
+
+
 _WHAT = {
     "requests": "requests per minute",
     "tokens": "tokens per minute",
@@ -119,9 +160,11 @@ def _refusal(key: ApiKey, item: Limit, result: CounterResult, admission: Admissi
             headers=headers,
         )
     detail = f" (this request reserves {item.amount})" if item.kind != "requests" else ""
+    used = result.value + item.carried
+    window = " in the last 60 s" if item.kind in _SLIDING else ""
     return RateLimited(
         f"Rate limit reached for API key {key.key_id}: {item.limit} {_WHAT[item.kind]}, "
-        f"{result.value} used{detail}. Retry after {wait} s, or lower 'max_tokens'.",
+        f"{used} used{window}{detail}. Retry after {wait} s, or lower 'max_tokens'.",
         param="max_tokens" if item.kind != "requests" else None,
         headers=headers,
     )
@@ -139,13 +182,18 @@ async def admit(
     admission.limits = limits_for(key, reserved, micros, now)
     if not admission.limits:
         return admission
+    try:
+        admission.limits = await slide(store, key, admission.limits, now)
+    except Exception as exc:
+        log.warning("store failed reading key %s's last minute", key.key_id, exc_info=exc)
+        raise StoreUnavailable() from exc
     outcomes = await asyncio.gather(
         *(
             store.add_to_counter(
                 item.counter(key.key_id),
                 item.window_start,
                 item.amount,
-                item.limit,
+                item.room,
                 item.window_end + _MINUTE,
             )
             for item in admission.limits
