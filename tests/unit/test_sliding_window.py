@@ -10,7 +10,7 @@ import pytest
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import RateLimited
 from edgeroute.pipeline import admit as admit_stage
-from edgeroute.store.base import KeyLimits
+from edgeroute.store.base import ApiKey, KeyLimits
 from edgeroute.store.keys import mint_key
 from edgeroute.store.sqlite import SQLiteStore
 from edgeroute.types import Kind
@@ -21,25 +21,32 @@ MODEL = ModelSpec.model_validate(
 MINUTE = 1_800_000_000 // 60 * 60  # a window start
 
 
-async def _admitted(store: SQLiteStore, key: object, at: float, tries: int) -> int:
+async def _admitted(store: SQLiteStore, key: ApiKey, at: float, tries: int) -> int:
     count = 0
     for _ in range(tries):
         try:
-            await admit_stage.admit(store, key, Kind.CHAT, MODEL, {"max_tokens": 1}, 5)  # type: ignore[arg-type]
+            await admit_stage.admit(store, key, Kind.CHAT, MODEL, {"max_tokens": 1}, 5)
         except RateLimited:
             continue
         count += 1
     return count
 
 
+def _setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rpm: int, at: float
+) -> tuple[SQLiteStore, ApiKey, dict[str, float]]:
+    """A fresh store, a key with ``rpm``, and a clock the admit stage reads."""
+    admit_stage._CLOSED_WINDOWS.clear()
+    _, key = mint_key("k", limits=KeyLimits(rpm=rpm))
+    clock = {"now": at}
+    monkeypatch.setattr("edgeroute.pipeline.admit.time.time", lambda: clock["now"])
+    return SQLiteStore(tmp_path / "edgeroute.db"), key, clock
+
+
 async def test_fifty_a_minute_never_admits_a_hundred_across_the_edge(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admit_stage._CLOSED_WINDOWS.clear()
-    store = SQLiteStore(tmp_path / "edgeroute.db")
-    _, key = mint_key("k", limits=KeyLimits(rpm=50))
-    clock = {"now": MINUTE + 58.0}
-    monkeypatch.setattr(admit_stage.time, "time", lambda: clock["now"])
+    store, key, clock = _setup(tmp_path, monkeypatch, 50, MINUTE + 58.0)
     assert await _admitted(store, key, clock["now"], 60) == 50
     clock["now"] = MINUTE + 61.0  # one second into the next window
     assert await _admitted(store, key, clock["now"], 60) == 0
@@ -53,11 +60,7 @@ async def test_fifty_a_minute_never_admits_a_hundred_across_the_edge(
 async def test_refusal_says_what_the_sliding_minute_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admit_stage._CLOSED_WINDOWS.clear()
-    store = SQLiteStore(tmp_path / "edgeroute.db")
-    _, key = mint_key("k", limits=KeyLimits(rpm=2))
-    clock = {"now": MINUTE + 59.0}
-    monkeypatch.setattr(admit_stage.time, "time", lambda: clock["now"])
+    store, key, clock = _setup(tmp_path, monkeypatch, 2, MINUTE + 59.0)
     await _admitted(store, key, clock["now"], 2)
     clock["now"] = MINUTE + 62.0
     with pytest.raises(RateLimited) as refused:
