@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from edgeroute.store.base import ApiKey, KeyLimits, Store
@@ -183,3 +184,36 @@ async def test_a_cache_that_cannot_be_read_is_a_miss(upstream: ScriptedUpstream)
 
     assert response.status_code == 200
     assert response.headers["x-edgeroute-cache"] == "miss"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models/priced", None),
+        ("GET", "/v1/usage", None),
+        (
+            "POST",
+            "/v1/classify",
+            {"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+        ),
+        ("POST", "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}),
+    ],
+)
+async def test_routes_that_generate_nothing_count_against_requests_per_minute(
+    upstream: ScriptedUpstream, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    # Once these ignored the key's limits: 400 requests went through on a key past 50/min.
+    client, _ = await _client(KeyLimits(rpm=3))
+    transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)
+    headers = {"authorization": f"Bearer {client.secret}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        statuses = [
+            (await http.request(method, path, json=body, headers=headers)).status_code
+            for _ in range(4)
+        ]
+        refused = await http.request(method, path, json=body, headers=headers)
+    assert statuses[:3] == [200, 200, 200], statuses
+    assert statuses[3] == 429
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert "retry-after" in refused.headers

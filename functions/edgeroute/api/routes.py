@@ -19,6 +19,7 @@ from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import classify
 from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
 from edgeroute.pipeline import run as pipeline
+from edgeroute.pipeline.admit import count_request
 from edgeroute.pipeline.authenticate import bearer_token
 from edgeroute.pipeline.cache import cache_mode
 from edgeroute.pipeline.gateway import Gateway
@@ -50,6 +51,16 @@ async def authenticated(request: Request) -> ApiKey:
 
 
 Principal = Annotated[ApiKey, Depends(authenticated)]
+
+
+async def counted(request: Request, principal: Principal) -> ApiKey:
+    """An authenticated key whose request also counts against its requests per minute:
+    for the routes that generate nothing (the pipeline admits the others itself)."""
+    await count_request(gateway(request).store, principal)
+    return principal
+
+
+Counted = Annotated[ApiKey, Depends(counted)]
 
 
 def _new_call(
@@ -106,7 +117,7 @@ async def completions(request: Request, body: CompletionRequest, principal: Prin
 
 @router.post("/v1/route")
 async def explain_route(
-    request: Request, body: ChatCompletionRequest, principal: Principal
+    request: Request, body: ChatCompletionRequest, principal: Counted
 ) -> dict[str, Any]:
     """The routing decision for a chat request, explained; no model is called."""
     max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
@@ -115,7 +126,7 @@ async def explain_route(
 
 
 @router.post("/v1/classify")
-async def classify_request(body: ChatCompletionRequest, principal: Principal) -> dict[str, Any]:
+async def classify_request(body: ChatCompletionRequest, principal: Counted) -> dict[str, Any]:
     """The edge classifier's view of a chat request; no model is called."""
     result = await asyncio.to_thread(classify, body.model_dump(exclude_unset=True))
     return {"object": "classification", **result.as_json()}
@@ -159,13 +170,13 @@ def _model_card(model: ModelSpec) -> dict[str, Any]:
 
 
 @router.get("/v1/models")
-async def list_models(request: Request, principal: Principal) -> dict[str, Any]:
+async def list_models(request: Request, principal: Counted) -> dict[str, Any]:
     models = [m for m in gateway(request).registry.models() if principal.allows(m.name)]
     return {"object": "list", "data": [_model_card(m) for m in models]}
 
 
 @router.get("/v1/models/{model_id:path}")
-async def retrieve_model(request: Request, model_id: str, principal: Principal) -> dict[str, Any]:
+async def retrieve_model(request: Request, model_id: str, principal: Counted) -> dict[str, Any]:
     model = gateway(request).registry.get(model_id)
     if model is None or not principal.allows(model.name):
         raise NotFound(
@@ -179,7 +190,7 @@ async def retrieve_model(request: Request, model_id: str, principal: Principal) 
 @router.get("/v1/usage")
 async def usage(
     request: Request,
-    principal: Principal,
+    principal: Counted,
     start: str | None = None,
     end: str | None = None,
     group_by: Literal["model", "day", "tenant"] = "model",

@@ -180,6 +180,22 @@ async def admit(
     reserved, micros = most.reserved_tokens, most.cost_micros
     admission = Admission(key.key_id, reserved_tokens=reserved, reserved_micros=micros, now=now)
     admission.limits = limits_for(key, reserved, micros, now)
+    return await _reserve(store, key, admission)
+
+
+async def count_request(store: Store, key: ApiKey) -> Admission:
+    """Count a request that generates nothing (/v1/classify, /v1/route, /v1/models,
+    /v1/usage) against the key's requests per minute, or refuse with 429: every route
+    a key can call is inside its limits."""
+    now = time.time()
+    admission = Admission(key.key_id, now=now)
+    admission.limits = [i for i in limits_for(key, 0, 0, now) if i.kind == "requests"]
+    return await _reserve(store, key, admission)
+
+
+async def _reserve(store: Store, key: ApiKey, admission: Admission) -> Admission:
+    """Reserve against every limit in ``admission`` at once, or give back and refuse."""
+    now = admission.now
     if not admission.limits:
         return admission
     try:
