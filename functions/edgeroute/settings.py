@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     sqlite_path: str = _setting(
         ".edgeroute/edgeroute.db", "the embedded store's file", "a file path"
     )
+    usage_spool: str = _setting(
+        ".edgeroute/usage-spool.jsonl",
+        "where usage records the store could not take wait, oldest first, until it can "
+        "('' keeps them in memory only; the template sets /tmp/... on Lambda)",
+        "a file path, or ''",
+    )
     table: TableNames | None = Field(
         default=None,
         description="DynamoDB table names by role (`dynamodb` needs them; the template sets them)",

@@ -19,6 +19,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await gateway.ledger.drain()  # a last try for records the store refused
         await close_shared_client()
 
     app = FastAPI(

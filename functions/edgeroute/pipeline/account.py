@@ -1,16 +1,14 @@
-"""The account stage: turn what happened into a usage record and write it."""
+"""The account stage: turn what happened into a usage record (the gateway's
+``UsageLedger`` writes it, spooling what the store cannot take)."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.pricing import cost_micros
-from edgeroute.store.base import ApiKey, Store, UsageRecord
+from edgeroute.store.base import ApiKey, UsageRecord
 from edgeroute.types import Kind, Usage
-
-log = logging.getLogger("edgeroute.pipeline.account")
 
 
 def usage_record(
@@ -43,10 +41,3 @@ def usage_record(
         attempts=attempts,
         usage_estimated=usage.estimated,
     )
-
-
-async def write_usage(store: Store, record: UsageRecord) -> None:
-    try:
-        await store.record_usage(record)
-    except Exception:  # the caller already has its answer; keep the request's outcome
-        log.exception("usage record %s could not be written", record.request_id)

@@ -6,7 +6,8 @@ A Lambda instance, a `edgeroute serve` process and a test each hold one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgeroute.config.policy import Policy, load_policy
 from edgeroute.config.registry import Protocol, Registry, load_registry
@@ -15,6 +16,7 @@ from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
 from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
+from edgeroute.store.spool import UsageLedger
 from edgeroute.upstreams.http import set_max_connections
 
 
@@ -52,6 +54,11 @@ class Gateway:
     cache: ResponseCache
     policy: Policy
     health: HealthView
+    ledger: UsageLedger = field(init=False)
+
+    def __post_init__(self) -> None:
+        spool = self.settings.usage_spool
+        self.ledger = UsageLedger(self.store, Path(spool) if spool else None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:

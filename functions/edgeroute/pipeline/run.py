@@ -28,7 +28,7 @@ from edgeroute.errors import (
 )
 from edgeroute.health.circuits import health_keys
 from edgeroute.pipeline import metrics
-from edgeroute.pipeline.account import usage_record, write_usage
+from edgeroute.pipeline.account import usage_record
 from edgeroute.pipeline.admit import admit, budget_left_usd, reconcile
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
 from edgeroute.pipeline.cache import (
@@ -90,7 +90,7 @@ async def settle(
     metrics.record_request(
         record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
     )
-    writes = [write_usage(gw.store, record)]
+    writes = [gw.ledger.write(record)]
     if call.admission is not None:
         writes.append(
             reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
@@ -207,7 +207,7 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
         metrics.upstream_error(model.name)
         try:  # best effort: a store hiccup here must not stop the fallbacks
             await asyncio.gather(
-                gw.health.record_failure(model, gw.policy.circuit), write_usage(gw.store, record)
+                gw.health.record_failure(model, gw.policy.circuit), gw.ledger.write(record)
             )
         except Exception:
             log.exception("could not record failed attempt %s", record.request_id)
@@ -312,7 +312,7 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
         return  # run() already settled it
     name = call.payload.get("model")
     model = gw.registry.get(name) if isinstance(name, str) else None
-    await write_usage(gw.store, _failure_record(call, model, error, 0, call.request_id))
+    await gw.ledger.write(_failure_record(call, model, error, 0, call.request_id))
 
 
 async def explain(gw: Gateway, call: Call) -> Json:
