@@ -277,7 +277,8 @@ def test_usage_of_other_tenants_is_admin_only(gateway: GatewayProcess, api_key: 
 
 def test_restart_keeps_counters_and_usage(gateway: GatewayProcess) -> None:
     _with_a_minute_ahead(30)  # four requests and a gateway restart in one rpm window
-    key = _key(gateway, "durable", "--rpm", "3")
+    key = _key(gateway, "durable", "--rpm", "3", "--tenant", "durable-tenant")
+    admin = _key(gateway, "durable-admin", "--admin")
     first = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
     for _ in range(2):
         first.chat.completions.create(model="instant", messages=MESSAGES)
@@ -287,8 +288,13 @@ def test_restart_keeps_counters_and_usage(gateway: GatewayProcess) -> None:
         client.chat.completions.create(model="instant", messages=MESSAGES)
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="instant", messages=MESSAGES)
+        # The key is past its 3 a minute for every route now, /v1/usage included.
+        mine = httpx.get(restarted.url + "/v1/usage", headers={"Authorization": f"Bearer {key}"})
+        assert mine.status_code == 429
         report = httpx.get(
-            restarted.url + "/v1/usage", headers={"Authorization": f"Bearer {key}"}
+            restarted.url + "/v1/usage",
+            params={"tenant": "durable-tenant"},
+            headers={"Authorization": f"Bearer {admin}"},
         ).json()
         assert report["total"]["requests"] == 4  # 3 answered, 1 refused
         assert report["total"]["errors"] == 1

@@ -9,23 +9,11 @@ from pathlib import Path
 from edgeroute.store.base import UsageRecord
 from edgeroute.store.spool import UsageLedger
 from edgeroute.store.sqlite import SQLiteStore
+from tests.support.records import usage_line
 
 
 def _record(n: int) -> UsageRecord:
-    return UsageRecord(
-        request_id=f"r{n}",
-        key_id="k",
-        tenant="t",
-        endpoint="chat",
-        model="m",
-        tier="small",
-        prompt_tokens=n,
-        completion_tokens=n,
-        cost_usd_micros=n,
-        latency_ms=1.0,
-        status=200,
-        created_at=1_700_000_000.0 + n,
-    )
+    return usage_line(f"r{n}", tokens=n, created_at=1_700_000_000.0 + n)
 
 
 class _FlakyStore(SQLiteStore):

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 from edgeroute.api.usage import summarize
 from edgeroute.store.base import UsageRecord, attempt_id
+from tests.support.records import usage_line
 
 
 def _line(request_id: str, status: int, tokens: int = 0) -> UsageRecord:
-    return UsageRecord(
-        request_id=request_id,
-        key_id="k",
-        tenant="t",
-        endpoint="chat",
-        model="m",
-        tier="small",
-        prompt_tokens=tokens,
-        completion_tokens=tokens,
-        cost_usd_micros=tokens,
-        latency_ms=1.0,
-        status=status,
-        created_at=1_700_000_000.0,
-    )
+    return usage_line(request_id, status=status, tokens=tokens)
 
 
 def test_failed_attempts_are_not_requests() -> None:
