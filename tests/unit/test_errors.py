@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.testclient import TestClient
+from starlette.background import BackgroundTask
 
 import edgeroute
 from edgeroute import errors
@@ -153,7 +156,7 @@ def test_no_code_sets_an_errors_status_or_type_after_construction() -> None:
     assert not offenders, f"errors changed after construction at {offenders}"
 
 
-def _client() -> TestClient:
+def _client(raise_server_exceptions: bool = False) -> TestClient:
     app = FastAPI()
     install_error_handlers(app)
 
@@ -165,7 +168,35 @@ def _client() -> TestClient:
     async def boom() -> None:
         raise RuntimeError("boom")
 
-    return TestClient(app, raise_server_exceptions=False)
+    @app.get("/boom-after")
+    async def boom_after() -> JSONResponse:
+        return JSONResponse({"ok": True}, background=BackgroundTask(_fail))
+
+    @app.get("/boom-midway")
+    async def boom_midway() -> StreamingResponse:
+        async def parts() -> AsyncIterator[bytes]:
+            yield b"first part"
+            raise RuntimeError("boom midway")
+
+        return StreamingResponse(parts())
+
+    return TestClient(app, raise_server_exceptions=raise_server_exceptions)
+
+
+async def _fail() -> None:
+    raise RuntimeError("boom after the answer")
+
+
+def test_an_unexpected_exception_reaches_the_server_only_when_an_answer_is_cut_off() -> None:
+    """A server that sees the exception closes the keep-alive connection, and the
+    client's next request on it is reset (TestClient re-raises what the server sees):
+    right for an answer cut off midway, wrong when a whole answer could be sent."""
+    client = _client(raise_server_exceptions=True)
+    assert client.get("/boom").json()["error"]["code"] == "internal_error"
+    after = client.get("/boom-after")  # the answer was complete: it stands
+    assert after.status_code == 200 and after.json() == {"ok": True}
+    with pytest.raises(RuntimeError, match="boom midway"):
+        client.get("/boom-midway")
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from edgeroute.api import usage as usage_report
+from edgeroute.api.responses import AnyTextJSONResponse
 from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import classify
 from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound, PermissionDenied
@@ -33,7 +34,24 @@ from edgeroute.wire.schemas import (
     ModerationRequest,
 )
 
-router = APIRouter()
+
+async def single_query_values(request: Request) -> None:
+    """Each query parameter at most once: FastAPI would silently keep one of the values
+    (and a proxy in front may have read another)."""
+    if not request.scope["query_string"]:
+        return
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            raise InvalidRequest(
+                f"The query parameter '{name}' is given more than once. Give it once.",
+                param=name,
+                code="repeated_parameter",
+            )
+        seen.add(name)
+
+
+router = APIRouter(dependencies=[Depends(single_query_values)])
 _STARTED = int(time.time())
 
 
@@ -96,7 +114,7 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseMode
         headers["cache-control"] = "no-cache"
         headers["x-accel-buffering"] = "no"
         return StreamingResponse(result.events, media_type="text/event-stream", headers=headers)
-    return JSONResponse(
+    return AnyTextJSONResponse(
         result.body,
         headers=headers,
         background=BackgroundTask(pipeline.settle_buffered, gw, call, result),

@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgeroute.wire.text import valid_text
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+class _Body(_Open):
+    """A whole request body: its text is valid Unicode, checked before any field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        return valid_text(data)
 
 
 class ImageURL(_Open):
@@ -67,7 +78,7 @@ class Tool(_Open):
     function: FunctionDef
 
 
-class _Sampling(_Open):
+class _Sampling(_Body):
     model: str = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -100,7 +111,7 @@ class CompletionRequest(_Sampling):
     best_of: PositiveInt | None = None
 
 
-class EmbeddingRequest(_Open):
+class EmbeddingRequest(_Body):
     model: str = Field(min_length=1)
     input: (
         str
@@ -117,6 +128,6 @@ class EmbeddingRequest(_Open):
     )
 
 
-class ModerationRequest(_Open):
+class ModerationRequest(_Body):
     input: str | Annotated[list[str], Field(min_length=1, max_length=256)]
     model: str | None = Field(default=None, min_length=1)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from edgeroute.errors import InvalidRequest
+from edgeroute.wire.text import INVALID_UNICODE
 
 
 class HasErrors(Protocol):
@@ -57,6 +58,9 @@ def validation_error(exc: HasErrors) -> InvalidRequest:
             "'Content-Type: application/json'.",
             code="invalid_json",
         )
+    if kind == INVALID_UNICODE:  # raised before any field, so it is the only error
+        context = first["ctx"]
+        return InvalidRequest(context["message"], param=context["field"], code=INVALID_UNICODE)
     if kind == "missing":
         return InvalidRequest(
             f"Missing required parameter '{field}'. Add it to the request body.",
