@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from edgeroute.tools import llama
-from tests.support.fault_upstream import FaultUpstream
+from tests.support.fault_upstream import FaultUpstream, fault_model
 from tests.support.gateway import GatewayProcess
 from tests.support.moto_server import MotoServer
 
@@ -56,22 +56,6 @@ def fault_upstream() -> Iterator[FaultUpstream]:
         yield server
 
 
-def _fault_model(name: str, url: str, behaviour: str, **extra: object) -> dict[str, object]:
-    model: dict[str, object] = {
-        "name": name,
-        "protocol": "openai",
-        "endpoint": url,
-        "upstream_model": behaviour,
-        "tier": "medium",
-        "capabilities": ["chat", "completions", "embeddings"],
-        "context_window": 4096,
-        "timeouts": {"connect": 1, "read": 1.5, "total": 4},
-        "retries": 0,
-    }
-    model.update(extra)
-    return model
-
-
 def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
     """The registry every acceptance test runs against."""
     return {
@@ -107,30 +91,30 @@ def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
                 "capabilities": ["moderation"],
                 "context_window": 100000,
             },
-            _fault_model("instant", fault_url, "instant", price={"input_per_mtok": 3.0}),
-            _fault_model("no-usage", fault_url, "no-usage"),
-            _fault_model("broken", fault_url, "status-500"),
-            _fault_model("overloaded", fault_url, "status-503"),
-            _fault_model("flaky", fault_url, "flaky#retry", retries=1),
-            _fault_model(
+            fault_model("instant", fault_url, "instant", price={"input_per_mtok": 3.0}),
+            fault_model("no-usage", fault_url, "no-usage"),
+            fault_model("broken", fault_url, "status-500"),
+            fault_model("overloaded", fault_url, "status-503"),
+            fault_model("flaky", fault_url, "flaky#retry", retries=1),
+            fault_model(
                 "hangs", fault_url, "timeout", timeouts={"connect": 1, "read": 1, "total": 2}
             ),
-            _fault_model("resets", fault_url, "reset"),
-            _fault_model("cuts", fault_url, "cut"),
-            _fault_model("malformed", fault_url, "malformed"),
-            _fault_model("stream-error", fault_url, "stream-error"),
-            _fault_model(
+            fault_model("resets", fault_url, "reset"),
+            fault_model("cuts", fault_url, "cut"),
+            fault_model("malformed", fault_url, "malformed"),
+            fault_model("stream-error", fault_url, "stream-error"),
+            fault_model(
                 "stalls", fault_url, "stall", timeouts={"connect": 1, "read": 1, "total": 10}
             ),
-            _fault_model(
+            fault_model(
                 "slow-stream",
                 fault_url,
                 "slow-stream",
                 timeouts={"connect": 1, "read": 5, "total": 60},
             ),
-            _fault_model("with-fallback", fault_url, "status-500", fallbacks=["instant"]),
-            _fault_model("chat-only", fault_url, "instant", capabilities=["chat"]),
-            _fault_model(
+            fault_model("with-fallback", fault_url, "status-500", fallbacks=["instant"]),
+            fault_model("chat-only", fault_url, "instant", capabilities=["chat"]),
+            fault_model(
                 "unreachable",
                 "http://127.0.0.1:9/v1",
                 "instant",

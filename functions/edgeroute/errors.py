@@ -6,11 +6,18 @@ matching exception class (``BadRequestError``, ``AuthenticationError`` ...).
 
 One class per answer: each fixes its status, type and default code, and an instance is
 never changed after construction (a different answer is a different class).
+
+The body holds only what the caller may read: never an upstream's URL or host, a
+credential, a secret's name, an upstream's own error text or a stack trace. Those go in
+``detail``, which only the server log sees (``log_detail``, under the request id).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger("edgeroute.errors")
 
 
 class EdgerouteError(Exception):
@@ -27,12 +34,25 @@ class EdgerouteError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code or self.default_code
         self.headers = headers or {}
+        self.detail = detail  # for the server log only; never in the body
+
+    def log_detail(self, request_id: str | None) -> None:
+        """Write what the caller is not told to the server log, under the request id."""
+        if self.detail:
+            log.warning(
+                "request %s answered %d %s: %s",
+                request_id,
+                self.status_code,
+                self.code,
+                self.detail,
+            )
 
     def body(self) -> dict[str, Any]:
         return {
@@ -121,6 +141,15 @@ class InternalError(EdgerouteError):
 
     default_code = "internal_error"
 
+    @classmethod
+    def logged(cls, request_id: str | None) -> InternalError:
+        """The answer to a failure already logged under ``request_id``: its text and its
+        traceback stay in the log."""
+        return cls(
+            f"edgeroute hit an internal error (request {request_id}). It has been logged; "
+            "retry, and report the request id if it persists.",
+        )
+
 
 class StoreUnavailable(EdgerouteError):
     """The store (DynamoDB or SQLite) failed: nothing was charged, the request may be retried."""
@@ -141,7 +170,7 @@ class UpstreamError(EdgerouteError):
     """The upstream answered with a failure or something that is not valid OpenAI output."""
 
     status_code = 502
-    error_type = "upstream_error"
+    error_type = "server_error"
     default_code = "upstream_error"
 
 

@@ -10,18 +10,20 @@ An empty variable counts as unset.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from edgeroute.errors import ConfigError
 
 PREFIX = "EDGEROUTE_"
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 StoreBackend = Literal["sqlite", "dynamodb"]
@@ -119,6 +121,12 @@ class Settings(BaseSettings):
         description="the model registry: a file or `s3://` URI",
         json_schema_extra={"expected": "a file path or s3://bucket/key URI"},
     )
+    registry_env_allow: Annotated[tuple[str, ...], NoDecode] = _setting(
+        (),
+        "more environment variables the registry may read (`${VAR}`, `credential.env`) "
+        "beyond `EDGEROUTE_*`, separated by commas",
+        "variable names separated by commas, e.g. VLLM_API_KEY,TGI_URL",
+    )
     policy: str = _setting(
         "",
         "the routing policy: a file or `s3://` URI (empty: `infra/routing.yaml`)",
@@ -204,6 +212,19 @@ class Settings(BaseSettings):
     batch: BatchConfig = Field(
         default=BatchConfig(), description="how the batch function runs jobs"
     )
+
+    @field_validator("registry_env_allow", mode="before")
+    @classmethod
+    def _variable_names(cls, value: Any) -> Any:
+        """``A,B`` as the variable gives it; a list or tuple as code does."""
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | tuple):
+            return value
+        names = tuple(str(n).strip() for n in names if str(n).strip())
+        bad = [n for n in names if not _VARIABLE_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"not variable names: {', '.join(bad)}")
+        return names
 
     @classmethod
     def from_env(cls) -> Settings:

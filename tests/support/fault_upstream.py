@@ -82,6 +82,24 @@ def _usage_chunk(model: str) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
+def fault_model(name: str, url: str, behaviour: str, **extra: object) -> dict[str, object]:
+    """A registry entry for a model this server plays: ``behaviour`` is its upstream
+    name; ``extra`` fields override the defaults (short timeouts, no retries)."""
+    model: dict[str, object] = {
+        "name": name,
+        "protocol": "openai",
+        "endpoint": url,
+        "upstream_model": behaviour,
+        "tier": "medium",
+        "capabilities": ["chat", "completions", "embeddings"],
+        "context_window": 4096,
+        "timeouts": {"connect": 1, "read": 1.5, "total": 4},
+        "retries": 0,
+    }
+    model.update(extra)
+    return model
+
+
 class FaultUpstream(Served):
     """Runs on its own thread and event loop; ``url`` is its ``/v1`` base."""
 

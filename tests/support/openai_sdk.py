@@ -7,6 +7,18 @@ from __future__ import annotations
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
+# The error types OpenAI answers with (insufficient_quota: a spent quota or budget).
+OPENAI_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "rate_limit_error",
+        "server_error",
+        "insufficient_quota",
+    }
+)
+
 
 def user_says(content: str) -> list[ChatCompletionMessageParam]:
     """One user turn, as ``messages=``."""

@@ -117,7 +117,7 @@ class ScriptedUpstream:
             await asyncio.Event().wait()  # until the gateway's deadline cancels the call
         if isinstance(step, Fail | Status):
             raise _error(step, model)
-        raise stream_ended_early(f"Upstream for model '{model.name}'")
+        raise stream_ended_early(f"Upstream for model '{model.name}'", model.endpoint)
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         call = self._begin(kind, payload, model, stream=True)
@@ -136,7 +136,7 @@ class ScriptedUpstream:
             if isinstance(step, Hang):
                 await asyncio.Event().wait()
             if isinstance(step, Cut):
-                raise stream_ended_early(f"Upstream for model '{model.name}'")
+                raise stream_ended_early(f"Upstream for model '{model.name}'", model.endpoint)
         finally:
             call.closed = True
 

@@ -268,9 +268,10 @@ async def test_model_stream_error_mid_stream_raises_upstream_error(stub: Stubber
     stream = BedrockConverse().stream(Kind.CHAT, CHAT, MODEL)
     assert (await anext(stream))["choices"][0]["delta"]["role"] == "assistant"
     await anext(stream)
-    with pytest.raises(UpstreamError, match="model crashed") as caught:
+    with pytest.raises(UpstreamError, match="failed mid-stream") as caught:
         await anext(stream)
     assert type(caught.value) is UpstreamError
+    assert caught.value.detail is not None and "model crashed" in caught.value.detail
     assert caught.value.code == "upstream_stream_error"
 
 
@@ -296,20 +297,26 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
 
 
 @pytest.mark.parametrize(
-    ("code", "message", "status", "expected", "text"),
+    ("code", "message", "status", "expected", "said", "logged"),
     [
-        ("ValidationException", "temperature must be <= 1", 400, InvalidRequest, "temperature"),
+        ("ValidationException", "temperature must be <= 1", 400, InvalidRequest, "temperature",
+         "ValidationException"),
         ("ValidationException", "Input is too long for requested model.", 400, PayloadTooLarge,
-         "Shorten 'messages'"),
+         "Shorten 'messages'", "ValidationException"),
         ("ValidationException", "The provided model identifier is invalid.", 400, UpstreamError,
-         "inference profile"),
-        ("ThrottlingException", "Too many requests", 429, UpstreamUnavailable, "Retry after 5 s"),
-        ("ServiceQuotaExceededException", "quota", 400, UpstreamUnavailable, "quota"),
-        ("ModelTimeoutException", "timed out", 408, UpstreamTimeout, "took too long"),
-        ("AccessDeniedException", "not authorized", 403, UpstreamError, "IAM role"),
-        ("ModelNotReadyException", "loading", 429, UpstreamUnavailable, "Retry after 30 s"),
-        ("ServiceUnavailableException", "busy", 503, UpstreamUnavailable, "not ready"),
-        ("ResourceNotFoundException", "no such model", 404, UpstreamError, "upstream_model"),
+         "configuration", "inference profile"),
+        ("ThrottlingException", "Too many requests", 429, UpstreamUnavailable, "Retry after 5 s",
+         "Too many requests"),
+        ("ServiceQuotaExceededException", "quota", 400, UpstreamUnavailable, "Retry after 5 s",
+         "Raise the account's quota"),
+        ("ModelTimeoutException", "timed out", 408, UpstreamTimeout, "took too long", "timed out"),
+        ("AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/fn is not "
+         "authorized", 403, UpstreamError, "credentials", "IAM role"),
+        ("ModelNotReadyException", "loading", 429, UpstreamUnavailable, "Retry after 30 s",
+         "loading"),
+        ("ServiceUnavailableException", "busy", 503, UpstreamUnavailable, "not ready", "busy"),
+        ("ResourceNotFoundException", "no such model", 404, UpstreamError, "configuration",
+         "upstream_model"),
     ],
 )  # fmt: skip
 async def test_client_errors_map_to_edgeroute_errors(
@@ -318,17 +325,24 @@ async def test_client_errors_map_to_edgeroute_errors(
     message: str,
     status: int,
     expected: type[EdgerouteError],
-    text: str,
+    said: str,
+    logged: str,
 ) -> None:
     stub.add_client_error(
         "converse", service_error_code=code, service_message=message, http_status_code=status
     )
-    with pytest.raises(expected, match=text) as caught:
+    with pytest.raises(expected, match=said) as caught:
         await BedrockConverse().send(
             Kind.CHAT, {"messages": [{"role": "user", "content": "x"}]}, MODEL
         )
     assert type(caught.value) is expected
-    assert MODEL_ID in caught.value.message
+    # The caller reads the model's name; the model ID, the account and AWS's own
+    # words about the upstream are the server log's.
+    assert "'claude'" in caught.value.message
+    assert caught.value.detail is not None
+    assert MODEL_ID in caught.value.detail and logged in caught.value.detail
+    body = json.dumps(caught.value.body())
+    assert MODEL_ID not in body and "123456789012" not in body
     if expected is UpstreamUnavailable:
         assert "Retry-After" in caught.value.headers
     if code == "AccessDeniedException":

@@ -80,10 +80,8 @@ async def test_n_failures_open_the_circuit_and_calls_stop(
     assert paused.status_code == 503
     error = paused.json()["error"]
     assert error["code"] == "circuit_open"
-    assert (
-        "Model 'fragile' at http://fragile:1/v1 failed repeatedly and is paused"
-        in (error["message"])
-    )
+    assert "Model 'fragile' failed repeatedly and is paused" in error["message"]
+    assert "http://fragile:1" not in error["message"]  # where it runs is the log's
     assert int(paused.headers["retry-after"]) >= 1
     assert upstream.attempts() == ["fragile", "fragile"]  # the third never left
 

@@ -16,6 +16,7 @@ import edgeroute
 from edgeroute import errors
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.errors import EdgerouteError
+from tests.support.openai_sdk import OPENAI_ERROR_TYPES
 
 PACKAGE = Path(edgeroute.__file__).parent
 _FIXED = ("status_code", "error_type")
@@ -41,7 +42,7 @@ def test_status_type_and_code_come_from_the_class(cls: type[EdgerouteError]) -> 
         assert error.status_code == cls.status_code
     assert error.error_type == cls.error_type
     assert error.code == cls.default_code
-    assert set(vars(error)) <= {"message", "param", "code", "headers", "status_code"}
+    assert set(vars(error)) <= {"message", "param", "code", "headers", "status_code", "detail"}
     assert error.body() == {
         "error": {
             "message": error.message,
@@ -68,6 +69,26 @@ def test_each_answer_has_its_class(
     cls: type[EdgerouteError], status: int, error_type: str, code: str
 ) -> None:
     assert (cls.status_code, cls.error_type, cls.default_code) == (status, error_type, code)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_every_type_is_one_openai_uses(cls: type[EdgerouteError]) -> None:
+    assert cls.error_type in OPENAI_ERROR_TYPES
+
+
+def test_the_detail_goes_to_the_log_and_never_into_the_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = errors.UpstreamUnavailable(
+        "Upstream for model 'medium-qwen' is unreachable.",
+        detail="http://10.0.3.7:8000/v1: ConnectionRefusedError",
+    )
+    assert "10.0.3.7" not in str(error.body()) and "10.0.3.7" not in str(error)
+    error.log_detail("req_1")
+    assert [r.getMessage() for r in caplog.records] == [
+        "request req_1 answered 503 upstream_unavailable: "
+        "http://10.0.3.7:8000/v1: ConnectionRefusedError"
+    ]
 
 
 def test_a_budget_refusal_is_still_a_rate_limit() -> None:

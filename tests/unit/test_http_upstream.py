@@ -77,10 +77,14 @@ async def test_stream_that_is_not_sse(upstream: Callable[..., None]) -> None:
     with pytest.raises(UpstreamError) as caught:
         await _drain(OpenAICompatible().stream(Kind.CHAT, CHAT, OPENAI))
     assert caught.value.code == "upstream_not_streaming"
-    # TGI's adapter has no such error of its own: the transport mapping names the failure.
-    with pytest.raises(UpstreamError, match="SSEError") as caught:
+    # TGI's adapter has no such error of its own: the transport mapping names the failure
+    # (and the endpoint) in the detail, for the log.
+    with pytest.raises(UpstreamError, match="Upstream for model 't' failed") as caught:
         await _drain(TGINative().stream(Kind.CHAT, CHAT, TGI))
     assert caught.value.code == "upstream_error"
+    assert caught.value.detail is not None
+    assert "SSEError" in caught.value.detail and "http://tgi.local" in caught.value.detail
+    assert "tgi.local" not in caught.value.message
 
 
 async def test_stream_broken_mid_body_is_mapped_and_closed(upstream: Callable[..., None]) -> None:
@@ -115,7 +119,8 @@ def test_a_request_longer_than_the_context_is_the_callers_to_fix() -> None:
     assert isinstance(error, PayloadTooLarge)
     assert (error.param, error.code) == ("messages", "context_length_exceeded")
     assert error.message == (
-        "The request does not fit model 'm' at http://up.local/v1's context window of "
-        f"{OPENAI.context_window} tokens (prompt exceeds the context). Shorten 'messages' "
+        "The request does not fit model 'm' (context window of "
+        f"{OPENAI.context_window} tokens) (prompt exceeds the context). Shorten 'messages' "
         "or lower 'max_tokens'."
     )
+    assert error.detail is not None and "http://up.local/v1" in error.detail

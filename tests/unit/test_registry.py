@@ -13,7 +13,7 @@ GOOD = """
 models:
   - name: a
     aliases: [alpha]
-    endpoint: ${TEST_A_URL:-http://127.0.0.1:1/v1}
+    endpoint: ${EDGEROUTE_TEST_A_URL:-http://127.0.0.1:1/v1}
     tier: small
     capabilities: [chat, tools]
     fallbacks: [b]
@@ -21,7 +21,7 @@ models:
     protocol: tgi
     endpoint: http://127.0.0.1:2
     tier: large
-    credential: {env: B_TOKEN}
+    credential: {env: EDGEROUTE_B_TOKEN}
 """
 
 
@@ -36,9 +36,67 @@ def test_parses_models_aliases_and_defaults() -> None:
 
 
 def test_environment_variables_expand(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_A_URL", "http://10.0.0.5:8000/v1/")
+    monkeypatch.setenv("EDGEROUTE_TEST_A_URL", "http://10.0.0.5:8000/v1/")
     model = parse_registry(GOOD, "models.yaml").get("a")
     assert model is not None and model.endpoint == "http://10.0.0.5:8000/v1"
+
+
+# A registry that could read any variable could send the function's AWS keys to an
+# endpoint of its choosing, as a URL or as a credential header.
+READS_AWS_KEY = [
+    ("endpoint: http://h/${AWS_SECRET_ACCESS_KEY}", "models.x.endpoint", "AWS_SECRET_ACCESS_KEY"),
+    ("endpoint: ${UPSTREAM_URL:-http://h}", "models.x.endpoint", "UPSTREAM_URL"),
+    (
+        "endpoint: http://h\n    description: ${AWS_SESSION_TOKEN}",
+        "models.x.description",
+        "AWS_SESSION_TOKEN",
+    ),
+    (
+        "endpoint: http://h\n    credential: {env: AWS_SECRET_ACCESS_KEY}",
+        "models.x.credential.env",
+        "AWS_SECRET_ACCESS_KEY",
+    ),
+]
+
+
+def _one_model(line: str) -> str:
+    return f"models:\n  - name: x\n    tier: small\n    {line}\n"
+
+
+@pytest.mark.parametrize(("line", "field", "name"), READS_AWS_KEY)
+def test_a_variable_outside_the_allowance_is_refused_at_load(
+    monkeypatch: pytest.MonkeyPatch, line: str, field: str, name: str
+) -> None:
+    monkeypatch.setenv(name, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    with pytest.raises(ConfigError) as caught:
+        parse_registry(_one_model(line), "conf/models.yaml")
+    message = str(caught.value)
+    assert message.startswith(f"conf/models.yaml: {field}: ")
+    assert f"may not read the environment variable {name}" in message
+    assert f"add {name} to EDGEROUTE_REGISTRY_ENV_ALLOW" in message
+    assert "wJalrXUtnFEMI" not in message
+
+
+@pytest.mark.parametrize(("line", "field", "name"), READS_AWS_KEY)
+def test_a_variable_the_operator_lists_is_read(
+    monkeypatch: pytest.MonkeyPatch, line: str, field: str, name: str
+) -> None:
+    monkeypatch.setenv(name, "http://listed")
+    model = parse_registry(_one_model(line), "conf/models.yaml", env_allow=(name, "OTHER")).get("x")
+    assert model is not None
+
+
+def test_load_registry_passes_the_allowance(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VLLM_URL", "http://10.0.0.9:8000/v1")
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  - {name: x, tier: small, endpoint: '${VLLM_URL}'}\n")
+    with pytest.raises(ConfigError, match="variable VLLM_URL"):
+        load_registry(path)
+    monkeypatch.setenv("EDGEROUTE_REGISTRY_ENV_ALLOW", "OTHER, VLLM_URL")
+    model = load_registry(path, Settings.from_env().registry_env_allow)
+    assert model.get("x") is not None
 
 
 @pytest.mark.parametrize(

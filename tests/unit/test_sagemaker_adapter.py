@@ -222,9 +222,10 @@ async def test_send_posts_the_openai_body_without_model(stub: Stubber) -> None:
 
 async def test_send_names_the_fix_when_the_container_is_not_openai(stub: Stubber) -> None:
     stub.add_response("invoke_endpoint", {"Body": body(b'[{"generated_text": "Hello"}]')})
-    with pytest.raises(UpstreamError, match="speaks the OpenAI API") as caught:
+    with pytest.raises(UpstreamError, match="not an OpenAI chat response") as caught:
         await SageMakerEndpoint().send(Kind.CHAT, CHAT, MODEL)
     assert caught.value.code == "upstream_malformed"
+    assert caught.value.detail is not None and "speaks the OpenAI API" in caught.value.detail
 
 
 # ---- streaming ----------------------------------------------------------------------------
@@ -268,9 +269,10 @@ async def test_model_stream_error_mid_stream_raises_upstream_error(stub: Stubber
     add_stream(stub, "invoke_endpoint_with_response_stream", "Body", events)
     stream = SageMakerEndpoint().stream(Kind.CHAT, CHAT, MODEL)
     await anext(stream)
-    with pytest.raises(UpstreamError, match="CUDA out of memory") as caught:
+    with pytest.raises(UpstreamError, match="failed mid-stream") as caught:
         await anext(stream)
     assert caught.value.code == "upstream_stream_error"
+    assert caught.value.detail is not None and "CUDA out of memory" in caught.value.detail
 
 
 async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber) -> None:
@@ -293,20 +295,25 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
 
 
 @pytest.mark.parametrize(
-    ("code", "status", "fields", "expected", "text"),
+    ("code", "status", "fields", "expected", "said", "logged"),
     [
         ("ModelError", 424, {"OriginalStatusCode": 400, "OriginalMessage": "bad temperature"},
-         InvalidRequest, "bad temperature"),
+         InvalidRequest, "bad temperature", "answered 400"),
         ("ModelError", 424, {"OriginalStatusCode": 400, "OriginalMessage": "exceeds context"},
-         PayloadTooLarge, "Shorten 'messages'"),
+         PayloadTooLarge, "Shorten 'messages'", "exceeds context"),
         ("ModelError", 424, {"OriginalStatusCode": 500, "OriginalMessage": "boom",
-                             "LogStreamArn": "arn:aws:logs:x"}, UpstreamError, "arn:aws:logs:x"),
-        ("ValidationError", 400, {}, UpstreamError, "fix the model's 'upstream_model'"),
-        ("ThrottlingException", 400, {}, UpstreamUnavailable, "Retry after 5 s"),
-        ("ServiceUnavailable", 503, {}, UpstreamUnavailable, "not ready"),
-        ("ModelNotReadyException", 429, {}, UpstreamUnavailable, "Retry after 30 s"),
-        ("AccessDeniedException", 403, {}, UpstreamError, "sagemaker:InvokeEndpoint"),
-        ("InternalFailure", 500, {}, UpstreamError, "inside AWS"),
+                             "LogStreamArn": "arn:aws:logs:x"}, UpstreamError, "status 500",
+         "arn:aws:logs:x"),
+        ("ValidationError", 400, {}, UpstreamError, "configuration",
+         "fix the model's 'upstream_model'"),
+        ("ThrottlingException", 400, {}, UpstreamUnavailable, "Retry after 5 s",
+         "ThrottlingException"),
+        ("ServiceUnavailable", 503, {}, UpstreamUnavailable, "not ready", "ServiceUnavailable"),
+        ("ModelNotReadyException", 429, {}, UpstreamUnavailable, "Retry after 30 s",
+         "ModelNotReadyException"),
+        ("AccessDeniedException", 403, {}, UpstreamError, "credentials",
+         "sagemaker:InvokeEndpoint"),
+        ("InternalFailure", 500, {}, UpstreamError, "inside AWS", "InternalFailure"),
     ],
 )  # fmt: skip
 async def test_client_errors_map_to_edgeroute_errors(
@@ -315,10 +322,13 @@ async def test_client_errors_map_to_edgeroute_errors(
     status: int,
     fields: dict[str, Any],
     expected: type[EdgerouteError],
-    text: str,
+    said: str,
+    logged: str,
 ) -> None:
     message = (
-        "Endpoint llama-endpoint of account 1 not found." if code == "ValidationError" else "x"
+        "Endpoint llama-endpoint of account 123456789012 not found."
+        if code == "ValidationError"
+        else "x"
     )
     stub.add_client_error(
         "invoke_endpoint",
@@ -327,10 +337,16 @@ async def test_client_errors_map_to_edgeroute_errors(
         http_status_code=status,
         modeled_fields=fields,
     )
-    with pytest.raises(expected, match=text) as caught:
+    with pytest.raises(expected, match=said) as caught:
         await SageMakerEndpoint().send(Kind.CHAT, CHAT, MODEL)
     assert type(caught.value) is expected
-    assert "llama-endpoint" in caught.value.message
+    # The caller reads the model's name; the endpoint's, the account and AWS's own words
+    # about the upstream are the server log's.
+    assert "'llama-sm'" in caught.value.message
+    assert caught.value.detail is not None
+    assert "llama-endpoint" in caught.value.detail and logged in caught.value.detail
+    body = json.dumps(caught.value.body())
+    assert "llama-endpoint" not in body and "123456789012" not in body
     if expected is UpstreamUnavailable:
         assert caught.value.headers["Retry-After"] in ("5", "30")
     if code == "AccessDeniedException":

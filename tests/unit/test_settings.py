@@ -94,6 +94,7 @@ def test_readme_defaults_are_the_models() -> None:
 def test_defaults() -> None:
     settings = Settings.from_env()
     assert Path(settings.registry) == REPO / "infra" / "models.yaml"
+    assert settings.registry_env_allow == ()
     assert settings.policy == ""
     assert settings.store == "sqlite"
     assert settings.sqlite_path == ".edgeroute/edgeroute.db"
@@ -115,6 +116,7 @@ def test_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     names = TableNames.with_prefix("t")
     env = {
         "EDGEROUTE_REGISTRY": "s3://bucket/config/models.yaml",
+        "EDGEROUTE_REGISTRY_ENV_ALLOW": "VLLM_API_KEY, TGI_URL,",
         "EDGEROUTE_POLICY": str(tmp_path / "routing.yaml"),
         "EDGEROUTE_STORE": "dynamodb",
         **names.as_env(),
@@ -136,6 +138,7 @@ def test_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     assert settings.registry == "s3://bucket/config/models.yaml"
+    assert settings.registry_env_allow == ("VLLM_API_KEY", "TGI_URL")
     assert settings.policy == str(tmp_path / "routing.yaml")
     assert settings.store == "dynamodb"
     assert settings.tables() == names
@@ -174,6 +177,11 @@ def test_settings_are_frozen_and_copied_with_changes() -> None:
         ("EDGEROUTE_KEY_CACHE_TTL", "5s", "expected a number of seconds, 0 or more, e.g. 5."),
         ("EDGEROUTE_KEY_CACHE_TTL", "-1", "expected a number of seconds, 0 or more, e.g. 5."),
         ("EDGEROUTE_STORE", "mysql", "expected 'sqlite' or 'dynamodb'."),
+        (
+            "EDGEROUTE_REGISTRY_ENV_ALLOW",
+            "VLLM_API_KEY,${AWS}",
+            "expected variable names separated by commas",
+        ),
         ("EDGEROUTE_MAX_BODY_BYTES", "-1", "expected a whole number of bytes above 0"),
         ("EDGEROUTE_MAX_CONNECTIONS", "many", "expected a whole number, 1 or more"),
         ("EDGEROUTE_CLASSIFY", "sometimes", "expected 'always' or 'auto'."),

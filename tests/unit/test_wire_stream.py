@@ -31,6 +31,7 @@ from edgeroute.wire.schemas import ChatCompletionRequest
 from edgeroute.wire.sse import DONE_EVENT, SSELines, encode_event
 from edgeroute.wire.validation import validation_error
 
+HOST = "http://10.0.7.3:8000/v1"  # where the upstream runs: the server log's to know
 HEAD = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "m"}
 
 
@@ -68,37 +69,51 @@ def test_sse_lines_join_a_character_split_across_parts() -> None:
 
 
 def test_reader_parses_chunks_and_stops_at_done() -> None:
-    reader = ChunkReader("Upstream for model 'm'")
+    reader = ChunkReader("Upstream for model 'm'", HOST)
     assert reader.read(json.dumps(_delta("Hi"))) == _delta("Hi")
     assert reader.read("  ") is None and not reader.done
     assert reader.read(" [DONE] ") is None and reader.done
 
 
+def _private(error: UpstreamError, *words: str) -> None:
+    """The upstream's words and its location are in the detail, for the log, never in
+    the caller's message."""
+    assert error.detail is not None
+    for word in (HOST, *words):
+        assert word in error.detail
+        assert word not in error.message and word not in json.dumps(error.body())
+
+
 def test_reader_names_the_upstream_in_a_malformed_line() -> None:
-    reader = ChunkReader("Upstream for model 'm'")
+    reader = ChunkReader("Upstream for model 'm'", HOST)
     with pytest.raises(UpstreamError, match="Upstream for model 'm' sent a malformed") as caught:
         reader.read('{"choices": [')
     assert caught.value.code == "upstream_malformed"
+    _private(caught.value, '{"choices": [')
     with pytest.raises(UpstreamError, match="not a JSON object") as caught:
         reader.read("[1, 2]")
     assert caught.value.code == "upstream_malformed"
+    _private(caught.value, "[1, 2]")
 
 
-def test_reader_raises_an_error_event_with_its_message() -> None:
-    reader = ChunkReader("Upstream for model 'm'")
-    with pytest.raises(UpstreamError, match="failed mid-stream: out of memory") as caught:
+def test_reader_raises_an_error_event_keeping_its_message_for_the_log() -> None:
+    reader = ChunkReader("Upstream for model 'm'", HOST)
+    with pytest.raises(UpstreamError, match="failed mid-stream") as caught:
         reader.read('{"error": {"message": "out of memory"}}')
     assert caught.value.code == "upstream_stream_error"
-    with pytest.raises(UpstreamError, match="failed mid-stream: boom"):
-        reader.read('{"error": "boom"}')
+    _private(caught.value, "out of memory")
+    with pytest.raises(UpstreamError, match="failed mid-stream") as caught:
+        reader.read('{"error": "Traceback (most recent call last)"}')
+    _private(caught.value, "Traceback")
 
 
 def test_reader_end_needs_a_finished_choice() -> None:
-    reader = ChunkReader("Upstream for model 'm'")
+    reader = ChunkReader("Upstream for model 'm'", HOST)
     reader.read(json.dumps(_delta("Hi")))
     with pytest.raises(UpstreamError, match="ended the stream before it finished") as caught:
         reader.end()
     assert caught.value.code == "upstream_truncated"
+    _private(caught.value)
     reader.read(json.dumps(_delta("", "stop", index=1)))
     reader.end()
 
@@ -109,17 +124,18 @@ def test_reader_applies_the_adapters_check() -> None:
             raise UpstreamError("not OpenAI", code="upstream_malformed")
         return dict(decoded)
 
-    reader = ChunkReader("SageMaker endpoint 'e'", check)
+    reader = ChunkReader("Upstream for model 'e'", HOST, check)
     with pytest.raises(UpstreamError, match="not OpenAI"):
         reader.read('{"token": {"text": "Hi"}}')
 
 
 def test_stream_ended_early_says_what_to_do() -> None:
-    error = stream_ended_early("Bedrock model 'x'")
+    error = stream_ended_early("Upstream for model 'x'", HOST)
     assert error.code == "upstream_truncated"
     assert str(error.body()["error"]["message"]).startswith(
-        "Bedrock model 'x' ended the stream before it finished"
+        "Upstream for model 'x' ended the stream before it finished"
     )
+    _private(error)
 
 
 # ---- building -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Render every failure in OpenAI's error shape: a status, a message naming the field
-and the fix, never a traceback."""
+and the fix, never a traceback; what only the server may know goes to its log."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def error_response(error: EdgerouteError, request_id: str | None = None) -> AnyT
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EdgerouteError)
     async def _edgeroute(request: Request, exc: EdgerouteError) -> AnyTextJSONResponse:
-        return error_response(exc, getattr(request.state, "request_id", None))
+        request_id = getattr(request.state, "request_id", None)
+        exc.log_detail(request_id)
+        return error_response(exc, request_id)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> AnyTextJSONResponse:
@@ -80,10 +82,7 @@ class InternalErrors:
             if started and not finished:
                 raise
             if not started:
-                error = InternalError(
-                    f"edgeroute hit an internal error (request {request_id}). It has been "
-                    "logged; retry, and report the request id if it persists.",
-                )
+                error = InternalError.logged(request_id)
                 await error_response(error, request_id)(scope, receive, send)
 
 

@@ -38,7 +38,7 @@ from edgeroute.batch.jsonl import (
     response_line,
     validated_payload,
 )
-from edgeroute.errors import EdgerouteError
+from edgeroute.errors import EdgerouteError, InternalError
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig
@@ -248,12 +248,14 @@ class BatchRunner:
             )
             result = await pipeline.run(self.gw, call)
         except EdgerouteError as exc:
+            exc.log_detail(request_id)
             if call is not None:
                 await pipeline.account_failure(self.gw, call, exc)
             return failure_line(line.custom_id, request_id, exc)
-        except Exception as exc:  # a bug or a store outage costs this line, not the job
-            log.exception("batch line %d failed", line.number)
-            return error_line(line.custom_id, "internal_error", f"{type(exc).__name__}: {exc}")
+        except Exception:  # a bug or a store outage costs this line, not the job
+            log.exception("batch line %d (request %s) failed", line.number, request_id)
+            error = InternalError.logged(request_id)
+            return error_line(line.custom_id, str(error.code), error.message)
         if not isinstance(result, pipeline.Buffered):  # stream flags are stripped above
             return error_line(line.custom_id, "internal_error", "unexpected streamed answer")
         await pipeline.settle_buffered(self.gw, call, result)

@@ -3,12 +3,18 @@
 Loaded from YAML at a local path or an ``s3://`` URI (``EDGEROUTE_REGISTRY``).
 String values may reference environment variables as ``${NAME}`` or
 ``${NAME:-default}`` so one file serves laptops and deployments alike.
+
+A registry reads only the environment variables it is allowed to (``${NAME}`` and
+``credential.env`` alike): names starting with ``EDGEROUTE_`` and those the operator
+lists in ``EDGEROUTE_REGISTRY_ENV_ALLOW``. Anything else (the function's AWS keys, say)
+is refused at load, so a registry cannot send it to an endpoint of its choosing.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -167,25 +173,63 @@ class Registry:
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Variables every registry may read; others only when listed in ENV_ALLOW_SETTING.
+ENV_NAMESPACE = "EDGEROUTE_"
+ENV_ALLOW_SETTING = "EDGEROUTE_REGISTRY_ENV_ALLOW"
 
 
-def _expand_env(value: Any) -> Any:
+def _check_readable(name: str, allowed: Collection[str], source: str, where: str) -> None:
+    if name.startswith(ENV_NAMESPACE) or name in allowed:
+        return
+    raise ConfigError(
+        f"{source}: {where}: the registry may not read the environment variable {name}: "
+        f"it reads only names starting with {ENV_NAMESPACE} and those listed in "
+        f"{ENV_ALLOW_SETTING}. Rename the variable to {ENV_NAMESPACE}{name}, or add "
+        f"{name} to {ENV_ALLOW_SETTING} (names separated by commas)."
+    )
+
+
+def _expand_env(value: Any, allowed: Collection[str], source: str, where: str) -> Any:
+    """``value`` with its ``${NAME}`` references replaced; ``where`` is its field path."""
     if isinstance(value, str):
-        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+
+        def substitute(match: re.Match[str]) -> str:
+            _check_readable(match.group(1), allowed, source, where)
+            return os.environ.get(match.group(1)) or (match.group(2) or "")
+
+        return _ENV_REF.sub(substitute, value)
     if isinstance(value, list):
-        return [_expand_env(v) for v in value]
+        return [
+            _expand_env(v, allowed, source, f"{where}.{_item_name(v, i)}")
+            for i, v in enumerate(value)
+        ]
     if isinstance(value, dict):
-        return {k: _expand_env(v) for k, v in value.items()}
+        return {
+            k: _expand_env(v, allowed, source, f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
     return value
 
 
-def parse_registry(text: str, source: str) -> Registry:
-    data = _expand_env(parse_yaml(text, source))
+def _item_name(item: Any, index: int) -> str:
+    """A list item as errors name it: a model by its name, anything else by position."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return str(name) if isinstance(name, str) else str(index)
+
+
+def parse_registry(text: str, source: str, env_allow: Collection[str] = ()) -> Registry:
+    """The registry in ``text``; ``env_allow`` lists the variables it may read beyond
+    ``EDGEROUTE_*`` (``Settings.registry_env_allow``)."""
+    data = _expand_env(parse_yaml(text, source), env_allow, source, "")
     parsed = validated(RegistryFile, data, source, "models")
+    for model in parsed.models:
+        if model.credential is not None and model.credential.env:
+            where = f"models.{model.name}.credential.env"
+            _check_readable(model.credential.env, env_allow, source, where)
     return Registry(parsed.models, source)
 
 
-def load_registry(location: str | os.PathLike[str]) -> Registry:
+def load_registry(location: str | os.PathLike[str], env_allow: Collection[str] = ()) -> Registry:
     """Load and validate a registry from a file path or an ``s3://bucket/key`` URI."""
     text = read_text(location, "registry file", "EDGEROUTE_REGISTRY")
-    return parse_registry(text, str(location))
+    return parse_registry(text, str(location), env_allow)

@@ -13,7 +13,7 @@ from edgeroute.upstreams.http import set_max_connections
 
 _settings = Settings.from_env()
 set_max_connections(_settings.max_connections)
-_registry = load_registry(_settings.registry)
+_registry = load_registry(_settings.registry, _settings.registry_env_allow)
 _store = open_store(_settings)
 _loop = asyncio.new_event_loop()  # kept, so the upstream HTTP pool survives between runs
 

@@ -120,7 +120,7 @@ def _first(values: dict[str, float], names: tuple[str, ...]) -> float | None:
 def _headers(model: ModelSpec) -> dict[str, str]:
     # Servers started with an API key may guard /metrics with it too.
     try:
-        return credentials.resolve(model.credential)
+        return credentials.resolve(model)
     except Exception:  # a missing credential must not stop the health check itself
         return {}
 

@@ -17,6 +17,7 @@ from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, Ups
 from edgeroute.pipeline.results import Buffered, Streamed
 from edgeroute.types import Json, Kind, Usage
 from edgeroute.upstreams import adapter_for
+from edgeroute.upstreams.base import upstream_for
 from edgeroute.wire.chunks import estimated_usage, usage_chunk, without_usage
 from edgeroute.wire.sse import DONE_EVENT, encode_event
 
@@ -141,13 +142,12 @@ async def execute_stream(
                 first = await anext(chunks)
         except StopAsyncIteration:
             last = UpstreamError(
-                f"Upstream for model '{model.name}' sent an empty stream.",
-                code="upstream_truncated",
+                f"{upstream_for(model)} sent an empty stream.", code="upstream_truncated"
             )
         except TimeoutError:
             await chunks.aclose()
             last = UpstreamTimeout(
-                f"Upstream for model '{model.name}' sent nothing within "
+                f"{upstream_for(model)} sent nothing within "
                 f"{targets[0].timeouts.total} s. Retry later.",
                 headers={"Retry-After": "5"},
             )
@@ -175,6 +175,7 @@ async def execute_stream(
 async def relay(
     answer: Streamed,
     *,
+    request_id: str,
     want_usage: bool,
     prompt_tokens: int,
     deadline: float,
@@ -182,9 +183,10 @@ async def relay(
 ) -> AsyncIterator[bytes]:
     """Pass chunks through as they arrive; end with usage and [DONE], or an error event.
 
-    ``on_done`` runs exactly once, shielded from cancellation: before ``[DONE]`` when the
-    stream completes, or at the end when it fails or the client hangs up (which also
-    closes the upstream request), so usage is never lost.
+    A failure's detail goes to the server log under ``request_id``; the caller's event
+    holds only its body. ``on_done`` runs exactly once, shielded from cancellation:
+    before ``[DONE]`` when the stream completes, or at the end when it fails or the
+    client hangs up (which also closes the upstream request), so usage is never lost.
     """
     model, rest = answer.model, answer.rest
     assert rest is not None
@@ -219,6 +221,7 @@ async def relay(
         yield DONE_EVENT
     except EdgerouteError as exc:
         status = exc.status_code
+        exc.log_detail(request_id)
         yield encode_event(exc.body())
     except BaseException:
         status = 499  # the client went away mid-stream

@@ -65,7 +65,7 @@ class Gateway:
         set_max_connections(settings.max_connections)
         configure_edge(settings)
         store = open_store(settings)
-        registry = load_registry(settings.registry)
+        registry = load_registry(settings.registry, settings.registry_env_allow)
         policy = load_policy(settings.policy or None)
         _warm_edge(registry)
         return cls(

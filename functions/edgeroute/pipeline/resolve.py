@@ -165,11 +165,11 @@ def skip_open_circuits(plan: Plan, health: Health, now: float) -> Plan:
     first = plan.targets[0]
     wait = max(int((open_until[first.name] or now) - now + 0.999), 1)
     raise UpstreamUnavailable(
-        f"Model '{first.name}' at {first.endpoint} failed repeatedly and is paused for "
-        f"{wait} s more (circuit open), and no fallback is available. Retry after {wait} s "
-        "or call another model.",
+        f"Model '{first.name}' failed repeatedly and is paused for {wait} s more (circuit "
+        f"open), and no fallback is available. Retry after {wait} s or call another model.",
         code="circuit_open",
         headers={"Retry-After": str(wait)},
+        detail=f"circuit {circuit_key(first)} is open",
     )
 
 

@@ -197,11 +197,12 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
 
     async def on_failure(model: ModelSpec, attempt: int, error: EdgerouteError) -> None:
         log.warning(
-            "request %s attempt %d on %s failed: %s",
+            "request %s attempt %d on %s failed: %s (%s)",
             call.request_id,
             attempt,
             model.name,
             error.code,
+            error.detail or error.message,
         )
         record = _failure_record(call, model, error, attempt, attempt_id(call.request_id, attempt))
         metrics.upstream_error(model.name)
@@ -288,6 +289,7 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
 
     events = relay(
         answer,
+        request_id=call.request_id,
         want_usage=call.want_usage,
         prompt_tokens=decided.prompt_tokens,
         deadline=deadline,

@@ -1,4 +1,5 @@
 """The embedded store: one SQLite file, used by ``edgeroute serve`` and on laptops.
+The file and its -wal and -shm side files are readable by their owner only (``files``).
 
 Queries take tens of microseconds, so they run inline on the event loop; a lock
 keeps the one connection safe when the CLI or threads share it. Counter updates
@@ -27,6 +28,7 @@ from edgeroute.store.base import (
     usage_from_json,
     usage_to_json,
 )
+from edgeroute.store.files import create_private, narrow
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -79,11 +81,16 @@ def _claimable(job: dict[str, Any], now: float) -> bool:
 class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        on_disk = self.path != ":memory:"
+        if on_disk:
+            # SQLite gives the -wal and -shm files the database file's mode: 0600 too.
+            create_private(Path(self.path))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        if on_disk:  # side files an older version left readable by others
+            for side in ("-wal", "-shm"):
+                narrow(Path(self.path + side))
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)

@@ -154,9 +154,8 @@ def _probe(args: argparse.Namespace, settings: Settings) -> int:
     from edgeroute.upstreams.http import set_max_connections
 
     set_max_connections(settings.max_connections)
-    return probe_command(
-        load_registry(settings.registry), _store(settings), ttl_s=settings.health_ttl_s
-    )
+    registry = load_registry(settings.registry, settings.registry_env_allow)
+    return probe_command(registry, _store(settings), ttl_s=settings.health_ttl_s)
 
 
 def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
@@ -170,7 +169,7 @@ def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
     configure_edge(settings)
     report = evaluate(
         Path(args.file),
-        load_registry(args.registry or settings.registry),
+        load_registry(args.registry or settings.registry, settings.registry_env_allow),
         load_policy(args.policy or settings.policy or None),
         output_tokens=args.output_tokens,
     )

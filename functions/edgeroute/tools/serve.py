@@ -1,14 +1,17 @@
 """`edgeroute serve`: the gateway as one local process on the embedded store.
 
 With ``--local-upstream`` it also starts llama.cpp's server (SmolLM2-135M) as the
-``small`` model, keeps a development key in ``.edgeroute/dev-key``, and prints
-copy-paste examples, so a fresh checkout answers requests with no GPU or network.
+``small`` model, keeps a development key in ``.edgeroute/dev-key`` (mode 0600), and
+prints copy-paste examples that read it from there (the key itself is never printed:
+the banner lands in logs), so a fresh checkout answers requests with no GPU or network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shlex
 from pathlib import Path
 
 import uvicorn
@@ -16,6 +19,7 @@ import uvicorn
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.store import Store
+from edgeroute.store.files import narrow, write_private
 from edgeroute.store.keys import hash_key, key_id_for, mint_key
 
 
@@ -24,32 +28,33 @@ async def _valid(store: Store, secret: str | None) -> bool:
     return record is not None and not record.revoked
 
 
-def _dev_key(store: Store, path: Path) -> str:
-    """The development key: reused while it is valid, minted (and saved 0600) otherwise."""
+def _dev_key(store: Store, path: Path) -> None:
+    """The development key: reused while it is valid, minted otherwise; its file is
+    readable by its owner only (0600, in a 0700 folder when edgeroute creates it)."""
     secret = path.read_text().strip() if path.is_file() else None
     if secret and asyncio.run(_valid(store, secret)):
-        return secret
+        narrow(path)  # a key file an older version left readable by others
+        return
     secret, record = mint_key("dev", tenant="dev")
     asyncio.run(store.put_key(record))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return secret
+    write_private(path, secret + "\n")
 
 
-def _banner(host: str, port: int, secret: str) -> str:
+def _banner(host: str, port: int, key_file: Path) -> str:
+    """Where to find the key, never the key: the banner lands in logs and scrollback."""
     base = f"http://{host}:{port}"
+    quoted = shlex.quote(str(key_file))
     return f"""
 edgeroute is listening on {base}
 
-  API key (development): {secret}
+  API key (development): in {key_file} (readable by you only)
 
   curl {base}/v1/chat/completions \\
-    -H "Authorization: Bearer {secret}" -H "Content-Type: application/json" \\
+    -H "Authorization: Bearer $(cat {quoted})" -H "Content-Type: application/json" \\
     -d '{{"model": "small", "messages": [{{"role": "user", "content": "Say hello"}}]}}'
 
   python -c 'from openai import OpenAI
-c = OpenAI(base_url="{base}/v1", api_key="{secret}")
+c = OpenAI(base_url="{base}/v1", api_key=open({json.dumps(str(key_file))}).read().strip())
 print(c.chat.completions.create(model="small",
       messages=[{{"role": "user", "content": "Say hello"}}]).choices[0].message.content)'
 """
@@ -66,9 +71,9 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
             os.environ["EDGEROUTE_LOCAL_LLM_URL"] = base_url
             print(f"local upstream (llama.cpp, SmolLM2-135M) ready at {base_url}", flush=True)
         gateway = Gateway.from_settings(settings)
-        key_file = Path(settings.sqlite_path).parent / "dev-key"
-        secret = _dev_key(gateway.store, key_file)
-        print(_banner(host, port, secret), flush=True)
+        key_file = (Path(settings.sqlite_path).parent / "dev-key").absolute()
+        _dev_key(gateway.store, key_file)
+        print(_banner(host, port, key_file), flush=True)
         uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning")
     finally:
         if proc is not None:

@@ -2,6 +2,9 @@
 service, region and timeouts; calls and event streams run on worker threads; AWS errors
 mapped to edgeroute's, naming the upstream the same way. boto3 is synchronous, so nothing
 here blocks the event loop.
+
+AWS's own error text (ARNs, account ids, IAM roles) and the resource and region an
+upstream runs in go in an error's detail, for the server log; callers read model names.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.upstreams.base import upstream_for
 from edgeroute.upstreams.http import max_connections
 
 T = TypeVar("T")
@@ -42,8 +46,8 @@ def region_for(model: ModelSpec) -> str | None:
 
 
 def describe(resource: str, model: ModelSpec) -> str:
-    """The upstream as errors name it: ``resource`` (say "Bedrock model") and its name,
-    with the registry's model name and the region."""
+    """Where the upstream runs, as the server log names it: ``resource`` (say "Bedrock
+    model") and its name, with the registry's model name and the region."""
     region = region_for(model) or "the default region"
     return f"{resource} '{model.wire_name}' (model '{model.name}', {region})"
 
@@ -193,63 +197,70 @@ _THROTTLED = re.compile(r"Throttl|TooManyRequests|QuotaExceeded")
 _DENIED = re.compile(r"AccessDenied|UnrecognizedClient|InvalidSignature|ExpiredToken|ClientToken")
 
 
-def map_aws_error(exc: Exception, model: ModelSpec, where: str, actions: str) -> EdgerouteError:
-    """The caller-visible error for what both AWS services share: throttling, IAM, network."""
+def map_aws_error(exc: Exception, model: ModelSpec, located: str, actions: str) -> EdgerouteError:
+    """The caller-visible error for what both AWS services share: throttling, IAM, network.
+    ``located`` (``describe``) and AWS's words go to the detail only."""
     import urllib3.exceptions
     from botocore import exceptions as bx
 
     code, message, _ = error_fields(exc)
+    where = upstream_for(model)
+    detail = f"{located}: {code}: {message}" if code else f"{located}: {type(exc).__name__}: {exc}"
     t = model.timeouts
     if _THROTTLED.search(code):
         return UpstreamUnavailable(
-            f"{where} is throttling edgeroute ({code}: {message}). Retry after 5 s, call "
-            "another model, or raise the account's quota.",
+            f"{where} is throttled by its provider. Retry after 5 s or call another model.",
             headers={"Retry-After": "5"},
+            detail=f"{detail}. Raise the account's quota if this persists.",
         )
     if code.startswith("ServiceUnavailable") or code == "ModelNotReadyException":
         wait = "30" if code == "ModelNotReadyException" else "5"
         return UpstreamUnavailable(
-            f"{where} is not ready to serve ({code}: {message}). Retry after {wait} s or "
-            "call another model.",
+            f"{where} is not ready to serve. Retry after {wait} s or call another model.",
             headers={"Retry-After": wait},
+            detail=detail,
         )
     if code.startswith("Internal"):
-        return UpstreamError(f"{where} failed inside AWS ({code}: {message}). Retry the request.")
+        return UpstreamError(f"{where} failed inside AWS. Retry the request.", detail=detail)
     if _DENIED.search(code) or isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UpstreamError(
-            f"{where} refused edgeroute's AWS credentials ({code or type(exc).__name__}: "
-            f"{message or exc}). An operator must grant the gateway's IAM role {actions}.",
+            f"{where} refused edgeroute's AWS credentials. This is the gateway's "
+            "configuration, not your request: call another model or retry later.",
             code="upstream_auth_failed",
+            detail=f"{detail}. An operator must grant the gateway's IAM role {actions}.",
         )
     if isinstance(exc, bx.NoRegionError):
         return UpstreamError(
-            f"No AWS region is known for model '{model.name}'. Set AWS_REGION, or give the "
-            "model an 'endpoint' URL that names its region."
+            f"{where} cannot be called: the gateway's configuration for it is incomplete. "
+            "Call another model.",
+            detail=f"No AWS region is known for model '{model.name}'. Set AWS_REGION, or "
+            "give the model an 'endpoint' URL that names its region.",
         )
     if isinstance(exc, bx.ReadTimeoutError | urllib3.exceptions.ReadTimeoutError):
         return UpstreamTimeout(
             f"{where} sent nothing for {t.read} s (the model's read timeout). Retry later "
-            "or raise 'timeouts.read'.",
+            "or call another model.",
             headers={"Retry-After": "5"},
+            detail=detail,
         )
     if isinstance(exc, bx.ConnectTimeoutError):
         return UpstreamTimeout(
             f"{where} did not accept a connection within {t.connect} s. Retry later or "
             "call another model.",
             headers={"Retry-After": "5"},
+            detail=detail,
         )
     cut = (bx.ConnectionClosedError, bx.ResponseStreamingError, urllib3.exceptions.ProtocolError)
     if isinstance(exc, cut):
         return UpstreamError(
-            f"{where} broke off its response ({exc}). Retry the request.",
+            f"{where} broke off its response. Retry the request.",
             code="upstream_truncated",
+            detail=detail,
         )
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionError):
         return UpstreamUnavailable(
-            f"{where} is unreachable ({exc}). Check the model's region and 'endpoint', or "
-            "call another model.",
+            f"{where} is unreachable. Retry after 5 s or call another model.",
             headers={"Retry-After": "5"},
+            detail=f"{detail}. Check the model's region and 'endpoint'.",
         )
-    if code:
-        return UpstreamError(f"{where} failed ({code}: {message}).")
-    return UpstreamError(f"{where} failed: {type(exc).__name__}: {exc}")
+    return UpstreamError(f"{where} failed. Retry the request or call another model.", detail=detail)

@@ -1,5 +1,9 @@
 """The one small interface every upstream adapter implements, the types it speaks, and
-the refusal every adapter words alike (a request longer than the model's context).
+what every adapter words alike: how a caller's message names the upstream, and the
+refusal of a request longer than the model's context.
+
+Callers' messages name an upstream by the registry's model name only; where it runs
+(URL, host, AWS resource, region) goes in the error's ``detail``, for the server log.
 
 Adapters take and return the OpenAI wire shape (plain dicts), whatever the
 protocol underneath, so the pipeline never branches on protocol.
@@ -29,11 +33,18 @@ class Upstream(Protocol):
         """
 
 
-def context_exceeded(target: str, detail: str) -> PayloadTooLarge:
+def upstream_for(model: ModelSpec) -> str:
+    """How a caller's message names the upstream: by model name, never by location."""
+    return f"Upstream for model '{model.name}'"
+
+
+def context_exceeded(target: str, reason: str, detail: str) -> PayloadTooLarge:
     """The upstream refused the request as too long for its context: the caller's to fix.
-    ``target`` names what the request does not fit; ``detail`` is the upstream's word."""
+    ``target`` names what the request does not fit; ``reason`` is the upstream's word
+    (about the caller's request, so theirs to read); ``detail`` says where it ran."""
     return PayloadTooLarge(
-        f"The request does not fit {target} ({detail}). Shorten 'messages' or lower 'max_tokens'.",
+        f"The request does not fit {target} ({reason}). Shorten 'messages' or lower 'max_tokens'.",
         param="messages",
         code="context_length_exceeded",
+        detail=detail,
     )

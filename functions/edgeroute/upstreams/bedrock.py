@@ -32,7 +32,7 @@ from edgeroute.errors import (
 )
 from edgeroute.types import Chunks, Json, Kind
 from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
-from edgeroute.upstreams.base import context_exceeded
+from edgeroute.upstreams.base import context_exceeded, upstream_for
 from edgeroute.upstreams.converse import ConverseStreamState, from_converse, to_converse
 from edgeroute.wire.chunks import stream_ended_early
 
@@ -41,42 +41,50 @@ MAX_EMBEDDING_INPUTS = 32  # Titan embeds one text per call; more would be slow 
 _TOO_LONG = re.compile(r"too long|too large|context (?:window|length)|too many (?:input )?tokens")
 
 
-def _where(model: ModelSpec) -> str:
+def _located(model: ModelSpec) -> str:
     return describe("Bedrock model", model)
 
 
 def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
     code, message, _ = error_fields(exc)
-    where = _where(model)
+    where, located = upstream_for(model), _located(model)
+    detail = f"{located}: {code}: {message}"
     registry_fix = "An operator must fix the model's 'upstream_model' in the registry"
+    misconfigured = (
+        f"{where} cannot be called: the gateway's configuration for it is wrong. "
+        "Call another model."
+    )
     if code == "ValidationException":
         lowered = message.lower()
         if _TOO_LONG.search(lowered):
-            return context_exceeded(where, message)
+            return context_exceeded(f"model '{model.name}'", message, detail)
         if "model identifier is invalid" in lowered or "on-demand throughput" in lowered:
             return UpstreamError(
-                f"{where} cannot be invoked as named ({message}). {registry_fix}: a model ID "
-                "enabled in this region, or an inference profile ID such as 'us.<model id>'."
+                misconfigured,
+                detail=f"{detail}. {registry_fix}: a model ID enabled in this region, or an "
+                "inference profile ID such as 'us.<model id>'.",
             )
-        return InvalidRequest(f"{where} rejected the request: {message}")
+        return InvalidRequest(f"{where} rejected the request: {message}", detail=detail)
     if code == "ResourceNotFoundException":
-        return UpstreamError(f"{where} was not found ({message}). {registry_fix}.")
+        return UpstreamError(misconfigured, detail=f"{detail}. {registry_fix}.")
     if code == "ModelTimeoutException":
         return UpstreamTimeout(
-            f"{where} took too long to answer ({message}). Retry later or lower 'max_tokens'.",
+            f"{where} took too long to answer. Retry later or lower 'max_tokens'.",
             headers={"Retry-After": "5"},
+            detail=detail,
         )
     if code == "ModelErrorException":
-        return UpstreamError(f"{where} failed while generating ({message}). Retry the request.")
+        return UpstreamError(f"{where} failed while generating. Retry the request.", detail=detail)
     if code == "ModelStreamErrorException":
         return UpstreamError(
-            f"{where} failed mid-stream ({message}). The response is incomplete; retry it.",
+            f"{where} failed mid-stream. The response is incomplete; retry it.",
             code="upstream_stream_error",
+            detail=detail,
         )
     return map_aws_error(
         exc,
         model,
-        where,
+        located,
         "bedrock:InvokeModel and bedrock:InvokeModelWithResponseStream on this model "
         "(and model access in the Bedrock console)",
     )
@@ -135,7 +143,9 @@ class BedrockConverse:
                 return await asyncio.to_thread(_embed, texts, payload, model)
             except (KeyError, TypeError, ValueError) as exc:
                 raise UpstreamError(
-                    f"{_where(model)} answered without an 'embedding'.", code="upstream_malformed"
+                    f"{upstream_for(model)} answered without an 'embedding'.",
+                    code="upstream_malformed",
+                    detail=f"{_located(model)}: {type(exc).__name__}: {exc}",
                 ) from exc
             except Exception as exc:
                 raise _map_error(exc, model) from exc
@@ -162,4 +172,4 @@ class BedrockConverse:
                 for chunk in state.on(event):
                     yield chunk
             if not state.stopped:
-                raise stream_ended_early(_where(model))
+                raise stream_ended_early(upstream_for(model), _located(model))

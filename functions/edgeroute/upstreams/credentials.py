@@ -2,39 +2,53 @@
 
 Environment variables are read on each call (cheap); secrets come from Secrets
 Manager or SSM Parameter Store through Powertools Parameters, which caches them.
+A failure tells the caller only that the gateway's configuration is at fault; the
+variable's or secret's name goes to the error's detail, for the server log.
 """
 
 from __future__ import annotations
 
 import os
 
-from edgeroute.config.registry import Credential
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
+from edgeroute.upstreams.base import upstream_for
 
 _SECRET_MAX_AGE_S = 300
 
 
-def resolve(credential: Credential | None) -> dict[str, str]:
-    """The headers that authenticate edgeroute to an upstream (empty when none is set)."""
+def resolve(model: ModelSpec) -> dict[str, str]:
+    """The headers that authenticate edgeroute to the model's upstream (empty when none)."""
+    credential = model.credential
     if credential is None:
         return {}
     value: str | None = None
     if credential.env:
         value = os.environ.get(credential.env)
         if not value and credential.required:
-            raise UpstreamError(
-                f"The upstream credential variable {credential.env} is not set. "
+            raise _unreadable(
+                model,
+                f"the upstream credential variable {credential.env} is not set. "
                 "An operator must set it where edgeroute runs.",
-                code="upstream_credential_missing",
             )
     elif credential.secret:
-        value = _secret(credential.secret)
+        value = _secret(model, credential.secret)
     if not value:
         return {}
     return {credential.header: f"{credential.scheme} {value}".strip()}
 
 
-def _secret(name: str) -> str:
+def _unreadable(model: ModelSpec, detail: str) -> UpstreamError:
+    return UpstreamError(
+        f"{upstream_for(model)} cannot be called: edgeroute could not read its credential. "
+        "This is the gateway's configuration, not your request: call another model or "
+        "retry later.",
+        code="upstream_credential_missing",
+        detail=f"model '{model.name}': {detail}",
+    )
+
+
+def _secret(model: ModelSpec, name: str) -> str:
     """A secret from Secrets Manager, or SSM when the name is a /path; cached 5 minutes."""
     from aws_lambda_powertools.utilities import parameters
 
@@ -43,8 +57,8 @@ def _secret(name: str) -> str:
             return str(parameters.get_parameter(name, decrypt=True, max_age=_SECRET_MAX_AGE_S))
         return str(parameters.get_secret(name, max_age=_SECRET_MAX_AGE_S))
     except Exception as exc:  # missing secret, AccessDenied, throttling: not the caller's fault
-        raise UpstreamError(
-            f"The upstream credential '{name}' could not be read ({type(exc).__name__}). "
+        raise _unreadable(
+            model,
+            f"the upstream credential '{name}' could not be read ({type(exc).__name__}: {exc}). "
             "An operator must check the secret and the function's permission to read it.",
-            code="upstream_credential_missing",
         ) from exc

@@ -26,7 +26,7 @@ from edgeroute.errors import (
     UpstreamUnavailable,
 )
 from edgeroute.types import Json
-from edgeroute.upstreams.base import context_exceeded
+from edgeroute.upstreams.base import context_exceeded, upstream_for
 from edgeroute.upstreams.credentials import resolve
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
@@ -75,7 +75,7 @@ async def post_json(url: str, body: Json, model: ModelSpec) -> httpx.Response:
     upstream, or a non-2xx answer, raises what the caller should see."""
     try:
         response = await shared_client().post(
-            url, json=body, headers=resolve(model.credential), timeout=timeout_for(model)
+            url, json=body, headers=resolve(model), timeout=timeout_for(model)
         )
     except httpx.HTTPError as exc:
         raise map_transport_error(exc, model) from exc
@@ -96,7 +96,7 @@ async def event_stream(
         "POST",
         url,
         json=body,
-        headers={**resolve(model.credential), "Accept": "text/event-stream"},
+        headers={**resolve(model), "Accept": "text/event-stream"},
         timeout=timeout_for(model),
     )
     try:
@@ -122,39 +122,44 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def map_transport_error(exc: Exception, model: ModelSpec) -> UpstreamError:
-    """Turn a client-side failure into the caller-visible error naming the endpoint."""
-    where = f"model '{model.name}' at {model.endpoint}"
+    """Turn a client-side failure into the caller-visible error; the endpoint and the
+    failure's own text go to the detail."""
+    where = upstream_for(model)
     chain = _chain(exc)
     cause = chain[-1]
+    detail = f"{model.endpoint}: {type(cause).__name__}: {cause}"
 
     def seen(*types: type[BaseException]) -> bool:
         return any(isinstance(link, types) for link in chain)
 
     if seen(aiohttp.ClientConnectorError, ConnectionRefusedError, httpx.ConnectError):
         return UpstreamUnavailable(
-            f"Upstream for {where} is unreachable ({cause}). Check that the endpoint is "
-            "running, or call another model.",
+            f"{where} is unreachable. Retry after 5 s or call another model.",
             headers={"Retry-After": "5"},
+            detail=detail,
         )
     if seen(aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError):
         return UpstreamUnavailable(
-            f"Upstream for {where} closed the connection before answering. Retry the request.",
+            f"{where} closed the connection before answering. Retry the request.",
             code="upstream_connection_reset",
             headers={"Retry-After": "1"},
+            detail=detail,
         )
     if seen(TimeoutError, httpx.TimeoutException):
         return UpstreamTimeout(
-            f"Upstream for {where} did not answer within its timeouts "
+            f"{where} did not answer within its timeouts "
             f"(connect {model.timeouts.connect}s, read {model.timeouts.read}s, "
-            f"total {model.timeouts.total}s). Retry later or raise the model's timeouts.",
+            f"total {model.timeouts.total}s). Retry later or call another model.",
             headers={"Retry-After": "5"},
+            detail=detail,
         )
     if seen(aiohttp.ClientPayloadError, httpx.ReadError):
         return UpstreamError(
-            f"Upstream for {where} broke off its response ({cause}). Retry the request.",
+            f"{where} broke off its response. Retry the request.",
             code="upstream_truncated",
+            detail=detail,
         )
-    return UpstreamError(f"Upstream for {where} failed: {type(cause).__name__}: {cause}")
+    return UpstreamError(f"{where} failed. Retry the request or call another model.", detail=detail)
 
 
 def _upstream_message(body: bytes) -> str:
@@ -175,29 +180,34 @@ def map_status_error(
     status: int, body: bytes, headers: httpx.Headers, model: ModelSpec
 ) -> UpstreamError | PayloadTooLarge | InvalidRequest:
     """Map an upstream's non-2xx answer to what the caller should see: the caller's own
-    mistakes (too long, rejected) as theirs, everything else as the upstream's."""
-    where = f"model '{model.name}' at {model.endpoint}"
+    mistakes (too long, rejected) as theirs, with the upstream's reason; everything else
+    as the upstream's, its words kept for the server log."""
+    where = upstream_for(model)
     message = _upstream_message(body)
+    detail = f"{model.endpoint} answered {status}: {message}"
     if status == 400 and ("context" in message.lower() or b"exceed_context" in body):
         return context_exceeded(
-            f"{where}'s context window of {model.context_window} tokens", message
+            f"model '{model.name}' (context window of {model.context_window} tokens)",
+            message,
+            detail,
         )
     if status in (400, 422):
-        return InvalidRequest(f"Upstream for {where} rejected the request: {message}")
+        return InvalidRequest(f"{where} rejected the request: {message}", detail=detail)
     if status in (401, 403):
         return UpstreamError(
-            f"Upstream for {where} rejected edgeroute's credential ({status}). "
-            "An operator must fix the model's 'credential' in the registry.",
+            f"{where} refused edgeroute's credential ({status}). This is the gateway's "
+            "configuration, not your request: call another model or retry later.",
             code="upstream_auth_failed",
+            detail=f"{detail}. An operator must fix the model's 'credential' in the registry.",
         )
     if status == 429 or status == 503:
         given = headers.get("retry-after", "")
         retry_after = given if given.isdigit() else "5"  # an HTTP date or junk: our default
         return UpstreamUnavailable(
-            f"Upstream for {where} is overloaded ({status}: {message}). "
-            f"Retry after {retry_after} s or call another model.",
+            f"{where} is overloaded ({status}). Retry after {retry_after} s or call another model.",
             headers={"Retry-After": retry_after},
+            detail=detail,
         )
     if status == 504:
-        return UpstreamTimeout(f"Upstream for {where} timed out ({message}). Retry later.")
-    return UpstreamError(f"Upstream for {where} failed with status {status}: {message}")
+        return UpstreamTimeout(f"{where} timed out ({status}). Retry later.", detail=detail)
+    return UpstreamError(f"{where} failed with status {status}. Retry the request.", detail=detail)

@@ -7,6 +7,7 @@ from httpx_sse import SSEError
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
 from edgeroute.types import Chunks, Json, Kind
+from edgeroute.upstreams.base import upstream_for
 from edgeroute.upstreams.http import event_stream, post_json
 from edgeroute.wire.chunks import ChunkReader
 
@@ -23,20 +24,22 @@ class OpenAICompatible:
             body = response.json()
         except ValueError as exc:
             raise UpstreamError(
-                f"Upstream for model '{model.name}' answered with invalid JSON. "
+                f"{upstream_for(model)} answered with invalid JSON. "
                 "Retry the request or call another model.",
                 code="upstream_malformed",
+                detail=f"{model.endpoint}: {response.text[:200]!r}",
             ) from exc
         if not isinstance(body, dict):
             raise UpstreamError(
-                f"Upstream for model '{model.name}' answered with JSON that is not an object.",
+                f"{upstream_for(model)} answered with JSON that is not an object.",
                 code="upstream_malformed",
+                detail=f"{model.endpoint}: {response.text[:200]!r}",
             )
         return body
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         async with event_stream(_url(model, kind), payload, model) as events:
-            reader = ChunkReader(f"Upstream for model '{model.name}'")
+            reader = ChunkReader(upstream_for(model), model.endpoint)
             try:
                 async for event in events:
                     chunk = reader.read(event.data)
@@ -47,7 +50,8 @@ class OpenAICompatible:
                 reader.end()
             except SSEError as exc:  # answered, but not with a stream: the upstream's doing
                 raise UpstreamError(
-                    f"Upstream for model '{model.name}' did not answer with an event stream "
-                    f"({exc}). Retry without 'stream', or check the model's protocol.",
+                    f"{upstream_for(model)} did not answer with an event stream. Retry "
+                    "without 'stream', or call another model.",
                     code="upstream_not_streaming",
+                    detail=f"{model.endpoint}: {exc}. Check the model's protocol.",
                 ) from exc

@@ -36,57 +36,65 @@ from edgeroute.errors import (
 )
 from edgeroute.types import Chunks, Json, Kind
 from edgeroute.upstreams.aws import aws_client, describe, error_fields, event_stream, map_aws_error
-from edgeroute.upstreams.base import context_exceeded
+from edgeroute.upstreams.base import context_exceeded, upstream_for
 from edgeroute.wire.chunks import ChunkReader
 from edgeroute.wire.sse import SSELines
 
 SERVICE = "sagemaker-runtime"
 
 
-def _where(model: ModelSpec) -> str:
+def _located(model: ModelSpec) -> str:
     return describe("SageMaker endpoint", model)
 
 
 def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
     code, message, response = error_fields(exc)
-    where = _where(model)
+    where, located = upstream_for(model), _located(model)
     if code == "ModelError":
         # The container answered with an error; its own status says whose fault it was.
         status = response.get("OriginalStatusCode")
         original = str(response.get("OriginalMessage") or message)[:500]
         logs = response.get("LogStreamArn")
+        detail = f"{located}: the container answered {status}: {original}" + (
+            f" (logs: {logs})" if logs else ""
+        )
         if status == 413 or (status == 400 and "context" in original.lower()):
-            return context_exceeded(where, original)
-        if status in (400, 422):
-            return InvalidRequest(f"{where} rejected the request: {original}")
+            return context_exceeded(f"model '{model.name}'", original, detail)
+        if status in (400, 422):  # about the caller's request: theirs to read
+            return InvalidRequest(f"{where} rejected the request: {original}", detail=detail)
         if status in (429, 503):
             return UpstreamUnavailable(
-                f"{where} is overloaded ({status}: {original}). Retry after 5 s or call "
-                "another model.",
+                f"{where} is overloaded ({status}). Retry after 5 s or call another model.",
                 headers={"Retry-After": "5"},
+                detail=detail,
             )
         return UpstreamError(
-            f"{where}'s container failed with status {status}: {original}"
-            + (f" (logs: {logs})" if logs else "")
+            f"{where} failed with status {status}. Retry the request or call another model.",
+            detail=detail,
         )
+    detail = f"{located}: {code}: {message}"
     if code == "ValidationError":
         lowered = message.lower()
         if "not found" in lowered:
             return UpstreamError(
-                f"{where} does not exist ({message}). An operator must fix the model's "
-                "'upstream_model' (the endpoint name) or its region in the registry."
+                f"{where} cannot be called: the gateway's configuration for it is wrong. "
+                "Call another model.",
+                detail=f"{detail}. An operator must fix the model's 'upstream_model' (the "
+                "endpoint name) or its region in the registry.",
             )
         if "too large" in lowered or "exceed" in lowered:
-            return PayloadTooLarge(f"{where} refused the request body: {message}")
-        return InvalidRequest(f"{where} rejected the request: {message}")
+            return PayloadTooLarge(
+                f"{where} refused the request body as too large. Send fewer or shorter inputs.",
+                detail=detail,
+            )
+        return InvalidRequest(f"{where} rejected the request: {message}", detail=detail)
     if code in ("ModelStreamError", "InternalStreamFailure"):
-        detail = response.get("ErrorCode") or code
         return UpstreamError(
-            f"{where} failed mid-stream ({detail}: {message}). The response is incomplete; "
-            "retry it.",
+            f"{where} failed mid-stream. The response is incomplete; retry it.",
             code="upstream_stream_error",
+            detail=f"{located}: {response.get('ErrorCode') or code}: {message}",
         )
-    return map_aws_error(exc, model, where, "sagemaker:InvokeEndpoint(WithResponseStream)")
+    return map_aws_error(exc, model, located, "sagemaker:InvokeEndpoint(WithResponseStream)")
 
 
 def request_body(payload: Json) -> bytes:
@@ -97,10 +105,11 @@ def _checked(kind: Kind, data: Any, model: ModelSpec) -> Json:
     key = "data" if kind is Kind.EMBEDDINGS else "choices"
     if not isinstance(data, dict) or (key not in data and "usage" not in data):
         raise UpstreamError(
-            f"{_where(model)} answered with something that is not an OpenAI {kind.value} "
-            f"response ({str(data)[:80]!r}). Serve the model with a container that speaks the "
-            "OpenAI API (LMI, vLLM, TGI Messages) or use another protocol.",
+            f"{upstream_for(model)} answered with something that is not an OpenAI "
+            f"{kind.value} response. Call another model.",
             code="upstream_malformed",
+            detail=f"{_located(model)}: {str(data)[:200]!r}. Serve the model with a container "
+            "that speaks the OpenAI API (LMI, vLLM, TGI Messages) or use another protocol.",
         )
     return data
 
@@ -130,16 +139,19 @@ class SageMakerEndpoint:
             data = json.loads(raw)
         except ValueError as exc:
             raise UpstreamError(
-                f"{_where(model)} answered with invalid JSON ({raw[:80]!r}). Retry the request "
-                "or call another model.",
+                f"{upstream_for(model)} answered with invalid JSON. Retry the request or call "
+                "another model.",
                 code="upstream_malformed",
+                detail=f"{_located(model)}: {raw[:200]!r}",
             ) from exc
         return _checked(kind, data, model)
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
         body = request_body({**payload, "stream": True})
         lines = SSELines()
-        reader = ChunkReader(_where(model), lambda decoded: _checked(kind, decoded, model))
+        reader = ChunkReader(
+            upstream_for(model), _located(model), lambda decoded: _checked(kind, decoded, model)
+        )
         opened = event_stream(lambda: _invoke(model, body, stream=True), model, _map_error)
         async with opened as events:
             async for event in events:

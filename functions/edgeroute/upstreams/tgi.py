@@ -13,6 +13,7 @@ from typing import Any
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest, UpstreamError
 from edgeroute.types import Chunks, Json, Kind, Usage
+from edgeroute.upstreams.base import upstream_for
 from edgeroute.upstreams.http import event_stream, post_json
 from edgeroute.wire.chunks import (
     answer_choice,
@@ -86,8 +87,9 @@ class TGINative:
             text = str(data["generated_text"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise UpstreamError(
-                f"TGI upstream for model '{model.name}' answered without 'generated_text'.",
+                f"{upstream_for(model)} answered without 'generated_text'.",
                 code="upstream_malformed",
+                detail=f"{model.endpoint}: {response.text[:200]!r}",
             ) from exc
         details = data.get("details") or {}
         prefill = details.get("prefill")
@@ -120,13 +122,16 @@ class TGINative:
                     special = (data.get("token") or {}).get("special", False)
                 except (ValueError, AttributeError) as exc:
                     raise UpstreamError(
-                        f"TGI upstream for model '{model.name}' sent a malformed stream event.",
+                        f"{upstream_for(model)} sent a malformed stream event.",
                         code="upstream_malformed",
+                        detail=f"{model.endpoint}: {event.data[:200]!r}",
                     ) from exc
                 if data.get("error"):
                     raise UpstreamError(
-                        f"TGI upstream for model '{model.name}' failed mid-stream: {data['error']}",
+                        f"{upstream_for(model)} failed mid-stream. The response is "
+                        "incomplete; retry it.",
                         code="upstream_stream_error",
+                        detail=f"{model.endpoint}: {data['error']}",
                     )
                 details = data.get("details")
                 finish = _FINISH.get(str(details.get("finish_reason")), "stop") if details else None
@@ -136,4 +141,4 @@ class TGINative:
                     usage = Usage(estimate_tokens(prompt), details.get("generated_tokens") or 0)
                     yield usage_chunk(head, usage.to_openai())
                     return
-            raise stream_ended_early(f"TGI upstream for model '{model.name}'")
+            raise stream_ended_early(upstream_for(model), model.endpoint)

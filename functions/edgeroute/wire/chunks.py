@@ -113,21 +113,24 @@ def estimated_usage(prompt_tokens: int, answers: Iterable[Json]) -> Usage:
 # ---- reading a stream ----------------------------------------------------------------------
 
 
-def stream_ended_early(where: str) -> UpstreamError:
-    """The error every adapter raises when a stream closes before its last chunk."""
+def stream_ended_early(where: str, located: str) -> UpstreamError:
+    """The error every adapter raises when a stream closes before its last chunk.
+    ``where`` names the upstream for the caller; ``located`` says where it runs (the log's)."""
     return UpstreamError(
         f"{where} ended the stream before it finished. The response is incomplete; retry it.",
         code="upstream_truncated",
+        detail=f"{located}: the stream closed before its last chunk",
     )
 
 
-def _an_object(where: str) -> Callable[[Any], Json]:
+def _an_object(where: str, located: str) -> Callable[[Any], Json]:
     def check(decoded: Any) -> Json:
         if not isinstance(decoded, dict):
             raise UpstreamError(
                 f"{where} sent a stream event that is not a JSON object. The response is "
                 "incomplete; retry it.",
                 code="upstream_malformed",
+                detail=f"{located}: {str(decoded)[:200]!r}",
             )
         return decoded
 
@@ -137,14 +140,19 @@ def _an_object(where: str) -> Callable[[Any], Json]:
 class ChunkReader:
     """Reads the ``data:`` payloads of one OpenAI event stream into chunks.
 
-    ``where`` names the upstream in errors ("Upstream for model 'x'"); ``check`` turns a
-    decoded event into a chunk or raises (by default: it must be a JSON object). A
-    malformed event or an ``error`` event raises ``UpstreamError``.
+    ``where`` names the upstream in the caller's errors ("Upstream for model 'x'");
+    ``located`` says where it runs, in their detail only; ``check`` turns a decoded
+    event into a chunk or raises (by default: it must be a JSON object). A malformed
+    event or an ``error`` event raises ``UpstreamError``, the upstream's words in its
+    detail (they may name hosts or hold a stack trace).
     """
 
-    def __init__(self, where: str, check: Callable[[Any], Json] | None = None) -> None:
+    def __init__(
+        self, where: str, located: str, check: Callable[[Any], Json] | None = None
+    ) -> None:
         self.where = where
-        self._check = check or _an_object(where)
+        self.located = located
+        self._check = check or _an_object(where, located)
         self._finished: set[int] = set()  # indexes of the choices that sent a finish_reason
         self.done = False  # the upstream sent [DONE]
 
@@ -160,15 +168,18 @@ class ChunkReader:
             decoded = json.loads(text)
         except ValueError as exc:
             raise UpstreamError(
-                f"{self.where} sent a malformed stream event ({text[:80]!r}). The response is "
-                "incomplete; retry it.",
+                f"{self.where} sent a malformed stream event. The response is incomplete; "
+                "retry it.",
                 code="upstream_malformed",
+                detail=f"{self.located}: {text[:200]!r}",
             ) from exc
         if isinstance(decoded, dict) and "error" in decoded:
             error = decoded["error"]
             message = error.get("message") if isinstance(error, dict) else error
             raise UpstreamError(
-                f"{self.where} failed mid-stream: {message}", code="upstream_stream_error"
+                f"{self.where} failed mid-stream. The response is incomplete; retry it.",
+                code="upstream_stream_error",
+                detail=f"{self.located}: {message}",
             )
         event = self._check(decoded)
         for choice in event.get("choices") or ():
@@ -179,4 +190,4 @@ class ChunkReader:
     def end(self) -> None:
         """The stream closed without ``[DONE]``: it must at least have finished a choice."""
         if not self._finished:
-            raise stream_ended_early(self.where)
+            raise stream_ended_early(self.where, self.located)
