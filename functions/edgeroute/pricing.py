@@ -55,8 +55,11 @@ def completions_asked(payload: Json) -> int:
 
 
 def cost_micros(model: ModelSpec, prompt_tokens: int, completion_tokens: int) -> int:
-    """What these tokens cost on this model, in integer micro-dollars."""
-    return round(model.price.cost_usd(prompt_tokens, completion_tokens) * 1_000_000)
+    """What these tokens cost on this model, in integer micro-dollars: rounded, but never
+    down to zero when they cost anything, so nothing priced passes as free (under an
+    ``x-edgeroute-max-cost`` of 0, or a budget that is used up)."""
+    micros = model.price.cost_usd(prompt_tokens, completion_tokens) * 1_000_000
+    return max(round(micros), 1) if micros > 0 else 0
 
 
 @dataclass(frozen=True)

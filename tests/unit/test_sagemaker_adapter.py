@@ -31,9 +31,9 @@ from botocore.validate import validate_parameters
 
 from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.errors import (
+    ContextLengthExceeded,
     EdgerouteError,
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -298,7 +298,7 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
         ("ModelError", 424, {"OriginalStatusCode": 400, "OriginalMessage": "bad temperature"},
          InvalidRequest, "bad temperature"),
         ("ModelError", 424, {"OriginalStatusCode": 400, "OriginalMessage": "exceeds context"},
-         PayloadTooLarge, "Shorten 'messages'"),
+         ContextLengthExceeded, "Shorten 'messages'"),
         ("ModelError", 424, {"OriginalStatusCode": 500, "OriginalMessage": "boom",
                              "LogStreamArn": "arn:aws:logs:x"}, UpstreamError, "arn:aws:logs:x"),
         ("ValidationError", 400, {}, UpstreamError, "fix the model's 'upstream_model'"),

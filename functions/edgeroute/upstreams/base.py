@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import PayloadTooLarge
+from edgeroute.errors import ContextLengthExceeded
 from edgeroute.types import Chunks, Json, Kind
 
 
@@ -29,11 +29,10 @@ class Upstream(Protocol):
         """
 
 
-def context_exceeded(target: str, detail: str) -> PayloadTooLarge:
+def context_exceeded(target: str, detail: str) -> ContextLengthExceeded:
     """The upstream refused the request as too long for its context: the caller's to fix.
     ``target`` names what the request does not fit; ``detail`` is the upstream's word."""
-    return PayloadTooLarge(
+    return ContextLengthExceeded(
         f"The request does not fit {target} ({detail}). Shorten 'messages' or lower 'max_tokens'.",
         param="messages",
-        code="context_length_exceeded",
     )

@@ -20,7 +20,6 @@ from httpx_sse import EventSource, ServerSentEvent
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -173,7 +172,7 @@ def _upstream_message(body: bytes) -> str:
 
 def map_status_error(
     status: int, body: bytes, headers: httpx.Headers, model: ModelSpec
-) -> UpstreamError | PayloadTooLarge | InvalidRequest:
+) -> UpstreamError | InvalidRequest:
     """Map an upstream's non-2xx answer to what the caller should see: the caller's own
     mistakes (too long, rejected) as theirs, everything else as the upstream's."""
     where = f"model '{model.name}' at {model.endpoint}"
