@@ -71,6 +71,15 @@ class InvalidRequest(EdgerouteError):
     default_code = "invalid_request"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt (plus the output asked for) does not fit the model's context window.
+
+    A 400, as OpenAI answers it, so SDK users catch it as ``BadRequestError`` with code
+    ``context_length_exceeded``; 413 stays for request bodies over the byte limit."""
+
+    default_code = "context_length_exceeded"
+
+
 class AuthenticationFailed(EdgerouteError):
     status_code = 401
     error_type = "authentication_error"

@@ -57,8 +57,8 @@ def completions_asked(payload: Json) -> int:
 
 def cost_micros(model: ModelSpec, prompt_tokens: int, completion_tokens: int) -> int:
     """What these tokens cost on this model, in integer micro-dollars, rounded up: a
-    request that costs anything is charged at least one, so a stream of tiny requests
-    cannot run past a budget at $0 each."""
+    request that costs anything is charged at least one, so nothing priced passes as free
+    (a stream of tiny requests past a budget, or under an ``x-edgeroute-max-cost`` of 0)."""
     price = model.price
     # Dollars per million tokens times tokens is micro-dollars; the epsilon keeps float
     # noise (0.1 + 0.2) from adding a micro-dollar to an exact figure.

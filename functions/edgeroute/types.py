@@ -43,6 +43,11 @@ class Kind(StrEnum):
     def capability(self) -> Capability:
         return _CAPABILITIES[self]
 
+    @property
+    def prompt_param(self) -> str:
+        """The body field that carries what the model reads, as errors name it."""
+        return _PROMPT_PARAMS[self]
+
     @classmethod
     def from_path(cls, path: str) -> Kind | None:
         return _BY_PATH.get(path)
@@ -55,6 +60,12 @@ _PATHS = {
     Kind.MODERATIONS: "/v1/moderations",
 }
 _BY_PATH = {path: kind for kind, path in _PATHS.items()}
+_PROMPT_PARAMS = {
+    Kind.CHAT: "messages",
+    Kind.COMPLETIONS: "prompt",
+    Kind.EMBEDDINGS: "input",
+    Kind.MODERATIONS: "input",
+}
 _CAPABILITIES = {
     Kind.CHAT: Capability.CHAT,
     Kind.COMPLETIONS: Capability.COMPLETIONS,

@@ -72,7 +72,7 @@ async def test_one_store_round_trip_before_the_upstream(
     # The first request of a minute reads the minute before once (sliding limits): keep
     # the warm-up and the measured request in one minute.
     if time.time() % 60 > 55:
-        time.sleep(60 - time.time() % 60 + 0.1)
+        await asyncio.sleep(60 - time.time() % 60 + 0.1)
     secret, record = mint_key("hot", limits=KeyLimits(rpm=100, tpm=100_000, tokens_per_day=10**6))
     await gateway.store.put_key(record)
 

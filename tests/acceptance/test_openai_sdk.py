@@ -240,13 +240,14 @@ def test_body_too_large_is_413(gateway: GatewayProcess, api_key: str) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
-def test_context_too_large_is_413(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as caught:
+def test_context_too_large_is_400_as_openai_answers(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model="smollm2-135m",
             messages=[{"role": "user", "content": "word " * 12000}],
         )
-    assert caught.value.status_code == 413
+    assert error_field(caught.value, "code") == "context_length_exceeded"
+    assert error_field(caught.value, "param") == "messages"
     assert "context window of 2048" in caught.value.message
 
 

@@ -19,9 +19,9 @@ from botocore.stub import ANY, Stubber
 
 from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.errors import (
+    ContextLengthExceeded,
     EdgerouteError,
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -301,8 +301,8 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
     [
         ("ValidationException", "temperature must be <= 1", 400, InvalidRequest, "temperature",
          "ValidationException"),
-        ("ValidationException", "Input is too long for requested model.", 400, PayloadTooLarge,
-         "Shorten 'messages'", "ValidationException"),
+        ("ValidationException", "Input is too long for requested model.", 400,
+         ContextLengthExceeded, "Shorten 'messages'", "ValidationException"),
         ("ValidationException", "The provided model identifier is invalid.", 400, UpstreamError,
          "configuration", "inference profile"),
         ("ThrottlingException", "Too many requests", 429, UpstreamUnavailable, "Retry after 5 s",

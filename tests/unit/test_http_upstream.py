@@ -10,7 +10,12 @@ import httpx
 import pytest
 
 from edgeroute.config.registry import ModelSpec, Protocol
-from edgeroute.errors import InvalidRequest, PayloadTooLarge, UpstreamError, UpstreamUnavailable
+from edgeroute.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from edgeroute.types import Kind
 from edgeroute.upstreams import http
 from edgeroute.upstreams.openai_compat import OpenAICompatible
@@ -116,7 +121,7 @@ async def test_stream_closed_after_done_and_on_early_exit(upstream: Callable[...
 def test_a_request_longer_than_the_context_is_the_callers_to_fix() -> None:
     answer = b'{"error": {"message": "prompt exceeds the context"}}'
     error = http.map_status_error(400, answer, httpx.Headers(), OPENAI)
-    assert isinstance(error, PayloadTooLarge)
+    assert isinstance(error, ContextLengthExceeded) and error.status_code == 400
     assert (error.param, error.code) == ("messages", "context_length_exceeded")
     assert error.message == (
         "The request does not fit model 'm' (context window of "

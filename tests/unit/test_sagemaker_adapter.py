@@ -31,9 +31,9 @@ from botocore.validate import validate_parameters
 
 from edgeroute.config.registry import ModelSpec, Protocol
 from edgeroute.errors import (
+    ContextLengthExceeded,
     EdgerouteError,
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -300,7 +300,7 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
         ("ModelError", 424, {"OriginalStatusCode": 400, "OriginalMessage": "bad temperature"},
          InvalidRequest, "bad temperature", "answered 400"),
         ("ModelError", 424, {"OriginalStatusCode": 400, "OriginalMessage": "exceeds context"},
-         PayloadTooLarge, "Shorten 'messages'", "exceeds context"),
+         ContextLengthExceeded, "Shorten 'messages'", "exceeds context"),
         ("ModelError", 424, {"OriginalStatusCode": 500, "OriginalMessage": "boom",
                              "LogStreamArn": "arn:aws:logs:x"}, UpstreamError, "status 500",
          "arn:aws:logs:x"),

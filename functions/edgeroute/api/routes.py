@@ -156,6 +156,7 @@ async def moderations(
 ) -> dict[str, Any]:
     call = _new_call(request, principal, Kind.MODERATIONS, body)
     try:
+        call.max_cost_usd = pipeline.max_cost(request.headers.get("x-edgeroute-max-cost"))
         return await moderate(gateway(request), call)
     except EdgerouteError as exc:
         await pipeline.account_failure(gateway(request), call, exc)

@@ -22,6 +22,7 @@ from edgeroute.config.registry import (
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import (
     BudgetExceeded,
+    ContextLengthExceeded,
     InvalidRequest,
     PaymentRequired,
     UpstreamUnavailable,
@@ -123,10 +124,13 @@ def decide(
     needed = required_capabilities(kind, payload)
     low = TIER_ORDER.index(min_tier)
     candidates: list[Candidate] = []
+    fits: set[str] = set()  # models whose context window holds the prompt and the output
     for model in sorted(registry.models(), key=lambda m: (TIER_ORDER.index(m.tier), m.name)):
         # The cost admission will reserve for this model, so /v1/route shows what is charged.
         most = estimate(kind, model, payload, c.prompt_tokens)
         out = most.output_tokens
+        if kind is Kind.EMBEDDINGS or c.prompt_tokens + out <= model.context_window:
+            fits.add(model.name)
         candidate = Candidate(model, most.cost_usd)
         candidates.append(candidate)
         missing = sorted(cap.value for cap in needed if not model.supports(cap))
@@ -135,7 +139,7 @@ def decide(
             candidate.kept, candidate.why = False, f"cannot do {', '.join(missing)}"
         elif not principal.allows(model.name):
             candidate.kept, candidate.why = False, "this key may not use it"
-        elif kind is not Kind.EMBEDDINGS and c.prompt_tokens + out > model.context_window:
+        elif model.name not in fits:
             candidate.kept = False
             candidate.why = (
                 f"needs ~{c.prompt_tokens + out} tokens, context window {model.context_window}"
@@ -164,6 +168,8 @@ def decide(
                 param="messages" if Capability.VISION in needed else "model",
                 code="model_capability_missing",
             )
+        if not any(m.name in fits for m in able):
+            raise _too_long(kind, payload, c.prompt_tokens, able)
         raise UpstreamUnavailable(
             "No model can take this request right now: "
             + "; ".join(f"{x.model.name}: {x.why}" for x in candidates),
@@ -197,6 +203,39 @@ def decide(
     if notes:
         reason += "; " + "; ".join(notes)
     return Decision(targets=targets, reason=reason, min_tier=min_tier, candidates=candidates)
+
+
+def _too_long(
+    kind: Kind, payload: Json, prompt_tokens: int, able: list[ModelSpec]
+) -> ContextLengthExceeded:
+    """No model that could serve the request has the context for it: the caller's to fix
+    (a 400, as OpenAI answers; waiting would not help)."""
+    largest = max(able, key=lambda m: m.context_window)
+    window = largest.context_window
+    where = (
+        f"the context window of every model this key may use for it (the largest: "
+        f"'{largest.name}', {window} tokens)"
+    )
+    param = kind.prompt_param
+    name = "max_completion_tokens" if payload.get("max_completion_tokens") else "max_tokens"
+    wanted = payload.get(name)
+    if prompt_tokens < window and isinstance(wanted, int):
+        return ContextLengthExceeded(
+            f"The prompt (about {prompt_tokens} tokens) plus '{name}' ({wanted}) exceeds "
+            f"{where}. Lower '{name}' to at most {window - prompt_tokens}, or shorten '{param}'.",
+            param=name,
+        )
+    if prompt_tokens < window:  # the prompt fits, the output the models reserve does not
+        return ContextLengthExceeded(
+            f"The '{param}' are about {prompt_tokens} tokens, which leaves too little of "
+            f"{where} for the answer. Shorten '{param}', or send a 'max_tokens' of at most "
+            f"{window - prompt_tokens}.",
+            param=param,
+        )
+    return ContextLengthExceeded(
+        f"The '{param}' are about {prompt_tokens} tokens, more than {where}. Shorten '{param}'.",
+        param=param,
+    )
 
 
 def _congestion(

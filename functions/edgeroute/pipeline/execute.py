@@ -14,6 +14,7 @@ import anyio
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.pipeline.results import Buffered, Streamed
 from edgeroute.types import Json, Kind, Usage
 from edgeroute.upstreams import adapter_for
@@ -46,7 +47,9 @@ def _retryable(exc: EdgerouteError) -> bool:
 
 
 def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
-    out = dict(payload)
+    """What ``model`` is sent: the request under its own parameter rules (a fallback may
+    clamp tighter than the first target; planning dropped those that would refuse)."""
+    out = apply_parameter_rules(model, dict(payload))
     out["model"] = model.wire_name
     if stream:
         # Always ask for usage: the ledger needs it even when the caller did not.

@@ -14,6 +14,7 @@ from edgeroute.errors import EdgerouteError, NotFound, PermissionDenied
 from edgeroute.pipeline.admit import admit
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.resolve import Plan, within_cost_ceiling
 from edgeroute.pipeline.run import settle
 from edgeroute.types import Capability, Json, Kind, Usage
 from edgeroute.wire.tokens import estimate_tokens
@@ -38,6 +39,9 @@ async def moderate(gw: Gateway, call: Call) -> Json:
     raw = call.payload["input"]
     texts = [raw] if isinstance(raw, str) else list(raw)
     tokens = sum(estimate_tokens(t) for t in texts)
+    if call.max_cost_usd is not None:
+        priced = Plan(targets=[model], reason="moderation model", prompt_tokens=tokens)
+        within_cost_ceiling(priced, Kind.MODERATIONS, call.payload, call.max_cost_usd)
     call.admission = await admit(gw.store, call.principal, Kind.MODERATIONS, model, {}, tokens)
     try:
         scores = await asyncio.to_thread(offensive_scores, texts)

@@ -12,21 +12,21 @@ from typing import Any
 
 from edgeroute.config.registry import ModelSpec, Protocol, Registry
 from edgeroute.errors import (
+    ContextLengthExceeded,
     InvalidRequest,
     NotFound,
-    PayloadTooLarge,
     PaymentRequired,
     PermissionDenied,
     UpstreamUnavailable,
 )
 from edgeroute.health.circuits import Health, circuit_key, circuit_open_until
 from edgeroute.pipeline.autoroute import Decision
-from edgeroute.pipeline.params import apply_parameter_rules
+from edgeroute.pipeline.params import accepts, apply_parameter_rules
 from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Json, Kind
 from edgeroute.wire.capabilities import required_capabilities
-from edgeroute.wire.tokens import estimate_prompt_tokens, estimate_tokens
+from edgeroute.wire.tokens import estimate_input_tokens, estimate_prompt_tokens, estimate_tokens
 
 
 @dataclass
@@ -43,12 +43,7 @@ class Plan:
 def _prompt_tokens(kind: Kind, payload: Json) -> int:
     if kind is Kind.CHAT:
         return estimate_prompt_tokens(payload.get("messages") or [])
-    source = payload.get("prompt") if kind is Kind.COMPLETIONS else payload.get("input")
-    if isinstance(source, str):
-        return estimate_tokens(source)
-    if isinstance(source, list):
-        return sum(estimate_tokens(s) if isinstance(s, str) else 1 for s in source)
-    return 0
+    return estimate_input_tokens(payload.get(kind.prompt_param))
 
 
 def _context_tokens(kind: Kind, payload: Json, prompt_tokens: int) -> int:
@@ -69,25 +64,23 @@ def _check_context(model: ModelSpec, kind: Kind, payload: Json, prompt_tokens: i
     if kind is Kind.EMBEDDINGS and (model.protocol is Protocol.EDGE or payload.get("truncate")):
         return  # the edge embedder counts exactly and truncates or refuses per input
     if prompt_tokens > window:
-        param = {Kind.CHAT: "messages", Kind.COMPLETIONS: "prompt"}.get(kind, "input")
-        raise PayloadTooLarge(
+        param = kind.prompt_param
+        raise ContextLengthExceeded(
             f"The '{param}' are about {prompt_tokens} tokens, more than model "
             f"'{model.name}''s context window of {window} tokens. Shorten '{param}' "
             "or choose a model with a larger context_window (GET /v1/models).",
             param=param,
-            code="context_length_exceeded",
         )
     if kind is Kind.EMBEDDINGS:
         return
     wanted = payload.get("max_completion_tokens") or payload.get("max_tokens")
     if wanted and prompt_tokens + wanted > window:
         name = "max_completion_tokens" if payload.get("max_completion_tokens") else "max_tokens"
-        raise PayloadTooLarge(
+        raise ContextLengthExceeded(
             f"The prompt (about {prompt_tokens} tokens) plus '{name}' ({wanted}) exceeds "
             f"model '{model.name}''s context window of {window} tokens. Lower '{name}' to "
             f"at most {max(window - prompt_tokens, 1)}.",
             param=name,
-            code="context_length_exceeded",
         )
 
 
@@ -134,6 +127,7 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
             and principal.allows(fallback.name)
             and all(fallback.supports(c) for c in needed)
             and context_tokens <= fallback.context_window
+            and accepts(fallback, payload)
         ):
             targets.append(fallback)
     return Plan(targets=targets, reason="model named in the request", prompt_tokens=prompt_tokens)
@@ -141,10 +135,19 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
 
 def plan_from_decision(decision: Decision, payload: Json, prompt_tokens: int) -> Plan:
     """The router's choice as a plan, checked against the chosen model's parameter rules
-    as a named model would be."""
-    apply_parameter_rules(decision.targets[0], payload)
+    as a named model would be; fallbacks whose rules would refuse the request are dropped."""
+    first, *rest = decision.targets
+    apply_parameter_rules(first, payload)
+    targets = [first]
+    for model in rest:
+        if accepts(model, payload):
+            targets.append(model)
+            continue
+        for candidate in decision.candidates:
+            if candidate.model is model:
+                candidate.kept, candidate.why = False, "its parameter rules refuse this request"
     return Plan(
-        targets=decision.targets,
+        targets=targets,
         reason=decision.reason,
         prompt_tokens=prompt_tokens,
         min_tier=decision.min_tier,
@@ -184,10 +187,13 @@ def within_cost_ceiling(plan: Plan, kind: Kind, payload: Json, ceiling_usd: floa
     first = plan.targets[0]
     cost = predicted(first)
     if cost > ceiling_usd:
+        generates = kind in (Kind.CHAT, Kind.COMPLETIONS)
+        smaller = "Lower 'max_tokens'" if generates else f"Shorten '{kind.prompt_param}'"
+        routed = ', or send model "auto" to let the router pick a cheaper model'
         raise PaymentRequired(
             f"Model '{first.name}' could cost up to ${cost:.6f} for this request, over the "
-            f"x-edgeroute-max-cost of ${ceiling_usd:.6f}. Lower 'max_tokens', raise the "
-            'ceiling, or send model "auto" to let the router pick a cheaper model.',
+            f"x-edgeroute-max-cost of ${ceiling_usd:.6f}. {smaller}, raise the ceiling"
+            f"{routed if kind is not Kind.MODERATIONS else ''}.",
             param="x-edgeroute-max-cost",
         )
     plan.targets = [first, *(m for m in plan.targets[1:] if predicted(m) <= ceiling_usd)]

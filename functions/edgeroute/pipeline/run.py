@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -117,17 +119,23 @@ async def _hit_outcome(gw: Gateway, call: Call, decided: Plan, entry: Entry) -> 
     return Streamed(model=model, attempts=0, reason=reason, events=_replay(events))
 
 
+# A plain non-negative decimal, as "0", "0.01", ".5" or "1e-05" (no sign, no "_", no
+# "inf" or "nan", which float() would take).
+_DOLLARS = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
 def max_cost(value: str | None) -> float | None:
+    """The ``x-edgeroute-max-cost`` header: the most the request may cost, in US dollars;
+    0 lets through only what costs nothing. None when the header is absent."""
     if value is None:
         return None
-    try:
-        cost = float(value)
-    except ValueError:
-        cost = -1.0
-    if not cost >= 0:
+    text = value.strip()
+    cost = float(text) if _DOLLARS.fullmatch(text) else math.inf
+    if not math.isfinite(cost):
         raise InvalidRequest(
-            f"Invalid 'x-edgeroute-max-cost' header {value!r}: send the most this request "
-            "may cost, in US dollars, e.g. 0.01.",
+            f"Invalid 'x-edgeroute-max-cost' header {value[:40]!r}: send the most this "
+            "request may cost, in US dollars, as a number of 0 or more, e.g. 0.01 "
+            "(0 lets through only requests that cost nothing).",
             param="x-edgeroute-max-cost",
         )
     return cost
@@ -240,7 +248,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     call.admission = admission
     if gw.settings.classify == "always":
         # Named models are classified for the headers and the ledger only once admitted,
-        # beside the upstream call: a refused request (404, 403, 413, 402, 429) never pays.
+        # beside the upstream call: a refused request (400, 404, 403, 402, 429) never pays.
         _start_classifying(call)
     if entry is not None:
         call.cache_status = "hit"

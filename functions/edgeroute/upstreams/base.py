@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import PayloadTooLarge
+from edgeroute.errors import ContextLengthExceeded
 from edgeroute.types import Chunks, Json, Kind
 
 
@@ -38,13 +38,12 @@ def upstream_for(model: ModelSpec) -> str:
     return f"Upstream for model '{model.name}'"
 
 
-def context_exceeded(target: str, reason: str, detail: str) -> PayloadTooLarge:
+def context_exceeded(target: str, reason: str, detail: str) -> ContextLengthExceeded:
     """The upstream refused the request as too long for its context: the caller's to fix.
     ``target`` names what the request does not fit; ``reason`` is the upstream's word
     (about the caller's request, so theirs to read); ``detail`` says where it ran."""
-    return PayloadTooLarge(
+    return ContextLengthExceeded(
         f"The request does not fit {target} ({reason}). Shorten 'messages' or lower 'max_tokens'.",
         param="messages",
-        code="context_length_exceeded",
         detail=detail,
     )

@@ -20,7 +20,6 @@ from httpx_sse import EventSource, ServerSentEvent
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     InvalidRequest,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -178,7 +177,7 @@ def _upstream_message(body: bytes) -> str:
 
 def map_status_error(
     status: int, body: bytes, headers: httpx.Headers, model: ModelSpec
-) -> UpstreamError | PayloadTooLarge | InvalidRequest:
+) -> UpstreamError | InvalidRequest:
     """Map an upstream's non-2xx answer to what the caller should see: the caller's own
     mistakes (too long, rejected) as theirs, with the upstream's reason; everything else
     as the upstream's, its words kept for the server log."""

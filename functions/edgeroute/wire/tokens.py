@@ -54,3 +54,20 @@ def text_of_messages(messages: list[Any]) -> str:
 def estimate_prompt_tokens(messages: list[Any]) -> int:
     # ~4 tokens of template overhead per message, as chat templates add role markers.
     return estimate_tokens(text_of_messages(messages)) + 4 * len(messages) + 2
+
+
+def estimate_input_tokens(value: Any) -> int:
+    """Tokens of a ``prompt`` or ``input`` field: a string, strings, token ids, or lists
+    of token ids (each id one token)."""
+    if isinstance(value, str):
+        return estimate_tokens(value)
+    if not isinstance(value, list):
+        return 0
+    return sum(
+        estimate_tokens(item)
+        if isinstance(item, str)
+        else len(item)
+        if isinstance(item, list)
+        else 1
+        for item in value
+    )

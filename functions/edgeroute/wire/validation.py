@@ -13,6 +13,15 @@ from typing import Any, Protocol
 from edgeroute.errors import InvalidRequest
 from edgeroute.wire.text import INVALID_UNICODE
 
+# A value of the wrong JSON type, said as what to send instead (pydantic says "Input
+# should be a valid boolean", which does not tell a caller that "true" is not true).
+_EXPECTED = {
+    "bool_type": "it must be a JSON boolean, true or false (not a string or a number)",
+    "int_type": "it must be a JSON integer (a whole number, not a string or a boolean)",
+    "float_type": "it must be a JSON number (not a string or a boolean)",
+    "finite_number": "it must be a finite number",
+}
+
 
 class HasErrors(Protocol):
     def errors(self) -> Sequence[Any]: ...
@@ -73,7 +82,7 @@ def validation_error(exc: HasErrors) -> InvalidRequest:
             "this route's fields.",
             param=None,
         )
-    message = str(first.get("msg", "invalid value"))
+    message = _EXPECTED.get(kind) or str(first.get("msg", "invalid value"))
     got = first.get("input")
     shown = repr(got)[:60] if got is not None and not isinstance(got, dict | list) else None
     extra = f" (got {shown})" if shown else ""
