@@ -21,6 +21,8 @@ class Capability(StrEnum):
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
     VISION = "vision"
+    AUDIO = "audio"  # input_audio content parts
+    FILES = "files"  # file content parts
     TOOLS = "tools"
     JSON = "json"
     MODERATION = "moderation"

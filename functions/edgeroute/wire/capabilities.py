@@ -12,6 +12,9 @@ from typing import Any
 from edgeroute.types import Capability, Json, Kind
 
 _IMAGE_PARTS = frozenset({"image_url", "input_image"})
+# Parts a model must declare it takes: sent to one that does not, an upstream answers 500
+# (counted against its shared circuit for everyone) instead of a clear 400 to the caller.
+_PART_NEEDS = {"input_audio": Capability.AUDIO, "file": Capability.FILES}
 _JSON_FORMATS = frozenset({"json_object", "json_schema"})
 
 
@@ -25,11 +28,16 @@ def has_image_parts(payload: Json) -> bool:
 
 
 def required_capabilities(kind: Kind, payload: Json) -> set[Capability]:
-    """The route's capability, plus vision for image parts, tools when ``tools`` are
-    given, and JSON mode for a ``json_object`` or ``json_schema`` response_format."""
+    """The route's capability, plus vision for image parts, audio and files for those
+    parts, tools when ``tools`` are given, and JSON mode for a ``json_object`` or
+    ``json_schema`` response_format."""
     needed = {kind.capability}
     if has_image_parts(payload):
         needed.add(Capability.VISION)
+    for message in _messages(payload):
+        for part in _parts(message):
+            if isinstance(part, dict) and part.get("type") in _PART_NEEDS:
+                needed.add(_PART_NEEDS[part["type"]])
     if payload.get("tools"):
         needed.add(Capability.TOOLS)
     fmt = payload.get("response_format")

@@ -101,11 +101,26 @@ class OtherPart(_Open):
 ContentPart = Annotated[TextPart | ImagePart | OtherPart, Field(discriminator="type")]
 
 
+class CalledFunction(_Open):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(_Open):
+    """An assistant's earlier tool call: checked here, because an upstream handed a
+    malformed one (``tool_calls: [{}]``) answers 500, which would count against the
+    endpoint's shared circuit for every tenant."""
+
+    id: str = Field(min_length=1)
+    type: Literal["function"]
+    function: CalledFunction
+
+
 class Message(_Open):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
 
 
