@@ -27,3 +27,40 @@ def test_a_request_that_failed_everywhere_is_one_error() -> None:
     records = [_line(attempt_id("r", 1), 502), _line(attempt_id("r", 2), 504), _line("r", 504)]
     (row,) = summarize(records, "day")
     assert (row["requests"], row["failed_attempts"], row["errors"]) == (1, 2, 1)
+
+
+async def test_usage_pages_by_group() -> None:
+    import dataclasses
+
+    import httpx
+
+    from edgeroute.store.base import KeyLimits
+    from tests.support.inprocess import Client, add_key, memory_gateway
+
+    gw = memory_gateway("models: []")
+    secret, key = await add_key(gw, limits=KeyLimits())
+    client = Client(gw, secret)
+    day = 86_400
+    for n in range(5):  # five days of one record each, this month
+        at = 1_767_225_600.0 + n * day  # 2026-01-01 on
+        await gw.store.record_usage(
+            dataclasses.replace(usage_line(f"r{n}", created_at=at), tenant=key.tenant)
+        )
+    transport = httpx.ASGITransport(app=client.app)
+    headers = {"authorization": f"Bearer {secret}"}
+    window = {"start": "2026-01-01", "end": "2026-01-31", "group_by": "day"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        first = (await http.get("/v1/usage", params={**window, "limit": 2}, headers=headers)).json()
+        assert [row["day"] for row in first["data"]] == ["2026-01-01", "2026-01-02"]
+        assert first["has_more"] is True and first["last_id"] == "2026-01-02"
+        rest = await http.get(
+            "/v1/usage", params={**window, "limit": 10, "after": first["last_id"]}, headers=headers
+        )
+        assert [row["day"] for row in rest.json()["data"]] == [
+            "2026-01-03",
+            "2026-01-04",
+            "2026-01-05",
+        ]
+        assert rest.json()["has_more"] is False and rest.json()["total"]["requests"] == 5
+        bad = await http.get("/v1/usage", params={**window, "limit": 0}, headers=headers)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"

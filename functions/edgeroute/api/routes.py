@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -214,8 +214,11 @@ async def usage(
     end: str | None = None,
     group_by: Literal["model", "day", "tenant"] = "model",
     tenant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=usage_report.MAX_PAGE)] = 100,
+    after: str | None = None,
 ) -> dict[str, Any]:
-    """The caller's usage between two dates; an admin key may ask for any tenant or all."""
+    """The caller's usage between two dates, one page of groups at a time (``limit``,
+    then ``after`` the last one); an admin key may ask for any tenant or all."""
     if tenant is not None and tenant != principal.tenant and not principal.admin:
         raise PermissionDenied(
             "Only admin keys may read another tenant's usage. Leave out 'tenant'.",
@@ -233,7 +236,9 @@ async def usage(
         )
     scope = tenant if tenant is not None else (None if principal.admin else principal.tenant)
     records = await gateway(request).store.query_usage(since.timestamp(), until.timestamp(), scope)
-    rows = usage_report.summarize(records, group_by)
+    rows, more = usage_report.page(
+        usage_report.summarize(records, group_by), group_by, limit, after
+    )
     return {
         "object": "usage",
         "start": since.isoformat(),
@@ -241,6 +246,8 @@ async def usage(
         "tenant": scope or "all",
         "group_by": group_by,
         "data": rows,
+        "has_more": more,
+        "last_id": str(rows[-1][group_by]) if rows else None,
         "total": usage_report.summarize([replace(r, model="total") for r in records], "model")[0]
         if records
         else None,

@@ -85,3 +85,16 @@ def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, A
         row["cost_usd"] = row["cost_usd_micros"] / 1_000_000
         out.append({group_by: name, **row})
     return out
+
+
+MAX_PAGE = 1000
+
+
+def page(
+    rows: list[dict[str, Any]], group_by: GroupBy, limit: int, after: str | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Rows after the cursor ``after`` (a group's name; rows are sorted by it), at most
+    ``limit`` of them, and whether more follow."""
+    if after is not None:
+        rows = [row for row in rows if str(row[group_by]) > after]
+    return rows[:limit], len(rows) > limit

@@ -27,7 +27,12 @@ class HasErrors(Protocol):
     def errors(self) -> Sequence[Any]: ...
 
 
+_WHERE = ("query", "path")  # FastAPI's location labels; the caller knows the name alone
+
+
 def _field(loc: tuple[Any, ...]) -> str:
+    if loc and loc[0] in _WHERE:
+        loc = loc[1:]
     parts = [p for p in loc if p != "body"]
     # Drop pydantic's union-branch labels (e.g. 'str', 'list[...]') that mean nothing to a user.
     text = ""
