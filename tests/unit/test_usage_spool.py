@@ -69,3 +69,24 @@ async def test_without_a_file_records_wait_in_memory(tmp_path: Path) -> None:
     assert await ledger.drain() == 0
     assert await _ledger_ids(store) == ["r1"]
     await store.close()
+
+
+async def test_a_locked_store_fails_fast_and_the_record_waits(tmp_path: Path) -> None:
+    # Once every write waited 5 s for the lock on the event loop: 20 s of stalled gateway.
+    import sqlite3
+    import time
+
+    path = tmp_path / "edgeroute.db"
+    store = SQLiteStore(path)
+    ledger = UsageLedger(store, tmp_path / "spool.jsonl")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    started = time.perf_counter()
+    await ledger.write(_record(1))
+    assert time.perf_counter() - started < 3.0  # ~1 s; generous for a loaded machine
+    assert [r.request_id for r in ledger.waiting] == ["r1"]
+    other.execute("COMMIT")
+    other.close()
+    assert await ledger.drain() == 0
+    assert await _ledger_ids(store) == ["r1"]
+    await store.close()

@@ -4,6 +4,9 @@ The file and its -wal and -shm side files are readable by their owner only (``fi
 Queries take tens of microseconds, so they run inline on the event loop; a lock
 keeps the one connection safe when the CLI or threads share it. Counter updates
 use ``BEGIN IMMEDIATE`` so they stay atomic across processes sharing the file too.
+Because the loop waits while SQLite waits for another process's lock, that wait is
+short (``BUSY_TIMEOUT_MS``): past it a write fails fast, usage records go to the spool
+and admission answers 503, instead of the whole gateway stalling (5 s a write once).
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ def _claimable(job: dict[str, Any], now: float) -> bool:
     return job.get("status") == "in_progress" and float(job.get("lease_until", 0)) <= now
 
 
+BUSY_TIMEOUT_MS = 1000  # a CLI write holds the lock for well under this, even on a busy box
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -92,7 +98,7 @@ class SQLiteStore:
             for side in ("-wal", "-shm"):
                 narrow(Path(self.path + side))
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._db.executescript(_SCHEMA)
         self._writes = 0
 
