@@ -224,10 +224,14 @@ class SQLiteStore:
         if not wanted:
             return {}
         marks = ",".join("?" * len(wanted))
+        # Only "?" placeholders are formatted into the statement; the values are bound.
+        query = (
+            "SELECT endpoint, kind, body FROM health"  # nosec B608
+            f" WHERE endpoint IN ({marks}) AND expires_at > ?"
+        )
         with self._lock:
             rows = self._db.execute(
-                f"SELECT endpoint, kind, body FROM health"
-                f" WHERE endpoint IN ({marks}) AND expires_at > ?",
+                query,
                 (*wanted, time.time()),
             ).fetchall()
         return merge_health((endpoint, kind, json.loads(body)) for endpoint, kind, body in rows)

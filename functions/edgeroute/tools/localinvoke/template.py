@@ -66,7 +66,8 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 def load_template(path: Path) -> dict[str, Any]:
     with Path(path).open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=_CfnLoader)  # a SafeLoader subclass
+        # A SafeLoader subclass (it only adds CloudFormation's short tags).
+        data = yaml.load(fh, Loader=_CfnLoader)  # nosec B506
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
         raise TemplateError(f"{path}: no Resources section")
     return data
