@@ -1,13 +1,15 @@
 """Authenticate a request's bearer key against the store, with a short in-memory cache.
 
 The cache bounds store reads on the hot path; its TTL (``EDGEROUTE_KEY_CACHE_TTL``,
-5 s by default) is also the longest a revoked key keeps working on a warm instance.
+5 s by default) is also the longest a revoked key keeps working on a warm instance. An
+expired key stops at its expiry: the time is checked on every request, cached or not.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+from datetime import UTC, datetime
 
 from edgeroute.errors import AuthenticationFailed, StoreUnavailable
 from edgeroute.store.base import ApiKey, Store
@@ -61,5 +63,12 @@ class Authenticator:
             raise AuthenticationFailed(
                 f"API key {record.key_id} was revoked. Ask an admin for a new key.",
                 code="revoked_api_key",
+            )
+        if record.expired(time.time()):
+            when = datetime.fromtimestamp(record.expires_at or 0, UTC).isoformat(timespec="seconds")
+            raise AuthenticationFailed(
+                f"API key {record.key_id} expired at {when}. Ask an admin for a new one "
+                "('edgeroute keys rotate').",
+                code="expired_api_key",
             )
         return record

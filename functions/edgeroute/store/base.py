@@ -47,9 +47,13 @@ class ApiKey:
     admin: bool = False
     priority: int = 0  # higher is more important when tiers are congested
     limits: KeyLimits = field(default_factory=KeyLimits)
+    expires_at: float | None = None  # epoch seconds; None: never
 
     def allows(self, model_name: str) -> bool:
         return not self.models or model_name in self.models
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 _ATTEMPT_MARK = "#"

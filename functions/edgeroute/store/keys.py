@@ -28,6 +28,7 @@ def mint_key(
     admin: bool = False,
     priority: int = 0,
     limits: KeyLimits | None = None,
+    expires_at: float | None = None,
 ) -> tuple[str, ApiKey]:
     """A new random key (256 bits) and the record to store for it."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -42,5 +43,6 @@ def mint_key(
         admin=admin,
         priority=priority,
         limits=limits or KeyLimits(),
+        expires_at=expires_at,
     )
     return secret, record

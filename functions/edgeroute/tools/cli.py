@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from edgeroute.errors import ConfigError
@@ -29,6 +31,9 @@ def _key_summary(key: ApiKey) -> dict[str, Any]:
         "admin": key.admin,
         "priority": key.priority,
         "revoked": key.revoked,
+        "expires_at": None
+        if key.expires_at is None
+        else datetime.fromtimestamp(key.expires_at, UTC).isoformat(timespec="seconds"),
         "rpm": limits.rpm,
         "tpm": limits.tpm,
         "tokens_per_day": limits.tokens_per_day,
@@ -48,23 +53,51 @@ async def _find_key(store: Store, target: str) -> ApiKey | None:
     return record
 
 
-async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
+async def _open_key(settings: Settings, target: str) -> tuple[Store, ApiKey] | None:
+    """The store and the key ``target`` names, or None (store closed, error printed)."""
     store = _store(settings)
-    record = await _find_key(store, args.key)
+    record = await _find_key(store, target)
     if record is None:
         await store.close()
-        print(f"error: no key '{args.key}' (see 'edgeroute keys list')", file=sys.stderr)
+        print(f"error: no key '{target}' (see 'edgeroute keys list')", file=sys.stderr)
+        return None
+    return store, record
+
+
+async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
+    found = await _open_key(settings, args.key)
+    if found is None:
         return 1
+    store, record = found
     changes: dict[str, Any] = {"limits": _limits(args, record.limits)}
     if args.models is not None:
         changes["models"] = _models(args.models)
     if args.priority is not None:
         changes["priority"] = args.priority
+    if args.expires_in is not None:
+        changes["expires_at"] = time.time() + args.expires_in
     updated = replace(record, **changes)
     await store.put_key(updated)
     await store.close()
     print(json.dumps(_key_summary(updated)))
     return 0
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_s(text: str) -> float:
+    """``90s``, ``15m``, ``12h`` or ``30d`` in seconds (argparse type: a bad one is exit 2)."""
+    number, unit = text[:-1], text[-1:].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: use a number and s, m, h or d, such as 30d"
+        )
+    return value * _UNITS[unit]
 
 
 def _models(values: list[str] | None) -> tuple[str, ...]:
@@ -100,6 +133,7 @@ async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         admin=args.admin,
         priority=args.priority or 0,
         limits=_limits(args),
+        expires_at=None if args.expires_in is None else time.time() + args.expires_in,
     )
     await store.put_key(record)
     await store.close()
@@ -121,6 +155,42 @@ async def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
     await store.close()
     for key in keys:
         print(json.dumps(_key_summary(key)))
+    return 0
+
+
+async def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """A new key with the old one's name, tenant, models, limits and rights; the old one
+    keeps working for ``--grace`` (so clients can move), then expires."""
+    found = await _open_key(settings, args.key)
+    if found is None:
+        return 1
+    store, old = found
+    now = time.time()
+    secret, new = mint_key(
+        old.name,
+        tenant=old.tenant,
+        models=old.models,
+        admin=old.admin,
+        priority=old.priority,
+        limits=old.limits,
+        expires_at=None if args.expires_in is None else now + args.expires_in,
+    )
+    ends = now + args.grace
+    retiring = replace(old, expires_at=min(ends, old.expires_at or ends))
+    await store.put_key(new)
+    await store.put_key(retiring)
+    await store.close()
+    if args.json:
+        print(
+            json.dumps({"api_key": secret, **_key_summary(new), "replaces": _key_summary(retiring)})
+        )
+    else:
+        print(secret)
+        print(
+            f"# {new.key_id} replaces {old.key_id} ('{old.name}'), which works until "
+            f"{_key_summary(retiring)['expires_at']}. This key is shown once: store it now.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -203,6 +273,9 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tokens-per-day", type=int, help="tokens per UTC day")
     group.add_argument("--budget-usd", type=float, help="monthly budget in US dollars")
     group.add_argument("--priority", type=int, help="higher keeps its tier under congestion")
+    parser.add_argument(
+        "--expires-in", type=duration_s, metavar="DURATION", help="key expires after, e.g. 30d"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
     update.set_defaults(func=_keys_update)
     listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     listing.set_defaults(func=_keys_list)
+    rotate = keys_sub.add_parser(
+        "rotate", help="mint a replacement key; the old one works for a grace period"
+    )
+    rotate.add_argument("key", help="key id, name, or the key itself")
+    rotate.add_argument(
+        "--grace",
+        type=duration_s,
+        default=86_400.0,
+        metavar="DURATION",
+        help="how long the old key keeps working (default 1d)",
+    )
+    rotate.add_argument(
+        "--expires-in", type=duration_s, metavar="DURATION", help="the new key expires after"
+    )
+    rotate.add_argument("--json", action="store_true", help="print the key and records as JSON")
+    rotate.set_defaults(func=_keys_rotate)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id, name, or the key itself")
     revoke.add_argument("key")
     revoke.set_defaults(func=_keys_revoke)
