@@ -157,6 +157,15 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=PREFIX + "KEY_CACHE_TTL",
     )
+    trusted_proxies: int = _setting(
+        0,
+        "proxies in front of `edgeroute serve` that append to X-Forwarded-For; the client's "
+        "address for keys' --ip-allow is the entry that many places from the right (0: the "
+        "connection's own address; on Lambda, API Gateway's requestContext)",
+        "a whole number, 0 or more",
+        ge=0,
+        le=16,
+    )
     max_body_bytes: int = _setting(
         6 * 1024 * 1024,  # Lambda's synchronous payload limit
         "larger request bodies get 413",

@@ -65,7 +65,21 @@ async def authenticated(request: Request) -> ApiKey:
     request.state.request_id = "req_" + os.urandom(12).hex()
     headers = request.headers
     secret = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
-    return await gateway(request).authenticator.authenticate(secret)
+    gw = gateway(request)
+    address = client_address(request, gw.settings.trusted_proxies)
+    return await gw.authenticator.authenticate(secret, address)
+
+
+def client_address(request: Request, trusted_proxies: int) -> str | None:
+    """The caller's address: the connection's (Mangum fills it from API Gateway's
+    requestContext), or, behind ``trusted_proxies`` proxies that each append to
+    X-Forwarded-For, the entry they vouch for. Entries further left are the client's
+    own claims and are never trusted."""
+    if trusted_proxies > 0:
+        forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        return forwarded[-trusted_proxies] if len(forwarded) >= trusted_proxies else None
+    return request.client.host if request.client else None
 
 
 Principal = Annotated[ApiKey, Depends(authenticated)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeroute.errors import AuthenticationFailed
+from edgeroute.errors import AuthenticationFailed, PermissionDenied
 from edgeroute.pipeline.authenticate import Authenticator, bearer_token
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
@@ -35,7 +35,8 @@ def _authorization(event: dict[str, Any]) -> str | None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         secret = bearer_token(_authorization(event))
-        key = _loop.run_until_complete(_authenticator.authenticate(secret))
-    except AuthenticationFailed:
+        address = (event.get("requestContext") or {}).get("http", {}).get("sourceIp")
+        key = _loop.run_until_complete(_authenticator.authenticate(secret, address))
+    except (AuthenticationFailed, PermissionDenied):
         return DENY
     return {"isAuthorized": True, "context": {"key_id": key.key_id, "tenant": key.tenant}}

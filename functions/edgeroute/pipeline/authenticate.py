@@ -11,7 +11,7 @@ import hmac
 import time
 from datetime import UTC, datetime
 
-from edgeroute.errors import AuthenticationFailed, StoreUnavailable
+from edgeroute.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from edgeroute.store.base import ApiKey, Store
 from edgeroute.store.keys import KEY_PREFIX, hash_key, key_id_for
 
@@ -39,7 +39,9 @@ class Authenticator:
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
-    async def authenticate(self, secret: str) -> ApiKey:
+    async def authenticate(self, secret: str, address: str | None = None) -> ApiKey:
+        """The key's record, or a 401 (no such key, revoked, expired) or 403 (used from
+        an address its allow-list leaves out; ``address`` is the client's)."""
         if not secret.startswith(KEY_PREFIX):
             raise AuthenticationFailed(
                 "Invalid API key: edgeroute keys start with 'er-'. Check the key you sent."
@@ -70,5 +72,12 @@ class Authenticator:
                 f"API key {record.key_id} expired at {when}. Ask an admin for a new one "
                 "('edgeroute keys rotate').",
                 code="expired_api_key",
+            )
+        if not record.allows_address(address):
+            raise PermissionDenied(
+                f"API key {record.key_id} may not be used from {address or 'an unknown address'}"
+                f": it is limited to {', '.join(record.ip_allow)}. Call from an allowed network, "
+                "or ask an admin to change the key's --ip-allow.",
+                code="ip_not_allowed",
             )
         return record

@@ -7,6 +7,7 @@ the DynamoDB backend can run boto3 off the event loop while SQLite answers inlin
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import zlib
 from collections.abc import Iterable, Sequence
@@ -48,12 +49,23 @@ class ApiKey:
     priority: int = 0  # higher is more important when tiers are congested
     limits: KeyLimits = field(default_factory=KeyLimits)
     expires_at: float | None = None  # epoch seconds; None: never
+    ip_allow: tuple[str, ...] = ()  # CIDRs the key may be used from; empty: anywhere
 
     def allows(self, model_name: str) -> bool:
         return not self.models or model_name in self.models
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+    def allows_address(self, address: str | None) -> bool:
+        """Whether a request from ``address`` may use this key (unknown: only if unlimited)."""
+        if not self.ip_allow:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in self.ip_allow)
 
 
 _ATTEMPT_MARK = "#"
@@ -113,6 +125,7 @@ def key_to_json(key: ApiKey) -> str:
 def key_from_json(text: str) -> ApiKey:
     data = json.loads(text)
     data["models"] = tuple(data.get("models", ()))
+    data["ip_allow"] = tuple(data.get("ip_allow", ()))
     data["limits"] = KeyLimits(**data.get("limits", {}))
     return ApiKey(**data)
 

@@ -29,6 +29,7 @@ def mint_key(
     priority: int = 0,
     limits: KeyLimits | None = None,
     expires_at: float | None = None,
+    ip_allow: tuple[str, ...] = (),
 ) -> tuple[str, ApiKey]:
     """A new random key (256 bits) and the record to store for it."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -44,5 +45,6 @@ def mint_key(
         priority=priority,
         limits=limits or KeyLimits(),
         expires_at=expires_at,
+        ip_allow=ip_allow,
     )
     return secret, record

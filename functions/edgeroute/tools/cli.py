@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import sys
 import time
@@ -31,6 +32,7 @@ def _key_summary(key: ApiKey) -> dict[str, Any]:
         "admin": key.admin,
         "priority": key.priority,
         "revoked": key.revoked,
+        "ip_allow": list(key.ip_allow) or "any",
         "expires_at": None
         if key.expires_at is None
         else datetime.fromtimestamp(key.expires_at, UTC).isoformat(timespec="seconds"),
@@ -76,6 +78,8 @@ async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
         changes["priority"] = args.priority
     if args.expires_in is not None:
         changes["expires_at"] = time.time() + args.expires_in
+    if args.ip_allow is not None:
+        changes["ip_allow"] = args.ip_allow
     updated = replace(record, **changes)
     await store.put_key(updated)
     await store.close()
@@ -98,6 +102,21 @@ def duration_s(text: str) -> float:
             f"{text!r} is not a duration: use a number and s, m, h or d, such as 30d"
         )
     return value * _UNITS[unit]
+
+
+def networks(text: str) -> tuple[str, ...]:
+    """``10.0.0.0/8,2001:db8::/32`` as normalised CIDRs (argparse type); ``""`` clears."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not an address or network: use CIDRs such as 10.0.0.0/8"
+            ) from None
+    return tuple(out)
 
 
 def _models(values: list[str] | None) -> tuple[str, ...]:
@@ -134,6 +153,7 @@ async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         priority=args.priority or 0,
         limits=_limits(args),
         expires_at=None if args.expires_in is None else time.time() + args.expires_in,
+        ip_allow=args.ip_allow or (),
     )
     await store.put_key(record)
     await store.close()
@@ -174,6 +194,7 @@ async def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
         priority=old.priority,
         limits=old.limits,
         expires_at=None if args.expires_in is None else now + args.expires_in,
+        ip_allow=old.ip_allow,
     )
     ends = now + args.grace
     retiring = replace(old, expires_at=min(ends, old.expires_at or ends))
@@ -275,6 +296,12 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--priority", type=int, help="higher keeps its tier under congestion")
     parser.add_argument(
         "--expires-in", type=duration_s, metavar="DURATION", help="key expires after, e.g. 30d"
+    )
+    parser.add_argument(
+        "--ip-allow",
+        type=networks,
+        metavar="CIDR[,CIDR]",
+        help="networks the key may be used from (default: anywhere; '' clears)",
     )
 
 
