@@ -125,22 +125,26 @@ def test_a_max_tokens_default_is_priced_as_the_request_will_be_sent() -> None:
     assert estimate(Kind.CHAT, model, {}, 10).output_tokens == 48
 
 
+# $0.02 / $0.05 per million tokens, and one output token per answer.
+CHEAP = ModelSpec.model_validate(
+    {
+        "name": "cheap",
+        "protocol": "openai",
+        "endpoint": "http://cheap:1/v1",
+        "tier": "small",
+        "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.05},
+        "parameters": {"max_tokens": {"min": 1, "max": 1, "default": 1, "rule": "clamp"}},
+    }
+)
+
+
 def test_tiny_requests_are_charged_at_least_a_micro_dollar() -> None:
     # 3 tokens at $0.02 per million is $0.00000006: once rounded to $0, so a budget of
     # $0.0001 let tiny requests through without end.
-    cheap = ModelSpec.model_validate(
-        {
-            "name": "cheap",
-            "protocol": "openai",
-            "endpoint": "http://cheap:1/v1",
-            "tier": "small",
-            "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.05},
-        }
-    )
-    assert cost_micros(cheap, 3, 0) == 1
-    assert cost_micros(cheap, 0, 0) == 0
-    assert cost_micros(cheap, 1_000_000, 0) == 20_000  # exact figures stay exact
-    assert cost_micros(cheap, 100, 100) == 7  # 2 + 5 micro-dollars
+    assert cost_micros(CHEAP, 3, 0) == 1
+    assert cost_micros(CHEAP, 0, 0) == 0
+    assert cost_micros(CHEAP, 1_000_000, 0) == 20_000  # exact figures stay exact
+    assert cost_micros(CHEAP, 100, 100) == 7  # 2 + 5 micro-dollars
 
 
 async def test_a_tiny_budget_stops_tiny_requests(tmp_path: Path) -> None:
@@ -149,24 +153,14 @@ async def test_a_tiny_budget_stops_tiny_requests(tmp_path: Path) -> None:
     from edgeroute.errors import RateLimited
     from edgeroute.pipeline.admit import reconcile
 
-    cheap = ModelSpec.model_validate(
-        {
-            "name": "cheap",
-            "protocol": "openai",
-            "endpoint": "http://cheap:1/v1",
-            "tier": "small",
-            "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.05},
-            "parameters": {"max_tokens": {"min": 1, "max": 1, "default": 1, "rule": "clamp"}},
-        }
-    )
     store = SQLiteStore(tmp_path / "edgeroute.db")
     _, key = mint_key("k", limits=KeyLimits(budget_usd_micros=20))
     answered = 0
     with pytest.raises(RateLimited):
         for _ in range(100):
-            payload = apply_parameter_rules(cheap, {"max_tokens": 1})
-            admitted = await admit(store, key, Kind.CHAT, cheap, payload, 3)
-            await reconcile(store, admitted, 4, cost_micros(cheap, 3, 1))
+            payload = apply_parameter_rules(CHEAP, {"max_tokens": 1})
+            admitted = await admit(store, key, Kind.CHAT, CHEAP, payload, 3)
+            await reconcile(store, admitted, 4, cost_micros(CHEAP, 3, 1))
             answered += 1
     assert answered == 20
     await store.close()
