@@ -43,6 +43,22 @@ class UsageLedger:
             log.warning("%d usage records wait in %s for the store", len(records), self.path)
         return records
 
+    def _spool(self, record: UsageRecord) -> None:
+        """Keep one more record: in memory, and appended to the file (one line, however
+        long the outage; readable by owner only)."""
+        self.waiting.append(record)
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(asdict(record)) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            log.exception("usage spool %s cannot be written: records wait in memory", self.path)
+
     def _save(self) -> None:
         """Rewrite the file with what still waits (atomically, readable by owner only)."""
         if self.path is None:
@@ -69,10 +85,9 @@ class UsageLedger:
                     return
                 except Exception:
                     log.exception("usage record %s waits in the spool", record.request_id)
-                    self.waiting.append(record)
-                    self._save()
+                    self._spool(record)
                     return
-            self.waiting.append(record)
+            self._spool(record)
             await self._drain()
 
     async def drain(self) -> int:
@@ -91,5 +106,5 @@ class UsageLedger:
                 break
             self.waiting.popleft()
             written += 1
-        if written or self.waiting:
+        if written:  # the file lost its oldest lines
             self._save()
