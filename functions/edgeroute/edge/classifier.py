@@ -61,10 +61,6 @@ class Classification:
         }
 
 
-def labels() -> tuple[str, ...]:
-    return heads.heads().tasks
-
-
 @cache
 def _langid() -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
