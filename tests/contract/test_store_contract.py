@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import replace
 
-from edgeroute.store import ApiKey, KeyLimits, Store, UsageRecord
+from edgeroute.store import ApiKey, KeyLimits, KeyPolicy, Store, UsageRecord
 from edgeroute.store.base import MAX_ITEM_BYTES
 from tests.contract.conftest import StoreFactory
 
@@ -48,9 +48,17 @@ def _usage(request_id: str, tenant: str, created_at: float, tokens: int = 10) ->
 
 
 async def test_keys_put_get_list_revoke(store: Store) -> None:
-    limits = KeyLimits(rpm=60, tpm=10_000, tokens_per_day=None, budget_usd_micros=5_000_000)
+    limits = KeyLimits(
+        rpm=60, tpm=10_000, tokens_per_day=None, budget_usd_micros=5_000_000, max_concurrent=4
+    )
+    policy = KeyPolicy(scopes=("chat", "embeddings"), pii="mask", guardrail="both")
     second = replace(
-        _key("k2", T0 + 5), models=("small", "large"), limits=limits, admin=True, priority=3
+        _key("k2", T0 + 5),
+        models=("small", "large"),
+        limits=limits,
+        admin=True,
+        priority=3,
+        policy=policy,
     )
     first = _key("k1", T0, tenant="globex")
     await store.put_key(second)
@@ -64,6 +72,7 @@ async def test_keys_put_get_list_revoke(store: Store) -> None:
     revoked = await store.get_key("k2")
     assert revoked is not None and revoked.revoked
     assert revoked.limits == limits and revoked.models == ("small", "large")
+    assert revoked.policy == policy
     assert len(await store.list_keys()) == 2
 
 

@@ -46,7 +46,21 @@ def test_rotate_keeps_rights_and_retires_the_old_key_after_the_grace(
 ) -> None:
     monkeypatch.setenv("EDGEROUTE_SQLITE_PATH", str(tmp_path / "edgeroute.db"))
     code, out, _ = _cli(
-        capsys, "keys", "create", "--name", "team", "--rpm", "7", "--expires-in", "30d", "--json"
+        capsys,
+        "keys",
+        "create",
+        "--name",
+        "team",
+        "--rpm",
+        "7",
+        "--max-concurrent",
+        "2",
+        "--pii",
+        "block",
+        "--audit-bodies",
+        "--expires-in",
+        "30d",
+        "--json",
     )
     assert code == 0
     created = json.loads(out)
@@ -55,6 +69,7 @@ def test_rotate_keeps_rights_and_retires_the_old_key_after_the_grace(
     assert code == 0
     rotated = json.loads(out)
     assert rotated["rpm"] == 7 and rotated["tenant"] == "team" and rotated["expires_at"] is None
+    assert rotated["max_concurrent"] == 2 and rotated["pii"] == "block" and rotated["audit_bodies"]
     assert rotated["replaces"]["key_id"] == created["key_id"]
 
     asyncio.run(_check_rotation(tmp_path, monkeypatch, created, rotated))
@@ -68,7 +83,7 @@ async def _check_rotation(
 ) -> None:
     store = SQLiteStore(tmp_path / "edgeroute.db")
     auth = Authenticator(store, ttl_s=0)
-    assert (await auth.authenticate(rotated["api_key"])).limits == KeyLimits(rpm=7)
+    assert (await auth.authenticate(rotated["api_key"])).limits == KeyLimits(rpm=7, max_concurrent=2)
     assert (await auth.authenticate(created["api_key"])).key_id == created["key_id"]
     after_grace = time.time() + 3601
     monkeypatch.setattr("edgeroute.pipeline.authenticate.time.time", lambda: after_grace)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from edgeroute.settings import Settings
-from edgeroute.store.base import ApiKey, CounterResult, KeyLimits, Store, UsageRecord
+from edgeroute.store.base import ApiKey, CounterResult, KeyLimits, KeyPolicy, Store, UsageRecord
 
-__all__ = ["ApiKey", "CounterResult", "KeyLimits", "Store", "UsageRecord", "open_store"]
+__all__ = [
+    "ApiKey",
+    "CounterResult",
+    "KeyLimits",
+    "KeyPolicy",
+    "Store",
+    "UsageRecord",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> Store:

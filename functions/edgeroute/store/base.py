@@ -30,8 +30,24 @@ class KeyLimits:
 
     rpm: int | None = None
     tpm: int | None = None
+    max_concurrent: int | None = None  # requests in flight at once
     tokens_per_day: int | None = None
     budget_usd_micros: int | None = None
+
+
+PII_MODES = ("mask", "block", "allow")
+GUARDRAIL_STAGES = ("off", "input", "both")
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """What the gateway does with a key's traffic beyond quotas; ``None``: the operator's
+    default (settings)."""
+
+    scopes: tuple[str, ...] = ()  # endpoints the key may call; empty: every non-admin one
+    pii: str | None = None  # one of PII_MODES
+    guardrail: str | None = None  # one of GUARDRAIL_STAGES: moderation on input / and output
+    audit_bodies: bool = False  # keep prompt and answer bodies in the audit archive
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class ApiKey:
     limits: KeyLimits = field(default_factory=KeyLimits)
     expires_at: float | None = None  # epoch seconds; None: never
     ip_allow: tuple[str, ...] = ()  # CIDRs the key may be used from; empty: anywhere
+    policy: KeyPolicy = field(default_factory=KeyPolicy)
 
     def allows(self, model_name: str) -> bool:
         return not self.models or model_name in self.models
@@ -127,6 +144,8 @@ def key_from_json(text: str) -> ApiKey:
     data["models"] = tuple(data.get("models", ()))
     data["ip_allow"] = tuple(data.get("ip_allow", ()))
     data["limits"] = KeyLimits(**data.get("limits", {}))
+    policy = data.get("policy", {})
+    data["policy"] = KeyPolicy(**{**policy, "scopes": tuple(policy.get("scopes", ()))})
     return ApiKey(**data)
 
 

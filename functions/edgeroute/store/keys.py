@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import time
 
-from edgeroute.store.base import ApiKey, KeyLimits
+from edgeroute.store.base import ApiKey, KeyLimits, KeyPolicy
 
 KEY_PREFIX = "er-"
 _KEY_ID_HEX = 16  # 64 bits of the hash: a public handle for listing and revoking
@@ -30,6 +30,7 @@ def mint_key(
     limits: KeyLimits | None = None,
     expires_at: float | None = None,
     ip_allow: tuple[str, ...] = (),
+    policy: KeyPolicy | None = None,
 ) -> tuple[str, ApiKey]:
     """A new random key (256 bits) and the record to store for it."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -46,5 +47,6 @@ def mint_key(
         limits=limits or KeyLimits(),
         expires_at=expires_at,
         ip_allow=ip_allow,
+        policy=policy or KeyPolicy(),
     )
     return secret, record

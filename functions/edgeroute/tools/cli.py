@@ -14,7 +14,8 @@ from typing import Any
 
 from edgeroute.errors import ConfigError
 from edgeroute.settings import Settings
-from edgeroute.store import ApiKey, KeyLimits, Store, open_store
+from edgeroute.store import ApiKey, KeyLimits, KeyPolicy, Store, open_store
+from edgeroute.store.base import GUARDRAIL_STAGES, PII_MODES
 from edgeroute.store.keys import hash_key, key_id_for, mint_key
 
 
@@ -38,10 +39,15 @@ def _key_summary(key: ApiKey) -> dict[str, Any]:
         else datetime.fromtimestamp(key.expires_at, UTC).isoformat(timespec="seconds"),
         "rpm": limits.rpm,
         "tpm": limits.tpm,
+        "max_concurrent": limits.max_concurrent,
         "tokens_per_day": limits.tokens_per_day,
         "budget_usd": None
         if limits.budget_usd_micros is None
         else limits.budget_usd_micros / 1_000_000,
+        "scopes": list(key.policy.scopes) or "all",
+        "pii": key.policy.pii or "default",
+        "guardrail": key.policy.guardrail or "default",
+        "audit_bodies": key.policy.audit_bodies,
     }
 
 
@@ -71,7 +77,10 @@ async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
     if found is None:
         return 1
     store, record = found
-    changes: dict[str, Any] = {"limits": _limits(args, record.limits)}
+    changes: dict[str, Any] = {
+        "limits": _limits(args, record.limits),
+        "policy": _policy(args, record.policy),
+    }
     if args.models is not None:
         changes["models"] = _models(args.models)
     if args.priority is not None:
@@ -136,10 +145,27 @@ def _limits(args: argparse.Namespace, base: KeyLimits | None = None) -> KeyLimit
     return KeyLimits(
         rpm=pick(args.rpm, base.rpm),
         tpm=pick(args.tpm, base.tpm),
+        max_concurrent=pick(args.max_concurrent, base.max_concurrent),
         tokens_per_day=pick(args.tokens_per_day, base.tokens_per_day),
         budget_usd_micros=base.budget_usd_micros
         if budget is None
         else (round(budget * 1_000_000) or None),
+    )
+
+
+def scopes(text: str) -> tuple[str, ...]:
+    """``chat,embeddings`` as a tuple (argparse type); ``""`` clears (every endpoint)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _policy(args: argparse.Namespace, base: KeyPolicy | None = None) -> KeyPolicy:
+    """The key policy from the flags; a flag left out keeps ``base``'s value."""
+    base = base or KeyPolicy()
+    return KeyPolicy(
+        scopes=base.scopes if args.scopes is None else args.scopes,
+        pii=base.pii if args.pii is None else args.pii,
+        guardrail=base.guardrail if args.guardrail is None else args.guardrail,
+        audit_bodies=base.audit_bodies if args.audit_bodies is None else args.audit_bodies,
     )
 
 
@@ -154,6 +180,7 @@ async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         limits=_limits(args),
         expires_at=None if args.expires_in is None else time.time() + args.expires_in,
         ip_allow=args.ip_allow or (),
+        policy=_policy(args),
     )
     await store.put_key(record)
     await store.close()
@@ -195,6 +222,7 @@ async def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
         limits=old.limits,
         expires_at=None if args.expires_in is None else now + args.expires_in,
         ip_allow=old.ip_allow,
+        policy=old.policy,
     )
     ends = now + args.grace
     retiring = replace(old, expires_at=min(ends, old.expires_at or ends))
@@ -292,6 +320,7 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rpm", type=int, help="requests per minute")
     group.add_argument("--tpm", type=int, help="tokens per minute (prompt + max_tokens reserved)")
     group.add_argument("--tokens-per-day", type=int, help="tokens per UTC day")
+    group.add_argument("--max-concurrent", type=int, help="requests in flight at once")
     group.add_argument("--budget-usd", type=float, help="monthly budget in US dollars")
     group.add_argument("--priority", type=int, help="higher keeps its tier under congestion")
     parser.add_argument(
@@ -302,6 +331,26 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
         type=networks,
         metavar="CIDR[,CIDR]",
         help="networks the key may be used from (default: anywhere; '' clears)",
+    )
+    policy = parser.add_argument_group("policy (left out: the operator's default)")
+    policy.add_argument(
+        "--scopes",
+        type=scopes,
+        metavar="SCOPE[,SCOPE]",
+        help="endpoints the key may call (default: all; '' clears)",
+    )
+    policy.add_argument(
+        "--pii", choices=PII_MODES, help="personal data in prompts: mask, block or allow"
+    )
+    policy.add_argument(
+        "--guardrail",
+        choices=GUARDRAIL_STAGES,
+        help="moderation: off, on input, or on input and buffered output",
+    )
+    policy.add_argument(
+        "--audit-bodies",
+        action=argparse.BooleanOptionalAction,
+        help="keep prompt and answer bodies in the audit archive",
     )
 
 
