@@ -36,6 +36,9 @@ class Call:
     cache_status: str = "bypass"
     max_cost_usd: float | None = None
     classifying: asyncio.Future[Classification] | None = None
+    client_address: str | None = None  # the caller's address, as authentication saw it
+    pii_classes: tuple[str, ...] = ()  # personal-data classes masked in what was forwarded
+    guardrail: str | None = None  # the guardrail's outcome: "passed", "refused: <categories>"
 
     @property
     def stream(self) -> bool:
