@@ -175,6 +175,23 @@ class StoreUnavailable(EdgerouteError):
         )
 
 
+class TokenKeysUnavailable(EdgerouteError):
+    """A token's issuer did not hand over its signing keys (JWKS) in time: the token may
+    be good, so a 503 to retry, never a 401."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "jwks_unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            "edgeroute could not fetch the signing keys of this token's issuer just now. "
+            "Retry in a moment; an edgeroute API key ('er-...') does not depend on them.",
+            headers={"Retry-After": "5"},
+            detail=detail,
+        )
+
+
 class UpstreamError(EdgerouteError):
     """The upstream answered with a failure or something that is not valid OpenAI output."""
 

@@ -157,6 +157,13 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=PREFIX + "KEY_CACHE_TTL",
     )
+    oidc_config: str = _setting(
+        "",
+        "OIDC issuers whose JWTs are accepted as bearer tokens, with their claim mapping: "
+        "the JSON itself, or a YAML/JSON file or `s3://` URI (empty: API keys only; "
+        "docs/security.md)",
+        "JSON text starting with '{', a file path or an s3://bucket/key URI",
+    )
     trusted_proxies: int = _setting(
         0,
         "proxies in front of `edgeroute serve` that append to X-Forwarded-For; the client's "

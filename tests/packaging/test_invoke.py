@@ -93,7 +93,7 @@ def test_authorizer_allows_a_valid_key_and_denies_revoked_unknown_and_missing(
         assert code == 0, logs
         assert payload["isAuthorized"] is allowed, (header, payload)
         if allowed:
-            assert payload["context"] == {"key_id": good_id, "tenant": "invoke-auth"}
+            assert payload["context"] == {"key_id": good_id, "tenant": "invoke-auth", "scopes": ""}
         else:
             assert "context" not in payload
 

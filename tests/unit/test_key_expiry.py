@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,9 @@ async def _check_rotation(
 ) -> None:
     store = SQLiteStore(tmp_path / "edgeroute.db")
     auth = Authenticator(store, ttl_s=0)
-    assert (await auth.authenticate(rotated["api_key"])).limits == KeyLimits(rpm=7, max_concurrent=2)
+    assert (await auth.authenticate(rotated["api_key"])).limits == KeyLimits(
+        rpm=7, max_concurrent=2
+    )
     assert (await auth.authenticate(created["api_key"])).key_id == created["key_id"]
     after_grace = time.time() + 3601
     monkeypatch.setattr("edgeroute.pipeline.authenticate.time.time", lambda: after_grace)
@@ -94,11 +97,6 @@ async def _check_rotation(
 
 
 @pytest.mark.parametrize("bad", ["30", "d", "-1d", "1y", "infd", "nand"])
-def test_a_bad_duration_is_a_usage_error(
-    bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("EDGEROUTE_SQLITE_PATH", str(tmp_path / "edgeroute.db"))
-    with pytest.raises(SystemExit) as stopped:
-        main(["keys", "create", "--name", "x", f"--expires-in={bad}"])
-    assert stopped.value.code == 2
-    assert "is not a duration: use a number and s, m, h or d" in capsys.readouterr().err
+def test_a_bad_duration_is_a_usage_error(bad: str, usage_error: Callable[..., str]) -> None:
+    err = usage_error("keys", "create", "--name", "x", f"--expires-in={bad}")
+    assert "is not a duration: use a number and s, m, h or d" in err

@@ -41,6 +41,7 @@ from edgeroute.batch.jsonl import (
 from edgeroute.errors import EdgerouteError, InternalError
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.scopes import Scope, require
 from edgeroute.settings import BatchConfig
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Json
@@ -240,6 +241,7 @@ class BatchRunner:
         request_id = "req_" + os.urandom(12).hex()
         call: pipeline.Call | None = None
         try:
+            require(principal, Scope.for_kind(line.kind), f"batch line {line.number}")
             call = pipeline.Call(
                 request_id=request_id,
                 principal=principal,

@@ -1,9 +1,14 @@
 """HTTP API Lambda authorizer (payload format 2.0, simple responses).
 
-It runs the gateway's own key check (``Authenticator`` against the store), so a bad
-key is refused before RouterFunction is ever invoked, and API Gateway caches the
-answer per ``Authorization`` header for a few seconds. The store client and the key
-cache are built at import, during init, so SnapStart snapshots them.
+It runs the gateway's own credential check (``Authenticator``: keys against the store,
+JWTs against the OIDC issuers of ``EDGEROUTE_OIDC_CONFIG``), so a bad key or token is
+refused before RouterFunction is ever invoked, and API Gateway caches the answer per
+``Authorization`` header, source address and route key for ``AuthorizerCacheTtl``
+seconds. Scopes are checked here when the route key names an endpoint
+(``POST /v1/chat/completions``); the template's catch-all routes do not, and the app
+behind checks scopes on every request either way. A store or JWKS outage raises (API
+Gateway answers 500 and caches nothing), never a cached denial. The store client and
+the caches are built at import, during init, so SnapStart snapshots them.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from typing import Any
 
 from edgeroute.errors import AuthenticationFailed, PermissionDenied
 from edgeroute.pipeline.authenticate import Authenticator, bearer_token
+from edgeroute.pipeline.scopes import require, scope_for_path
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
 
 _settings = Settings.from_env()
-_authenticator = Authenticator(open_store(_settings), _settings.key_cache_ttl_s)
+_authenticator = Authenticator.from_settings(open_store(_settings), _settings)
 # One loop for the life of the instance: the store's thread pool and clients stay warm.
 _loop = asyncio.new_event_loop()
 
@@ -37,6 +43,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         secret = bearer_token(_authorization(event))
         address = (event.get("requestContext") or {}).get("http", {}).get("sourceIp")
         key = _loop.run_until_complete(_authenticator.authenticate(secret, address))
+        route_key = str(event.get("routeKey") or "")
+        needed = scope_for_path(route_key.partition(" ")[2])
+        if needed is not None:
+            require(key, needed, route_key)
     except (AuthenticationFailed, PermissionDenied):
         return DENY
-    return {"isAuthorized": True, "context": {"key_id": key.key_id, "tenant": key.tenant}}
+    return {
+        "isAuthorized": True,
+        "context": {
+            "key_id": key.key_id,
+            "tenant": key.tenant,
+            "scopes": " ".join(key.policy.scopes),  # empty: every endpoint
+        },
+    }

@@ -1,17 +1,23 @@
-"""Authenticate a request's bearer key against the store, with a short in-memory cache.
+"""Authenticate a request's bearer credential: an edgeroute key against the store, with a
+short in-memory cache, or a JWT from a configured OIDC issuer (``pipeline/oidc.py``).
 
 The cache bounds store reads on the hot path; its TTL (``EDGEROUTE_KEY_CACHE_TTL``,
 5 s by default) is also the longest a revoked key keeps working on a warm instance. An
 expired key stops at its expiry: the time is checked on every request, cached or not.
+Tokens are not cached: each request verifies its token's signature and expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from datetime import UTC, datetime
 
+from edgeroute.config.oidc import load_oidc
 from edgeroute.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
+from edgeroute.pipeline.oidc import TokenVerifier, looks_like_jwt
+from edgeroute.settings import Settings
 from edgeroute.store.base import ApiKey, Store
 from edgeroute.store.keys import KEY_PREFIX, hash_key, key_id_for
 
@@ -34,14 +40,34 @@ def bearer_token(authorization: str | None, api_key_header: str | None = None) -
 
 
 class Authenticator:
-    def __init__(self, store: Store, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, ttl_s: float = 5.0, tokens: TokenVerifier | None = None
+    ) -> None:
         self._store = store
         self._ttl = ttl_s
+        self._tokens = tokens
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings) -> Authenticator:
+        """Keys from ``store``; tokens from the issuers in ``EDGEROUTE_OIDC_CONFIG``, if any."""
+        oidc = load_oidc(settings.oidc_config)
+        tokens = None if oidc is None else TokenVerifier(oidc)
+        return cls(store, settings.key_cache_ttl_s, tokens)
+
     async def authenticate(self, secret: str, address: str | None = None) -> ApiKey:
-        """The key's record, or a 401 (no such key, revoked, expired) or 403 (used from
-        an address its allow-list leaves out; ``address`` is the client's)."""
+        """The key's record or the token's principal, or a 401 (no such key, revoked,
+        expired, a token that does not verify), a 403 (used from an address its allow-list
+        leaves out; ``address`` is the client's) or a 503 (store or issuer keys down)."""
+        if looks_like_jwt(secret):
+            if self._tokens is None:
+                raise AuthenticationFailed(
+                    "This gateway takes edgeroute API keys ('er-...'), not bearer tokens "
+                    "(JWTs): it trusts no OIDC issuer. Send an API key.",
+                    code="invalid_token",
+                )
+            # On a thread: verifying may fetch the issuer's keys (bounded by its timeout).
+            return await asyncio.to_thread(self._tokens.verify, secret)
         if not secret.startswith(KEY_PREFIX):
             raise AuthenticationFailed(
                 "Invalid API key: edgeroute keys start with 'er-'. Check the key you sent."

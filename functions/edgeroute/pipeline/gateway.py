@@ -72,7 +72,7 @@ class Gateway:
             settings=settings,
             registry=registry,
             store=store,
-            authenticator=Authenticator(store, settings.key_cache_ttl_s),
+            authenticator=Authenticator.from_settings(store, settings),
             cache=ResponseCache(
                 store, ttl_s=settings.cache_ttl_s, max_bytes=settings.cache_max_bytes
             ),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgeroute.errors import ConfigError
+from edgeroute.pipeline.scopes import SCOPE_NAMES, parse_scopes
 from edgeroute.settings import Settings
 from edgeroute.store import ApiKey, KeyLimits, KeyPolicy, Store, open_store
 from edgeroute.store.base import GUARDRAIL_STAGES, PII_MODES
@@ -154,8 +155,12 @@ def _limits(args: argparse.Namespace, base: KeyLimits | None = None) -> KeyLimit
 
 
 def scopes(text: str) -> tuple[str, ...]:
-    """``chat,embeddings`` as a tuple (argparse type); ``""`` clears (every endpoint)."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    """``chat,embeddings`` as a tuple of known scopes (argparse type); ``""`` clears
+    (every endpoint)."""
+    try:
+        return parse_scopes([part.strip() for part in text.split(",") if part.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _policy(args: argparse.Namespace, base: KeyPolicy | None = None) -> KeyPolicy:
@@ -337,7 +342,8 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
         "--scopes",
         type=scopes,
         metavar="SCOPE[,SCOPE]",
-        help="endpoints the key may call (default: all; '' clears)",
+        help=f"endpoints the key may call, from {', '.join(SCOPE_NAMES)} ('admin', with "
+        "--admin: other tenants' usage; default: every endpoint; '' clears)",
     )
     policy.add_argument(
         "--pii", choices=PII_MODES, help="personal data in prompts: mask, block or allow"

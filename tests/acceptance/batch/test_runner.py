@@ -12,6 +12,7 @@ from typing import Any
 from edgeroute.batch.runner import BatchRunner, job_id_for, s3_objects
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig
+from edgeroute.store.base import KeyPolicy
 from edgeroute.store.keys import mint_key
 
 CHAT = "/v1/chat/completions"
@@ -292,3 +293,20 @@ async def test_a_key_can_only_run_files_under_its_tenant(
     _upload(s3, bucket, "batch/in/team/admin.jsonl", [_line("a")], admin.key_id)
     [job] = await runner.handle_event(_event(bucket, "batch/in/team/admin.jsonl"))
     assert job["status"] == "failed" and "admin" in job["error"]
+
+
+async def test_a_scoped_key_runs_only_the_lines_its_scopes_name(
+    runner: BatchRunner, s3: Any, bucket: str, batch_gateway: Gateway
+) -> None:
+    _, scoped = mint_key("embedder", tenant="team", policy=KeyPolicy(scopes=("embeddings",)))
+    await batch_gateway.store.put_key(scoped)
+    embed = {"custom_id": "emb", "method": "POST", "url": "/v1/embeddings"}
+    lines = [_line("chat"), json.dumps({**embed, "body": {"model": "instant", "input": "hi"}})]
+    _upload(s3, bucket, "batch/in/team/scoped.jsonl", lines, scoped.key_id)
+    [job] = await runner.handle_event(_event(bucket, "batch/in/team/scoped.jsonl"))
+    assert job["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+    chat, emb = _output(s3, bucket, job["output_key"])
+    assert chat["response"]["status_code"] == 403
+    error = chat["response"]["body"]["error"]
+    assert error["code"] == "insufficient_scope" and "'chat' scope" in error["message"]
+    assert emb["response"]["status_code"] == 200
