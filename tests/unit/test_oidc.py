@@ -106,6 +106,7 @@ def test_audience_issuer_and_required_claims(tmp_path: Path) -> None:
     for claim in ("exp", "sub", "aud"):
         missing = _refused(verifier, RSA.sign(claims(**{claim: None})))
         assert missing.code == "invalid_token" and f"'{claim}'" in missing.message
+    assert "'sub' claim" in _refused(verifier, RSA.sign(claims(sub=42))).message
     tenantless = _refused(verifier, RSA.sign(claims(tenant=None)))
     assert tenantless.code == "invalid_token" and "'tenant' claim" in tenantless.message
     assert _refused(verifier, RSA.sign(claims(tenant="a b"))).code == "invalid_token"

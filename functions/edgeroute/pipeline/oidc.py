@@ -30,6 +30,7 @@ from jwt.exceptions import (
     InvalidAudienceError,
     InvalidIssuedAtError,
     InvalidIssuerError,
+    InvalidSubjectError,
     MissingRequiredClaimError,
     PyJWKClientConnectionError,
     PyJWKClientError,
@@ -184,6 +185,8 @@ class TokenVerifier:
             ) from None
         except InvalidIssuerError:
             raise _invalid("its issuer ('iss') does not match.", "unknown_issuer") from None
+        except InvalidSubjectError:
+            raise _invalid("its 'sub' claim is not a string. Ask the issuer to fix it.") from None
         except MissingRequiredClaimError as exc:
             raise _invalid(f"it has no '{exc.claim}' claim. Ask the issuer to add it.") from None
         except PyJWTError:
