@@ -62,6 +62,9 @@ class Archive(Protocol):
     async def since(self, tenant: str, start: float) -> list[Document]:
         """The tenant's documents kept at or after ``start``, oldest first."""
 
+    def sweep(self, now: float | None = None) -> int:
+        """Delete what is past the retention period; how many went."""
+
 
 class FolderArchive:
     """The archive as a local folder (``edgeroute serve``'s, by default)."""
@@ -181,6 +184,10 @@ class S3Archive:
         keys = await asyncio.to_thread(self._keys, self._prefix(tenant))
         wanted = sorted((when, key) for key, when in keys if when >= start)
         return [await asyncio.to_thread(self._get, key) for _, key in wanted]
+
+    def sweep(self, now: float | None = None) -> int:
+        """Nothing to do: the bucket's lifecycle rule expires ``audit/``."""
+        return 0
 
 
 def open_archive(settings: Settings) -> Archive | None:
