@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
@@ -59,7 +59,8 @@ class AuditRecord:
     bodies_kept: bool  # prompt and answer are in the archive
 
     def as_json(self) -> Json:
-        return asdict(self)
+        # vars(), not dataclasses.asdict: that deep-copies field by field, ~3x the cost.
+        return {**vars(self), "pii_classes": list(self.pii_classes)}
 
 
 def call_record(call: Call, usage: UsageRecord, bodies_kept: bool) -> AuditRecord:
