@@ -1,8 +1,13 @@
-"""Reading the audit trail back: the ``edgeroute.audit`` JSON lines in a server's log."""
+"""Reading the audit trail back: the ``edgeroute.audit`` JSON lines in a server's log,
+or as this process emits them."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 AUDIT_SERVICE = "edgeroute.audit"
@@ -21,3 +26,20 @@ def audit_records(log_text: str) -> list[dict[str, Any]]:
         if isinstance(item, dict) and item.get("service") == AUDIT_SERVICE:
             records.append(item)
     return records
+
+
+AuditLines = Callable[[], list[dict[str, Any]]]
+
+
+@contextmanager
+def captured_audit() -> Iterator[AuditLines]:
+    """The records this process emits meanwhile, as its own (Powertools) handler formats them."""
+    logger = logging.getLogger(AUDIT_SERVICE)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logger.handlers[0].formatter)
+    logger.addHandler(handler)
+    try:
+        yield lambda: audit_records(out.getvalue())
+    finally:
+        logger.removeHandler(handler)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from edgeroute.store.base import KeyLimits, KeyPolicy
 from edgeroute.store.keys import mint_key
 from edgeroute.store.sqlite import SQLiteStore
 from edgeroute.tools.cli import main
+from tests.support.audit import AuditLines, captured_audit
 from tests.support.inprocess import CHAT, Client, chat_body, memory_gateway, sse_events
 from tests.support.scripted_upstream import DEFAULT_TEXT, ScriptedUpstream, Status
 
@@ -34,23 +34,14 @@ models:
   - {name: priced, endpoint: 'http://priced:1/v1', tier: small, retries: 0,
      price: {input_per_mtok: 1000, output_per_mtok: 2000}}
 """
-AuditLines = Callable[[], list[dict[str, Any]]]
 FIELD_TYPES = {f.name: f.type for f in fields(AuditRecord)}
 PYTHON_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list}
 
 
 @pytest.fixture
 def audit_lines() -> Iterator[AuditLines]:
-    """The audit logger's JSON lines, as its own (Powertools) handler formats them."""
-    logger = logging.getLogger(AUDIT_LOGGER)
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logger.handlers[0].formatter)
-    logger.addHandler(handler)
-    try:
-        yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
-    finally:
-        logger.removeHandler(handler)
+    with captured_audit() as lines:
+        yield lines
 
 
 async def _client(
