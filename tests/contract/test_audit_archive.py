@@ -5,6 +5,8 @@ listed by time; tenants never see each other's."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from edgeroute.settings import AuditConfig, Settings
 from edgeroute.store.archive import Archive, FolderArchive, S3Archive, open_archive
 from edgeroute.store.s3 import make_s3_client
+from edgeroute.tools.cli import main
 from tests.support.moto_server import AWS_ENV, MotoServer
 
 
@@ -80,3 +83,21 @@ async def test_the_s3_layout_is_tenant_and_day(moto_server: MotoServer, monkeypa
     assert head["ContentType"] == "application/json"
     assert head["ServerSideEncryption"] == "AES256"
     assert S3Archive(bucket).sweep() == 0  # the bucket's lifecycle rule expires audit/
+
+
+async def test_audit_show_reads_the_bucket_the_settings_name(
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL_S3": moto_server.url}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"audit-{uuid.uuid4().hex[:8]}"
+    make_s3_client().create_bucket(Bucket=bucket)
+    await S3Archive(bucket).put("acme", "req_s3", time.time(), _document("req_s3", "acme"))
+    monkeypatch.setenv("EDGEROUTE_AUDIT_BUCKET", bucket)
+    monkeypatch.setenv("EDGEROUTE_SQLITE_PATH", str(tmp_path / "edgeroute.db"))
+
+    code = await asyncio.to_thread(main, ["audit", "show", "req_s3", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out) == _document("req_s3", "acme")
