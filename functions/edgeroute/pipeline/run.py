@@ -6,7 +6,9 @@ the Lambda handlers and the CLI all come through ``run``.
 
 The quota update and the cache look-up run concurrently: the one store round trip
 the caller waits on. Usage, quota reconciliation and cache fills happen after the
-answer is on its way (buffered: a background task; streamed: when the stream ends).
+answer is on its way (buffered: a background task; streamed: when the stream ends),
+and so is the request's audit record (``pipeline/audit``); bodies a key asks to keep are
+archived after the answer is sent, a stream's after ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -348,7 +350,8 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
 
 
 async def settle_buffered(gw: Gateway, call: Call, result: Buffered) -> None:
-    """After a buffered answer is sent: usage, reconciliation, cache fill."""
+    """After a buffered answer is sent: usage, reconciliation, the audit record and
+    bodies, cache fill."""
     try:
         record = await settle(
             gw, call, result.model, result.usage, 200, result.attempts, answered=True
