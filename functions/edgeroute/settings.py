@@ -105,6 +105,37 @@ class BatchConfig(BaseModel):
     )
 
 
+class AuditConfig(BaseModel):
+    """Where the audit archive keeps prompt and answer bodies, and for how long (the
+    ``EDGEROUTE_AUDIT_*`` variables); the audit record itself always goes to the log."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str = _setting(
+        "",
+        "S3 bucket of the audit archive (`audit/<tenant>/<yyyy>/<mm>/<dd>/<request id>.json`); "
+        "'' keeps it in `EDGEROUTE_AUDIT_DIR` (the template sets the stack's bucket)",
+        "an S3 bucket name, or ''",
+    )
+    dir: str = _setting(
+        "",
+        "folder of the local audit archive ('': `audit/` beside the SQLite store file)",
+        "a folder path, or ''",
+    )
+    retention_days: int = _setting(
+        30,
+        "days archived bodies are kept (locally swept; on S3 the template's lifecycle rule)",
+        "a whole number of days, 1 or more, e.g. 30",
+        ge=1,
+    )
+    bodies: bool = _setting(
+        False,
+        "archive prompt and answer bodies for every key, not only keys created with "
+        "`--audit-bodies`",
+        "true or false",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX,
@@ -227,6 +258,9 @@ class Settings(BaseSettings):
     )
     batch: BatchConfig = Field(
         default=BatchConfig(), description="how the batch function runs jobs"
+    )
+    audit: AuditConfig = Field(
+        default=AuditConfig(), description="the audit archive of prompt and answer bodies"
     )
 
     @field_validator("registry_env_allow", mode="before")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.audit import captured_audit
 from tests.support.gateway import GatewayProcess
 
 EVENT = Path(__file__).resolve().parents[2] / "infra" / "events" / "http-api-chat.json"
@@ -66,3 +67,17 @@ def test_bad_key_through_mangum(handler_module: ModuleType) -> None:
     result = handler_module.handler(_event("er-wrong"), _Context())
     assert result["statusCode"] == 401
     assert _body(result)["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize(("key", "status"), [("valid", 200), ("er-wrong", 401)])
+def test_mangum_requests_are_audited_with_api_gateways_address(
+    handler_module: ModuleType, api_key: str, key: str, status: int
+) -> None:
+    with captured_audit() as lines:
+        result = handler_module.handler(_event(api_key if key == "valid" else key), _Context())
+    assert result["statusCode"] == status
+    [record] = lines()
+    assert record["request_id"] == result["headers"]["x-request-id"]
+    assert record["status"] == status and record["endpoint"] == "/v1/chat/completions"
+    assert record["client_address"] == "203.0.113.10"  # requestContext.http.sourceIp
+    assert bool(record["key_id"]) is (status == 200)

@@ -187,3 +187,24 @@ def test_dashboard_body_is_json_with_the_four_views(template: dict[str, Any]) ->
     titles = " | ".join(w["properties"]["title"] for w in widgets)
     for view in ("Edge vs GPU share", "Cost by model", "p99", "Cache hit rate"):
         assert view in titles
+
+
+def test_the_audit_archive_expires_and_only_request_functions_write_it(
+    template: dict[str, Any],
+) -> None:
+    rules = _props(template, "BatchBucket")["LifecycleConfiguration"]["Rules"]
+    [audit] = [r for r in rules if r.get("Prefix") == "audit/"]
+    assert audit["Status"] == "Enabled"
+    assert audit["ExpirationInDays"] == {"Ref": "AuditRetentionDays"}
+    assert "NoncurrentVersionExpiration" in audit  # the bucket is versioned
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["EDGEROUTE_AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"}
+    assert env["EDGEROUTE_AUDIT_BUCKET"] == _props(template, "BatchBucket")["BucketName"]
+    writers = set()
+    for name in FUNCTIONS:
+        for policy in _props(template, name)["Policies"]:
+            for statement in policy.get("Statement", ()) if isinstance(policy, dict) else ():
+                if "/audit/" in json.dumps(statement["Resource"]):
+                    assert statement["Action"] == "s3:PutObject", name  # never read back
+                    writers.add(name)
+    assert writers == {"RouterFunction", "StreamFunction", "BatchFunction"}

@@ -18,6 +18,8 @@ Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counte
   stream-error stream one chunk, then an SSE error event
   stall        stream one chunk, then go silent
   slow-stream  a chunk every 50 ms, 200 of them (for disconnect tests)
+  echo-400, echo-401  that status, with an error message quoting the Authorization
+               header it got (as upstreams that repeat a rejected key do)
 
 ``GET /health`` answers 200 and ``GET /metrics`` reports ``queue_depth`` as vLLM's
 ``vllm:num_requests_waiting``, for the health probe.
@@ -164,7 +166,7 @@ class FaultUpstream(Served):
                 }
                 length = int(headers.get("content-length", "0"))
                 raw = await reader.readexactly(length) if length else b"{}"
-                keep = await self._respond(path, json.loads(raw or b"{}"), writer)
+                keep = await self._respond(path, json.loads(raw or b"{}"), writer, headers)
                 if not keep:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -188,7 +190,13 @@ class FaultUpstream(Served):
         writer.write(head.encode() + b"\r\n" + body)
         await writer.drain()
 
-    async def _respond(self, path: str, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+    async def _respond(
+        self,
+        path: str,
+        body: dict[str, Any],
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str] | None = None,
+    ) -> bool:
         if path.endswith("/metrics"):
             metric = "vllm:num_requests_waiting"
             text = f"# TYPE {metric} gauge\n{metric} {self.queue_depth}\n"
@@ -224,6 +232,12 @@ class FaultUpstream(Served):
                 "error": {"message": "boom", "type": "server_error", "code": None, "param": None}
             }
             await self._send(writer, 500, json.dumps(error).encode())
+            return True
+        if behaviour in ("echo-400", "echo-401"):
+            said = (headers or {}).get("authorization", "(none)")
+            message = f"Incorrect API key provided: {said}. Check the key you sent."
+            error = {"error": {"message": message, "type": "invalid_request_error"}}
+            await self._send(writer, int(behaviour[-3:]), json.dumps(error).encode())
             return True
         if behaviour == "status-503":
             error = {"error": {"message": "overloaded", "type": "server_error"}}

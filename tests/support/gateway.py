@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import yaml
 
 from tests.support.served import Served
 
@@ -82,3 +83,23 @@ class GatewayProcess(Served):
             raise RuntimeError(done.stderr)
         result: dict[str, object] = json.loads(done.stdout)
         return result
+
+
+def state_folder(workdir: Path, name: str) -> Path:
+    """Where ``registry_gateway(workdir, name, ...)`` keeps its store, key and archive."""
+    return workdir / name / "state"
+
+
+def registry_gateway(
+    workdir: Path, name: str, models: list[dict[str, object]], env: Mapping[str, str]
+) -> GatewayProcess:
+    """A gateway (not started yet) on a registry of ``models``, with its own state folder,
+    named-model calls unclassified; ``env`` adds to or overrides that."""
+    registry = workdir / f"{name}-models.yaml"
+    registry.write_text(yaml.safe_dump({"models": models}))
+    base = {
+        "EDGEROUTE_REGISTRY": str(registry),
+        "EDGEROUTE_SQLITE_PATH": str(state_folder(workdir, name) / "edgeroute.db"),
+        "EDGEROUTE_CLASSIFY": "auto",
+    }
+    return GatewayProcess({**base, **env}, workdir)

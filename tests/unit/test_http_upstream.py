@@ -129,3 +129,15 @@ def test_a_request_longer_than_the_context_is_the_callers_to_fix() -> None:
         "or lower 'max_tokens'."
     )
     assert error.detail is not None and "http://up.local/v1" in error.detail
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+def test_an_upstream_repeating_edgeroutes_credential_never_passes_it_on(status: int) -> None:
+    sent = {"Authorization": "Bearer sk-upstream-0123456789abcdef"}
+    body = json.dumps(
+        {"error": {"message": "Incorrect API key provided: Bearer sk-upstream-0123456789abcdef"}}
+    ).encode()
+    error = http.map_status_error(status, body, httpx.Headers(), OPENAI, sent)
+    seen = json.dumps(error.body()) + str(error.detail)
+    assert "sk-upstream-0123456789abcdef" not in seen
+    assert "Incorrect API key provided" in str(error.detail)

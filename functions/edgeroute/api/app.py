@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from edgeroute import __version__
+from edgeroute.api.audit import RequestAudit
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.middleware import BodyLimit, JsonBodies
 from edgeroute.api.routes import router
@@ -34,4 +35,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(router)
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(
+        RequestAudit, routes=router.routes, trusted_proxies=gateway.settings.trusted_proxies
+    )
     return app

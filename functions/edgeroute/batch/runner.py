@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 import urllib.parse
 from typing import Any
@@ -40,6 +39,7 @@ from edgeroute.batch.jsonl import (
 )
 from edgeroute.errors import EdgerouteError, InternalError
 from edgeroute.pipeline import run as pipeline
+from edgeroute.pipeline.call import new_request_id
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.scopes import Scope, require
 from edgeroute.settings import BatchConfig
@@ -61,19 +61,6 @@ def tenant_of(object_key: str) -> str | None:
     rest = object_key.removeprefix(IN_PREFIX)
     tenant, sep, _ = rest.partition("/")
     return tenant if sep and tenant else None
-
-
-def make_s3_client() -> Any:
-    """A boto3 S3 client; ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` point it at a local
-    server. Path-style addressing, which every S3 and local server understands."""
-    import boto3
-    from botocore.config import Config
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    config = Config(
-        retries={"max_attempts": 4, "mode": "standard"}, s3={"addressing_style": "path"}
-    )
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
 
 
 def output_key(input_key: str) -> str:
@@ -238,7 +225,7 @@ class BatchRunner:
         return list(await asyncio.gather(*(one(item) for item in parsed)))
 
     async def _answer(self, principal: ApiKey, line: BatchLine) -> Json:
-        request_id = "req_" + os.urandom(12).hex()
+        request_id = new_request_id()
         call: pipeline.Call | None = None
         try:
             require(principal, Scope.for_kind(line.kind), f"batch line {line.number}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeroute.batch.runner import BatchRunner, make_s3_client
+from edgeroute.batch.runner import BatchRunner
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
+from edgeroute.store.s3 import make_s3_client
 
 # The runner takes its concurrency, size limit and lease from the gateway's settings.
 _runner = BatchRunner(Gateway.from_settings(Settings.from_env()), make_s3_client())

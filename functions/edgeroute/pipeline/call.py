@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +20,11 @@ from edgeroute.store.base import ApiKey
 from edgeroute.types import Json, Kind
 
 log = logging.getLogger("edgeroute.pipeline.call")
+
+
+def new_request_id() -> str:
+    """A request's id, as responses (``x-request-id``), logs and the ledger name it."""
+    return "req_" + os.urandom(12).hex()
 
 
 @dataclass
@@ -39,6 +45,8 @@ class Call:
     client_address: str | None = None  # the caller's address, as authentication saw it
     pii_classes: tuple[str, ...] = ()  # personal-data classes masked in what was forwarded
     guardrail: str | None = None  # the guardrail's outcome: "passed", "refused: <categories>"
+    route_reason: str = ""  # why the model that answered was chosen
+    audited: bool = False  # its audit record is out (one per request)
 
     @property
     def stream(self) -> bool:

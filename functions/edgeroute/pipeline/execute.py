@@ -8,7 +8,7 @@ back once its first chunk arrived, and relayed chunk by chunk from there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
 
@@ -183,7 +183,7 @@ async def relay(
     prompt_tokens: int,
     deadline: float,
     on_done: StreamDone,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Pass chunks through as they arrive; end with usage and [DONE], or an error event.
 
     A failure's detail goes to the server log under ``request_id``; the caller's event

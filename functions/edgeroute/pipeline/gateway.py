@@ -12,6 +12,7 @@ from pathlib import Path
 from edgeroute.config.policy import Policy, load_policy
 from edgeroute.config.registry import Protocol, Registry, load_registry
 from edgeroute.health.circuits import HealthView
+from edgeroute.pipeline.audit import AuditTrail
 from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
 from edgeroute.settings import Settings
@@ -55,10 +56,12 @@ class Gateway:
     policy: Policy
     health: HealthView
     ledger: UsageLedger = field(init=False)
+    audit: AuditTrail = field(init=False)
 
     def __post_init__(self) -> None:
         spool = self.settings.usage_spool
         self.ledger = UsageLedger(self.store, Path(spool) if spool else None)
+        self.audit = AuditTrail.from_settings(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:

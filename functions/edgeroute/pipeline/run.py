@@ -6,7 +6,9 @@ the Lambda handlers and the CLI all come through ``run``.
 
 The quota update and the cache look-up run concurrently: the one store round trip
 the caller waits on. Usage, quota reconciliation and cache fills happen after the
-answer is on its way (buffered: a background task; streamed: when the stream ends).
+answer is on its way (buffered: a background task; streamed: when the stream ends),
+and so is the request's audit record (``pipeline/audit``); bodies a key asks to keep are
+archived after the answer is sent, a stream's after ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 
 import anyio
@@ -32,6 +34,7 @@ from edgeroute.health.circuits import health_keys
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import usage_record
 from edgeroute.pipeline.admit import admit, budget_left_usd, reconcile
+from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
 from edgeroute.pipeline.cache import (
     Entry,
@@ -73,9 +76,18 @@ log = logging.getLogger("edgeroute.pipeline.run")
 
 
 async def settle(
-    gw: Gateway, call: Call, model: ModelSpec | None, usage: Usage, status: int, attempts: int
-) -> None:
-    """Write the usage record and give back unused reservations."""
+    gw: Gateway,
+    call: Call,
+    model: ModelSpec | None,
+    usage: Usage,
+    status: int,
+    attempts: int,
+    *,
+    answered: bool = False,
+) -> AuditRecord:
+    """Write the usage record, give back unused reservations, and emit the audit
+    record (returned, for ``AuditTrail.keep`` to archive with an ``answered`` call's
+    bodies once they are sent)."""
     hit = call.cache_status == "hit"
     billed = Usage() if hit else usage  # a hit cost no upstream tokens
     record = usage_record(
@@ -92,31 +104,54 @@ async def settle(
     metrics.record_request(
         record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
     )
+    audited = gw.audit.settled(call, record, answered=answered)
     writes = [gw.ledger.write(record)]
     if call.admission is not None:
         writes.append(
             reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
         )
     await asyncio.gather(*writes)
+    return audited
 
 
-async def _replay(events: list[Json]) -> AsyncIterator[bytes]:
+async def _replay(events: list[Json]) -> AsyncGenerator[bytes, None]:
     for event in events:
         yield encode_event(event)
     yield DONE_EVENT
 
 
+async def _then_keep(
+    gw: Gateway,
+    call: Call,
+    events: AsyncGenerator[bytes, None],
+    kept: list[tuple[AuditRecord, Json]],
+) -> AsyncIterator[bytes]:
+    """A stream's bytes, then its bodies to the audit archive: after [DONE] is sent, and
+    however the stream ends (the inner stream settles first, filling ``kept``)."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
+            for record, answer in kept:
+                await gw.audit.keep(call, record, answer)
+
+
 async def _hit_outcome(gw: Gateway, call: Call, decided: Plan, entry: Entry) -> Buffered | Streamed:
     model = decided.targets[0]
-    reason = "served from cache"
+    reason = call.route_reason = "served from cache"
     if not call.stream:
         body = dict(entry.completion)
         body["model"] = model.name
         usage = Usage.from_openai(body.get("usage")) or Usage()
         return Buffered(model=model, attempts=0, reason=reason, body=body, usage=usage)
-    await settle(gw, call, model, Usage(), 200, 0)
-    events = replay_chunks(entry, model.name, call.want_usage)
-    return Streamed(model=model, attempts=0, reason=reason, events=_replay(events))
+    record = await settle(gw, call, model, Usage(), 200, 0, answered=True)
+    events = _replay(replay_chunks(entry, model.name, call.want_usage))
+    kept = [(record, {**entry.completion, "model": model.name})]
+    return Streamed(
+        model=model, attempts=0, reason=reason, events=_then_keep(gw, call, events, kept)
+    )
 
 
 # A plain non-negative decimal, as "0", "0.01", ".5" or "1e-05" (no sign, no "_", no
@@ -229,6 +264,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     they end; the caller settles buffered outcomes with ``settle_buffered``."""
     decided = await route(gw, call)
     model = decided.targets[0]
+    call.route_reason = decided.reason
     key = None
     if call.cache_mode == "force" or (
         call.cache_mode == "auto" and is_deterministic(call.kind, call.payload)
@@ -271,6 +307,7 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
         with anyio.CancelScope(shield=True):  # give back the reservation, however it ended
             await settle(gw, call, model, Usage(), 500, 0)
         raise
+    call.route_reason = answer.reason
     # Only an answer from the model the key was made for may fill the cache.
     own = key if answer.model is model else None
     fill = (own, gw.cache.put_local(own, Entry(completion=answer.body))) if own else None
@@ -283,11 +320,17 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
     )
 
     own = key if answer.model is decided.targets[0] else None
+    call.route_reason = answer.reason
+    kept: list[tuple[AuditRecord, Json]] = []
 
     async def done(usage: Usage, status: int, chunks: list[Json]) -> None:
         # Never let accounting or the cache cut a complete answer: log and carry on.
         try:
-            await settle(gw, call, answer.model, usage, status, answer.attempts)
+            record = await settle(
+                gw, call, answer.model, usage, status, answer.attempts, answered=bool(chunks)
+            )
+            if record.bodies_kept:
+                kept.append((record, assemble(chunks)))
             if own and status == 200 and chunks and cacheable_stream(chunks):
                 completion = assemble(chunks)
                 completion.setdefault("usage", usage.to_openai())
@@ -303,13 +346,17 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
         deadline=deadline,
         on_done=done,
     )
-    return replace(answer, events=events)
+    return replace(answer, events=_then_keep(gw, call, events, kept))
 
 
 async def settle_buffered(gw: Gateway, call: Call, result: Buffered) -> None:
-    """After a buffered answer is sent: usage, reconciliation, cache fill."""
+    """After a buffered answer is sent: usage, reconciliation, the audit record and
+    bodies, cache fill."""
     try:
-        await settle(gw, call, result.model, result.usage, 200, result.attempts)
+        record = await settle(
+            gw, call, result.model, result.usage, 200, result.attempts, answered=True
+        )
+        await gw.audit.keep(call, record, result.body)
         if result.cache_fill is not None:
             await gw.cache.put_shared(*result.cache_fill)
     except Exception:  # the answer is already sent; keep the process serving
@@ -322,7 +369,9 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
         return  # run() already settled it
     name = call.payload.get("model")
     model = gw.registry.get(name) if isinstance(name, str) else None
-    await gw.ledger.write(_failure_record(call, model, error, 0, call.request_id))
+    record = _failure_record(call, model, error, 0, call.request_id)
+    gw.audit.settled(call, record, answered=False)
+    await gw.ledger.write(record)
 
 
 async def explain(gw: Gateway, call: Call) -> Json:

@@ -320,6 +320,39 @@ def _invoke(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+async def _audit_show(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeroute.tools.audit import show
+
+    return await show(args, settings)
+
+
+async def _audit_list(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeroute.tools.audit import listing
+
+    return await listing(args, settings)
+
+
+def _audit_parser(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="find requests in the audit archive and the ledger")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    show = audit_sub.add_parser("show", help="one request's record and bodies")
+    show.add_argument("request_id", help="the x-request-id of the response, e.g. req_...")
+    listing = audit_sub.add_parser("list", help="a tenant's requests (bodies kept or not)")
+    listing.add_argument("--tenant", required=True)
+    for parser in (show, listing):
+        parser.add_argument("--json", action="store_true", help="one JSON document per line")
+        parser.add_argument(
+            "--since",
+            type=duration_s,
+            default=duration_s("90d") if parser is show else duration_s("1h"),
+            metavar="DURATION",
+            help="how far back the usage ledger is read (show: 90d, list: 1h)",
+        )
+    show.add_argument("--tenant", help="the request's tenant (narrows an S3 search)")
+    show.set_defaults(func=_audit_show)
+    listing.set_defaults(func=_audit_list)
+
+
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("limits (0 means unlimited)")
     group.add_argument("--rpm", type=int, help="requests per minute")
@@ -438,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id, name, or the key itself")
     revoke.add_argument("key")
     revoke.set_defaults(func=_keys_revoke)
+    _audit_parser(sub)
     return parser
 
 

@@ -71,6 +71,8 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
             os.environ["EDGEROUTE_LOCAL_LLM_URL"] = base_url
             print(f"local upstream (llama.cpp, SmolLM2-135M) ready at {base_url}", flush=True)
         gateway = Gateway.from_settings(settings)
+        if gateway.audit.archive is not None:
+            gateway.audit.archive.sweep()  # then on the first write, and hourly
         key_file = (Path(settings.sqlite_path).parent / "dev-key").absolute()
         _dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import httpx
@@ -72,14 +72,17 @@ def timeout_for(model: ModelSpec) -> httpx.Timeout:
 async def post_json(url: str, body: Json, model: ModelSpec) -> httpx.Response:
     """POST ``body`` with the model's credential and timeouts; failing to reach the
     upstream, or a non-2xx answer, raises what the caller should see."""
+    credential = resolve(model)
     try:
         response = await shared_client().post(
-            url, json=body, headers=resolve(model), timeout=timeout_for(model)
+            url, json=body, headers=credential, timeout=timeout_for(model)
         )
     except httpx.HTTPError as exc:
         raise map_transport_error(exc, model) from exc
     if response.status_code >= 400:
-        raise map_status_error(response.status_code, response.content, response.headers, model)
+        raise map_status_error(
+            response.status_code, response.content, response.headers, model, credential
+        )
     return response
 
 
@@ -91,11 +94,12 @@ async def event_stream(
     while reading (in the ``async with`` body), raise as ``post_json``'s do; the response
     is closed on leaving, early or not."""
     client = shared_client()
+    credential = resolve(model)
     request = client.build_request(
         "POST",
         url,
         json=body,
-        headers={**resolve(model), "Accept": "text/event-stream"},
+        headers={**credential, "Accept": "text/event-stream"},
         timeout=timeout_for(model),
     )
     try:
@@ -105,7 +109,9 @@ async def event_stream(
     try:
         if response.status_code >= 400:
             answer = await response.aread()
-            raise map_status_error(response.status_code, answer, response.headers, model)
+            raise map_status_error(
+                response.status_code, answer, response.headers, model, credential
+            )
         yield EventSource(response).aiter_sse()
     except httpx.HTTPError as exc:
         raise map_transport_error(exc, model) from exc
@@ -175,14 +181,29 @@ def _upstream_message(body: bytes) -> str:
     return text.strip() or "(empty body)"
 
 
+def without_credential(text: str, credential: Mapping[str, str]) -> str:
+    """``text`` with the credential edgeroute sent blanked out: an upstream that repeats
+    a key it rejects must not put it in the caller's error or the server log."""
+    for value in credential.values():
+        for secret in {value, value.rpartition(" ")[2]}:
+            if len(secret) >= 8:  # a scheme word or a stub is no secret worth a mangled text
+                text = text.replace(secret, "[credential]")
+    return text
+
+
 def map_status_error(
-    status: int, body: bytes, headers: httpx.Headers, model: ModelSpec
+    status: int,
+    body: bytes,
+    headers: httpx.Headers,
+    model: ModelSpec,
+    credential: Mapping[str, str] | None = None,
 ) -> UpstreamError | InvalidRequest:
     """Map an upstream's non-2xx answer to what the caller should see: the caller's own
     mistakes (too long, rejected) as theirs, with the upstream's reason; everything else
-    as the upstream's, its words kept for the server log."""
+    as the upstream's, its words kept for the server log. Neither ever holds the
+    ``credential`` headers edgeroute sent."""
     where = upstream_for(model)
-    message = _upstream_message(body)
+    message = without_credential(_upstream_message(body), credential or {})
     detail = f"{model.endpoint} answered {status}: {message}"
     if status == 400 and ("context" in message.lower() or b"exceed_context" in body):
         return context_exceeded(

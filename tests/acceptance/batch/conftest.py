@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from edgeroute.batch.runner import BatchRunner, make_s3_client
+from edgeroute.batch.runner import BatchRunner
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig, Settings
 from edgeroute.store.dynamodb import shared_client
 from edgeroute.store.keys import mint_key
+from edgeroute.store.s3 import make_s3_client
 from edgeroute.store.tables import TableNames, create_tables
 from edgeroute.upstreams.http import close_shared_client
 from tests.support.moto_server import AWS_ENV, MotoServer
