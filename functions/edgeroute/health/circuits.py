@@ -123,17 +123,14 @@ class HealthView:
         window = int(now // circuit.window_s) * circuit.window_s
         key = circuit_key(model)
         if cause == "upstream":
-            if (
-                await self._failures(f"circuit#{key}", circuit, window, now)
-                < circuit.failures_to_open
-            ):
+            failures = await self._failures(f"circuit#{key}", circuit, window, now)
+            if failures < circuit.failures_to_open:
                 return False
             await self._open(key, None, now + circuit.cool_down_s)
             return True
         expires = window + 2 * circuit.window_s
-        first_of_tenant = await self._store.add_to_counter(
-            f"circuit#{key}#{tenant}", window, 1, None, expires
-        )
+        own_counter = "circuit#" + tenant_circuit_key(key, tenant)
+        first_of_tenant = await self._store.add_to_counter(own_counter, window, 1, None, expires)
         if first_of_tenant.value == 1:  # its first failure this window: one more tenant
             tenants = (
                 await self._store.add_to_counter(f"circuit#{key}#tenants", window, 1, None, expires)
@@ -141,7 +138,7 @@ class HealthView:
         else:
             tenants = await self._store.get_counter(f"circuit#{key}#tenants", window)
         own, answers = await asyncio.gather(
-            self._failures(f"circuit#{key}#{tenant}", circuit, window, now, first_of_tenant.value),
+            self._failures(own_counter, circuit, window, now, first_of_tenant.value),
             self._failures(f"circuit#{key}#answers", circuit, window, now),
         )
         until = now + circuit.cool_down_s
