@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cold_start, edge_models, gateway_overhead, routing, store_hot_path
+from tests.support import memory_attack
+
+from bench import cold_start, edge_models, gateway_overhead, header_caps, routing, store_hot_path
 
 BENCHMARKS: dict[str, Callable[[], None]] = {
     "gateway": gateway_overhead.main,
@@ -13,6 +15,8 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "edge": edge_models.main,
     "routing": routing.main,
     "cold": lambda: cold_start.main([]),
+    "headers": header_caps.main,
+    "memory": memory_attack.main,
 }
 
 

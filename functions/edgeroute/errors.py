@@ -137,6 +137,12 @@ class BudgetExceeded(RateLimited):
     default_code = "budget_exceeded"
 
 
+class ConcurrencyLimited(RateLimited):
+    """The key already has as many requests in flight as its ``max_concurrent`` allows."""
+
+    default_code = "concurrency_limit_exceeded"
+
+
 class HTTPStatusError(EdgerouteError):
     """Any other HTTP failure the web framework raised, answered with its own status."""
 
@@ -192,12 +198,26 @@ class TokenKeysUnavailable(EdgerouteError):
         )
 
 
+class Overloaded(EdgerouteError):
+    """This instance is above its memory ceiling: new requests wait until it is below."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "overloaded"
+
+
 class UpstreamError(EdgerouteError):
     """The upstream answered with a failure or something that is not valid OpenAI output."""
 
     status_code = 502
     error_type = "server_error"
     default_code = "upstream_error"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request with a 4xx edgeroute has no better name for
+    (404, 413 ...): answered as an upstream error, but the request's doing, so it never
+    counts against a circuit."""
 
 
 class UpstreamUnavailable(UpstreamError):

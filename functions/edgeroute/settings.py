@@ -210,6 +210,26 @@ class Settings(BaseSettings):
         "a whole number of bytes above 0, e.g. 6291456",
         gt=0,
     )
+    max_header_bytes: int = _setting(
+        64 * 1024,
+        "`edgeroute serve`: a request line and headers larger than this get 431 (on AWS, "
+        "API Gateway's own limit applies)",
+        "a whole number of bytes, 1024 or more, e.g. 65536",
+        ge=1024,
+    )
+    max_headers: int = _setting(
+        100,
+        "`edgeroute serve`: requests with more headers than this get 431",
+        "a whole number, 1 or more, e.g. 100",
+        ge=1,
+    )
+    memory_limit_mb: int | None = _setting(
+        None,
+        "resident memory (MiB) above which new requests get 503 `overloaded` until it "
+        "falls (unset: 90% of the function's memory on Lambda, no ceiling elsewhere)",
+        "a whole number of MiB, 1 or more, e.g. 900",
+        ge=1,
+    )
     max_connections: int = _setting(
         512,
         "upstream connections per process (the HTTP pool, and each AWS client's)",

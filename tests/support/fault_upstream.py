@@ -11,6 +11,8 @@ Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counte
   status-500   HTTP 500 with an OpenAI error body
   status-503   HTTP 503 with Retry-After: 7
   flaky        503 on the first request for this name, then like instant
+  poison       HTTP 500 when the messages contain POISON (as a model may fail on one
+               input it cannot take), otherwise like instant
   timeout      accept, then never answer
   reset        read the request, then reset the connection (RST)
   cut          stream two chunks, then close without finishing
@@ -227,6 +229,9 @@ class FaultUpstream(Served):
             return True
         if behaviour == "flaky":
             behaviour = "status-503" if self.requests[name] == 1 else "instant"
+        if behaviour == "poison":
+            poisoned = "POISON" in json.dumps(body.get("messages"))
+            behaviour = "status-500" if poisoned else "instant"
         if behaviour == "status-500":
             error = {
                 "error": {"message": "boom", "type": "server_error", "code": None, "param": None}

@@ -54,10 +54,14 @@ def memory_gateway(
 
 
 async def add_key(
-    gw: Gateway, *, limits: KeyLimits | None = None, models: tuple[str, ...] = ()
+    gw: Gateway,
+    *,
+    limits: KeyLimits | None = None,
+    models: tuple[str, ...] = (),
+    tenant: str | None = None,
 ) -> tuple[str, ApiKey]:
     """Mint a key into the gateway's store: (secret, record)."""
-    secret, record = mint_key("unit", limits=limits, models=models)
+    secret, record = mint_key("unit", limits=limits, models=models, tenant=tenant)
     await gw.store.put_key(record)
     return secret, record
 

@@ -59,8 +59,11 @@ async def cooling_client() -> Client:
     return await _client(SHORT_COOL_DOWN)
 
 
+UNREACHABLE = UpstreamUnavailable("Upstream is unreachable (scripted).")
+
+
 def down() -> Fail:
-    return Fail(UpstreamUnavailable("Upstream is unreachable (scripted)."))
+    return Fail(UNREACHABLE)
 
 
 async def open_circuit(client: Client, model: str) -> None:
@@ -180,10 +183,12 @@ async def test_record_failure_reports_the_failure_that_opened_it() -> None:
     assert fragile is not None
     view = HealthView(gw.store, ttl_s=0.0)
 
-    opened = [await view.record_failure(fragile, POLICY.circuit) for _ in range(3)]
+    opened = [
+        await view.record_failure(fragile, POLICY.circuit, UNREACHABLE, "acme") for _ in range(3)
+    ]
 
     assert opened == [False, True, True]
-    health = await view.snapshot(["http://fragile:1/v1#fragile"])
+    health = await view.snapshot([fragile], "acme")
     until = circuit_open_until(health.get("http://fragile:1/v1#fragile"), time.time())
     assert until is not None and until <= time.time() + POLICY.circuit.cool_down_s
 
@@ -223,8 +228,8 @@ async def test_failures_count_over_a_sliding_window(
     monkeypatch.setattr("edgeroute.health.circuits.time", clock)
     view = HealthView(gw.store, ttl_s=0.0)
 
-    first = await view.record_failure(model, POLICY.circuit)
+    first = await view.record_failure(model, POLICY.circuit, UNREACHABLE, "acme")
     clock.now = boundary + second_at
-    second = await view.record_failure(model, POLICY.circuit)
+    second = await view.record_failure(model, POLICY.circuit, UNREACHABLE, "acme")
 
     assert (first, second) == (False, opens)

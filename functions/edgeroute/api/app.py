@@ -1,4 +1,4 @@
-"""The FastAPI application: routes, error rendering, body limit, lifecycle."""
+"""The FastAPI application: routes, error rendering, memory ceiling, body limit, lifecycle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from edgeroute import __version__
 from edgeroute.api.audit import RequestAudit
 from edgeroute.api.errors import install_error_handlers
+from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
 from edgeroute.api.middleware import BodyLimit, JsonBodies
 from edgeroute.api.routes import router
 from edgeroute.pipeline.gateway import Gateway
@@ -31,6 +32,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         redoc_url=None,
     )
     app.state.gateway = gateway
+    app.state.memory = MemoryGauge(ceiling_mb(gateway.settings))
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(JsonBodies)
@@ -38,4 +40,5 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.add_middleware(
         RequestAudit, routes=router.routes, trusted_proxies=gateway.settings.trusted_proxies
     )
+    app.add_middleware(MemoryCeiling, gauge=app.state.memory)  # outermost: refuse first
     return app

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
@@ -133,7 +134,13 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseMode
     except EdgerouteError as exc:
         await pipeline.account_failure(gw, call, exc)
         raise
-    headers = await result.headers(call)
+    try:
+        headers = await result.headers(call)
+    except BaseException:  # hung up before the answer went out: settle it all the same
+        if isinstance(result, pipeline.Buffered):
+            with anyio.CancelScope(shield=True):
+                await pipeline.settle_buffered(gw, call, result)
+        raise
     if isinstance(result, pipeline.Streamed):
         assert result.events is not None
         headers["cache-control"] = "no-cache"
@@ -284,4 +291,11 @@ async def usage(
 @router.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
     gw = gateway(request)
-    return {"status": "ok", "models": len(gw.registry), "store": gw.settings.store}
+    memory = request.app.state.memory.report()
+    status = "overloaded" if memory["overloaded"] else "ok"
+    return {
+        "status": status,
+        "models": len(gw.registry),
+        "store": gw.settings.store,
+        "memory": memory,
+    }

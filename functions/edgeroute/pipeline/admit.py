@@ -13,6 +13,11 @@ Token limits reserve the prompt plus the most the call may generate, and the bud
 the cost of that (both from ``edgeroute.pricing``, as the router predicts them) up
 front; ``reconcile`` gives back what the call did not use.
 
+``max_concurrent`` caps a key's requests in flight with a lease per request in the
+store (``acquire_lease``), taken with the other limits and given back when the call
+settles (``release``); a lease ends by itself after the model's total timeout plus a
+margin, so an instance that dies mid-call frees its slots within minutes.
+
 A hot key's counters could be sharded: N counters per window, each with limit/N,
 picked at random per request. That trades exactness near the limit for N times the
 write throughput of one item (DynamoDB allows ~1,000 writes/s per partition); at the
@@ -25,12 +30,13 @@ import asyncio
 import calendar
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import BudgetExceeded, RateLimited, StoreUnavailable
+from edgeroute.errors import BudgetExceeded, ConcurrencyLimited, RateLimited, StoreUnavailable
 from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey, CounterResult, Store
 from edgeroute.types import Json, Kind
@@ -39,6 +45,9 @@ log = logging.getLogger("edgeroute.pipeline.admit")
 
 _MINUTE = 60
 _DAY = 86_400
+# A lease outlives the model's total timeout by this much: a call can take no longer
+# (streams included), so only a holder that died keeps its slot that long.
+LEASE_MARGIN_S = 60
 
 
 def _month_window(now: float) -> tuple[int, int]:
@@ -81,6 +90,7 @@ class Admission:
     reserved_tokens: int = 0
     reserved_micros: int = 0
     now: float = field(default_factory=time.time)
+    lease: Lease | None = None  # the key's concurrency slot, until ``release``
 
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -92,6 +102,19 @@ class Admission:
             out[f"x-ratelimit-remaining-{item.kind}"] = str(max(item.limit - used, 0))
             out[f"x-ratelimit-reset-{item.kind}"] = f"{item.reset_after(self.now)}s"
         return out
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One of the key's ``max_concurrent`` slots, held by one call until it settles."""
+
+    limit: int
+    expires_at: float
+    holder: str = field(default_factory=lambda: os.urandom(9).hex())
+
+    @staticmethod
+    def name(key_id: str) -> str:
+        return f"{key_id}#concurrent"
 
 
 def limits_for(key: ApiKey, reserved_tokens: int, reserved_micros: int, now: float) -> list[Limit]:
@@ -180,6 +203,9 @@ async def admit(
     reserved, micros = most.reserved_tokens, most.cost_micros
     admission = Admission(key.key_id, reserved_tokens=reserved, reserved_micros=micros, now=now)
     admission.limits = limits_for(key, reserved, micros, now)
+    if key.limits.max_concurrent is not None:
+        until = now + model.timeouts.total + LEASE_MARGIN_S
+        admission.lease = Lease(key.limits.max_concurrent, until)
     return await _reserve(store, key, admission)
 
 
@@ -194,38 +220,43 @@ async def count_request(store: Store, key: ApiKey) -> Admission:
 
 
 async def _reserve(store: Store, key: ApiKey, admission: Admission) -> Admission:
-    """Reserve against every limit in ``admission`` at once, or give back and refuse."""
+    """Reserve against every limit in ``admission`` (and take its lease) at once, or give
+    back and refuse."""
     now = admission.now
-    if not admission.limits:
+    if not admission.limits and admission.lease is None:
         return admission
     try:
         admission.limits = await slide(store, key, admission.limits, now)
     except Exception as exc:
         log.warning("store failed reading key %s's last minute", key.key_id, exc_info=exc)
         raise StoreUnavailable() from exc
-    outcomes = await asyncio.gather(
-        *(
-            store.add_to_counter(
-                item.counter(key.key_id),
-                item.window_start,
-                item.amount,
-                item.room,
-                item.window_end + _MINUTE,
-            )
-            for item in admission.limits
-        ),
-        return_exceptions=True,
-    )
-    failed = [r for r in outcomes if isinstance(r, BaseException)]
+    lease = admission.lease
+    updates = [
+        store.add_to_counter(
+            item.counter(key.key_id),
+            item.window_start,
+            item.amount,
+            item.room,
+            item.window_end + _MINUTE,
+        )
+        for item in admission.limits
+    ]
+    if lease is not None:
+        name = Lease.name(key.key_id)
+        updates.append(store.acquire_lease(name, lease.holder, lease.limit, lease.expires_at, now))
+    outcomes = await asyncio.gather(*updates, return_exceptions=True)
+    slot = outcomes.pop() if lease is not None else None
+    failed = [r for r in (*outcomes, slot) if isinstance(r, BaseException)]
+    reserved = [
+        (item, r)
+        for item, r in zip(admission.limits, outcomes, strict=True)
+        if isinstance(r, CounterResult) and r.admitted
+    ]
     if failed:
         log.warning("store failed counting key %s's limits", key.key_id, exc_info=failed[0])
         # Give back what the updates that did succeed reserved, then refuse cleanly.
-        done = [
-            (item, r)
-            for item, r in zip(admission.limits, outcomes, strict=True)
-            if isinstance(r, CounterResult) and r.admitted
-        ]
-        await _give_back(store, key, done)
+        await _give_back(store, key, reserved)
+        await release(store, admission)
         raise StoreUnavailable() from failed[0]
     results = [r for r in outcomes if isinstance(r, CounterResult)]
     admission.values = {
@@ -234,13 +265,35 @@ async def _reserve(store: Store, key: ApiKey, admission: Admission) -> Admission
     refused = [
         (item, r) for item, r in zip(admission.limits, results, strict=True) if not r.admitted
     ]
-    if not refused:
+    slot_refused = isinstance(slot, CounterResult) and not slot.admitted
+    if slot_refused:
+        admission.lease = None  # never taken: nothing to give back
+    if not refused and not slot_refused:
         return admission
-    await _give_back(
-        store, key, [(i, r) for i, r in zip(admission.limits, results, strict=True) if r.admitted]
+    await _give_back(store, key, reserved)
+    await release(store, admission)
+    if refused:
+        item, result = refused[0]
+        raise _refusal(key, item, result, admission)
+    assert lease is not None
+    raise ConcurrencyLimited(
+        f"API key {key.key_id} already has {lease.limit} requests in flight, its limit "
+        f"of concurrent requests (max_concurrent). Retry after one of them finishes, or "
+        "ask an admin to raise the key's --max-concurrent.",
+        headers={"Retry-After": "1", **admission.headers()},
     )
-    item, result = refused[0]
-    raise _refusal(key, item, result, admission)
+
+
+async def release(store: Store, admission: Admission) -> None:
+    """Give the call's concurrency slot back, once; a store failure is logged, and the
+    lease's expiry frees the slot instead."""
+    lease, admission.lease = admission.lease, None
+    if lease is None:
+        return
+    try:
+        await store.release_lease(Lease.name(admission.key_id), lease.holder)
+    except Exception:
+        log.exception("store failed releasing a concurrency slot of key %s", admission.key_id)
 
 
 async def _give_back(

@@ -30,10 +30,9 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
-from edgeroute.health.circuits import health_keys
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import usage_record
-from edgeroute.pipeline.admit import admit, budget_left_usd, reconcile
+from edgeroute.pipeline.admit import admit, budget_left_usd, reconcile, release
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
 from edgeroute.pipeline.cache import (
@@ -85,9 +84,29 @@ async def settle(
     *,
     answered: bool = False,
 ) -> AuditRecord:
-    """Write the usage record, give back unused reservations, and emit the audit
-    record (returned, for ``AuditTrail.keep`` to archive with an ``answered`` call's
-    bodies once they are sent)."""
+    """Write the usage record, give back unused reservations and the key's concurrency
+    slot, and emit the audit record (returned, for ``AuditTrail.keep`` to archive with an
+    ``answered`` call's bodies once they are sent). Every admitted call ends here, once,
+    however it ended; the slot goes back even when the rest fails or the caller's task is
+    being cancelled."""
+    try:
+        return await _account(gw, call, model, usage, status, attempts, answered=answered)
+    finally:
+        if call.admission is not None:
+            with anyio.CancelScope(shield=True):
+                await release(gw.store, call.admission)
+
+
+async def _account(
+    gw: Gateway,
+    call: Call,
+    model: ModelSpec | None,
+    usage: Usage,
+    status: int,
+    attempts: int,
+    *,
+    answered: bool,
+) -> AuditRecord:
     hit = call.cache_status == "hit"
     billed = Usage() if hit else usage  # a hit cost no upstream tokens
     record = usage_record(
@@ -190,17 +209,17 @@ async def route(gw: Gateway, call: Call) -> Plan:
     virtual = isinstance(name, str) and name in VIRTUAL
     if virtual:
         _start_classifying(call)
-    endpoints = health_keys(gw.registry.models())
+    models, tenant = gw.registry.models(), call.principal.tenant
     now = time.time()
     if not virtual:
         decided = plan(gw.registry, call.principal, call.kind, call.payload)
         if call.max_cost_usd is not None:
             within_cost_ceiling(decided, call.kind, call.payload, call.max_cost_usd)
-        return skip_open_circuits(decided, await gw.health.snapshot(endpoints), now)
+        return skip_open_circuits(decided, await gw.health.snapshot(models, tenant), now)
     assert call.classifying is not None and isinstance(name, str)
     classification, health, budget_left = await asyncio.gather(
         call.classifying,
-        gw.health.snapshot(endpoints),
+        gw.health.snapshot(models, tenant),
         budget_left_usd(gw.store, call.principal, now),
     )
     decision = decide(
@@ -235,8 +254,8 @@ def _failure_record(
 
 
 def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
-    """After a failed attempt: count it against the endpoint's circuit, and put the
-    attempt in the ledger and the log."""
+    """After a failed attempt: count it against the target's circuit (by its cause and
+    the caller's tenant), and put the attempt in the ledger and the log."""
 
     async def on_failure(model: ModelSpec, attempt: int, error: EdgerouteError) -> None:
         log.warning(
@@ -251,7 +270,8 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
         metrics.upstream_error(model.name)
         try:  # best effort: a store hiccup here must not stop the fallbacks
             await asyncio.gather(
-                gw.health.record_failure(model, gw.policy.circuit), gw.ledger.write(record)
+                gw.health.record_failure(model, gw.policy.circuit, error, call.principal.tenant),
+                gw.ledger.write(record),
             )
         except Exception:
             log.exception("could not record failed attempt %s", record.request_id)

@@ -225,6 +225,18 @@ class Store(Protocol):
     async def get_counter(self, name: str, window_start: int) -> int:
         """The counter's value; 0 when it has never been written."""
 
+    # -- leases ----------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, holder: str, limit: int, expires_at: float, now: float
+    ) -> CounterResult:
+        """Atomically give ``holder`` one of ``limit`` slots under ``name`` until
+        ``expires_at``, unless ``limit`` other unexpired leases are held (leases past
+        ``now`` are dropped, so a holder that died frees its slot when its lease ends).
+        ``value`` is the number of leases held, this one included when admitted."""
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give ``holder``'s slot under ``name`` back; nothing when it holds none."""
+
     # -- response cache --------------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
         """The cached value, or ``None`` when absent or past its expiry."""

@@ -9,6 +9,7 @@ template.yaml; see tables.py for the names and for creating local tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import math
@@ -43,6 +44,13 @@ USAGE_SHARDS = 8
 _USAGE_INDEX = "by_shard"
 # Sort keys hold created_at zero-padded so string order is time order.
 _MAX_TIME = 1e13
+
+# Lease maps live in the counters table under this window_start, which no counter uses.
+_LEASE_WINDOW = -1
+# Conditional writes one acquire may take: create the map, sweep expired leases, retry.
+_LEASE_TRIES = 3
+# The lease map outlives its latest lease by this much before DynamoDB's TTL drops it.
+_LEASE_ITEM_GRACE_S = 3600
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -242,6 +250,105 @@ class DynamoDBStore:
         )
         item = resp.get("Item")
         return int(item["v"]["N"]) if item and "v" in item else 0
+
+    # -- leases ----------------------------------------------------------------
+    # One counters item per name (window_start -1) holds a map holder -> lease end. Taking
+    # a slot is one conditional write on the map's size; expired leases are swept only
+    # when the map is full, so the common case stays one round trip.
+    def _lease_key(self, name: str) -> dict[str, Any]:
+        return {"counter": {"S": name}, "window_start": {"N": str(_LEASE_WINDOW)}}
+
+    async def acquire_lease(
+        self, name: str, holder: str, limit: int, expires_at: float, now: float
+    ) -> CounterResult:
+        result: CounterResult = await self._call(
+            self._acquire_lease, name, holder, limit, expires_at, now
+        )
+        return result
+
+    def _acquire_lease(
+        self, name: str, holder: str, limit: int, expires_at: float, now: float
+    ) -> CounterResult:
+        table, key = self.tables.counters, self._lease_key(name)
+        failed = self._client.exceptions.ConditionalCheckFailedException
+        held = 0
+        for _ in range(_LEASE_TRIES):
+            try:
+                resp = self._client.update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression="SET #l.#h = :until, #e = :ttl",
+                    ConditionExpression=(
+                        "(attribute_exists(#l) AND size(#l) < :limit) OR attribute_exists(#l.#h)"
+                    ),
+                    ExpressionAttributeNames={"#l": "leases", "#h": holder, "#e": "expires_at"},
+                    ExpressionAttributeValues={
+                        ":until": {"N": repr(expires_at)},
+                        ":ttl": _ttl(expires_at + _LEASE_ITEM_GRACE_S),
+                        ":limit": {"N": str(limit)},
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                leases = resp["Attributes"]["leases"]["M"]
+                live = sum(1 for v in leases.values() if float(v["N"]) > now)
+                return CounterResult(admitted=True, value=max(live, 1))
+            except failed as exc:
+                old = exc.response.get("Item")
+            if old is None or "leases" not in old:
+                self._create_lease_map(name)  # first use (or swept by TTL): then retry
+                continue
+            leases = {h: float(v["N"]) for h, v in old["leases"]["M"].items()}
+            expired = [h for h, until in leases.items() if until <= now]
+            held = len(leases) - len(expired)
+            if not expired:
+                return CounterResult(admitted=False, value=held)
+            self._sweep_leases(name, {h: leases[h] for h in expired})
+        return CounterResult(admitted=False, value=held)
+
+    def _update_if(self, name: str, **request: Any) -> None:
+        """One conditional update of ``name``'s lease map; a failed condition means
+        another instance got there first, which leaves nothing to do."""
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.update_item(
+                TableName=self.tables.counters, Key=self._lease_key(name), **request
+            )
+
+    def _create_lease_map(self, name: str) -> None:
+        self._update_if(
+            name,
+            UpdateExpression="SET #l = :empty",
+            ConditionExpression="attribute_not_exists(#l)",
+            ExpressionAttributeNames={"#l": "leases"},
+            ExpressionAttributeValues={":empty": {"M": {}}},
+        )
+
+    def _sweep_leases(self, name: str, expired: dict[str, float]) -> None:
+        """Drop leases that ran out, each only if it was not renewed meanwhile."""
+        names = {"#l": "leases"}
+        values: dict[str, Any] = {}
+        removes, checks = [], []
+        for i, (holder, until) in enumerate(expired.items()):
+            names[f"#h{i}"] = holder
+            values[f":u{i}"] = {"N": repr(until)}
+            removes.append(f"#l.#h{i}")
+            checks.append(f"#l.#h{i} = :u{i}")
+        self._update_if(
+            name,
+            UpdateExpression="REMOVE " + ", ".join(removes),
+            ConditionExpression=" AND ".join(checks),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._call(
+            self._update_if,
+            name,
+            UpdateExpression="REMOVE #l.#h",
+            ConditionExpression="attribute_exists(#l)",  # no map: nothing held
+            ExpressionAttributeNames={"#l": "leases", "#h": holder},
+        )
 
     # -- cache -----------------------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:

@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS counters (
     expires_at REAL NOT NULL,
     PRIMARY KEY (name, window_start)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (name, holder)
+);
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL,
@@ -181,6 +187,37 @@ class SQLiteStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    # -- leases ----------------------------------------------------------------
+    async def acquire_lease(
+        self, name: str, holder: str, limit: int, expires_at: float, now: float
+    ) -> CounterResult:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # count and insert as one, across processes
+            try:
+                self._db.execute(
+                    "DELETE FROM leases WHERE name = ? AND expires_at <= ?", (name, now)
+                )
+                row = self._db.execute(
+                    "SELECT COUNT(*) FROM leases WHERE name = ? AND holder != ?", (name, holder)
+                ).fetchone()
+                held = int(row[0])
+                if held >= limit:
+                    self._db.execute("COMMIT")
+                    return CounterResult(admitted=False, value=held)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO leases (name, holder, expires_at) VALUES (?, ?, ?)",
+                    (name, holder, expires_at),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return CounterResult(admitted=True, value=held + 1)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
     # -- cache -----------------------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
         with self._lock:
@@ -285,6 +322,7 @@ class SQLiteStore:
         now = time.time()
         self._db.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
         self._db.execute("DELETE FROM cache WHERE expires_at <= ?", (now,))
+        self._db.execute("DELETE FROM leases WHERE expires_at <= ?", (now,))
         self._db.execute("DELETE FROM health WHERE expires_at <= ?", (now,))
 
     async def close(self) -> None:

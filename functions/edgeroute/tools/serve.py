@@ -21,6 +21,7 @@ from edgeroute.settings import Settings
 from edgeroute.store import Store
 from edgeroute.store.files import narrow, write_private
 from edgeroute.store.keys import hash_key, key_id_for, mint_key
+from edgeroute.tools.header_guard import capped
 
 
 async def _valid(store: Store, secret: str | None) -> bool:
@@ -76,7 +77,8 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         key_file = (Path(settings.sqlite_path).parent / "dev-key").absolute()
         _dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
-        uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning")
+        protocol = capped(settings.max_header_bytes, settings.max_headers)
+        uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning", http=protocol)
     finally:
         if proc is not None:
             llama.stop(proc)

@@ -21,6 +21,7 @@ from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     InvalidRequest,
     UpstreamError,
+    UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -230,4 +231,5 @@ def map_status_error(
         )
     if status == 504:
         return UpstreamTimeout(f"{where} timed out ({status}). Retry later.", detail=detail)
-    return UpstreamError(f"{where} failed with status {status}. Retry the request.", detail=detail)
+    failed = UpstreamRejected if 400 <= status < 500 else UpstreamError
+    return failed(f"{where} failed with status {status}. Retry the request.", detail=detail)
