@@ -23,32 +23,33 @@ HELDOUT = Path(__file__).resolve().parents[2] / "edge_models/data/eval/moderatio
 # Measured F1 at build time minus about 0.05 (overall) or 0.1 (one language, where a
 # category has only a handful of positives).
 OVERALL_F1_FLOOR = {
-    "harassment": 0.75,
-    "harassment/threatening": 0.71,
-    "hate": 0.85,
-    "hate/threatening": 0.79,
-    "illicit": 0.65,
-    "self-harm": 0.78,
+    "harassment": 0.76,
+    "harassment/threatening": 0.79,
+    "hate": 0.86,
+    "hate/threatening": 0.85,
+    "illicit": 0.73,
+    "self-harm": 0.76,
     "self-harm/intent": 0.82,
-    "self-harm/instructions": 0.57,
-    "sexual": 0.82,
-    "violence": 0.64,
+    "self-harm/instructions": 0.72,
+    "sexual": 0.79,
+    "violence": 0.6,
 }
 LANGUAGE_F1_FLOOR = {  # categories with at least 5 held-out positives in the language
     ("en", "harassment"): 0.71,
-    ("en", "hate"): 0.78,
     ("en", "harassment/threatening"): 0.7,
-    ("en", "illicit"): 0.67,
-    ("en", "self-harm"): 0.71,
-    ("en", "violence"): 0.61,
+    ("en", "hate"): 0.84,
+    ("en", "illicit"): 0.66,
+    ("en", "self-harm"): 0.75,
+    ("en", "sexual"): 0.9,
+    ("en", "violence"): 0.52,
     ("zh", "harassment"): 0.66,
-    ("zh", "hate"): 0.84,
-    ("zh", "hate/threatening"): 0.7,
-    ("zh", "illicit"): 0.66,
-    ("zh", "self-harm"): 0.56,
-    ("zh", "violence"): 0.62,
+    ("zh", "hate"): 0.72,
+    ("zh", "hate/threatening"): 0.8,
+    ("zh", "illicit"): 0.65,
+    ("zh", "self-harm"): 0.52,
+    ("zh", "violence"): 0.56,
 }
-SHAREGPT_FLAGGED_CEILING = 0.08  # benign ShareGPT prompts flagged for any category
+SHAREGPT_FLAGGED_CEILING = 0.04  # benign ShareGPT prompts flagged for any category
 
 
 @cache

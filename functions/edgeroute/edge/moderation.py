@@ -18,6 +18,7 @@ quality too poor to claim; see ``labels.json`` and ``card.yaml``) is reported as
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -49,6 +50,9 @@ CATEGORIES = (
     "violence/graphic",
 )
 _PROFANITY_CLIP = 1e-4
+# A sentence end (one character: it is searched in reversed text too), CJK ones included.
+_SENTENCE_END = re.compile(r"[.!?;\u3002\uff01\uff1f\uff1b\n]\s*")
+_BATCH = 16  # windows per encoder inference: bounds its memory for any request
 
 
 @dataclass(frozen=True)
@@ -75,19 +79,49 @@ def heads() -> Heads:
     )
 
 
+def _cut(text: str, start: int, end: int) -> int:
+    """Where a window from ``start`` should end, at most ``end``: after the last sentence
+    end in its second half, else after its last space, else at ``end``."""
+    if end >= len(text):
+        return len(text)
+    half = start + (end - start) // 2
+    found = _SENTENCE_END.search(text[half:end][::-1])
+    if found:
+        return end - found.start()
+    space = text.rfind(" ", half, end)
+    return space + 1 if space > 0 else end
+
+
+def _start(text: str, start: int, end: int) -> int:
+    """Where a window ending at ``end`` should start, at least ``start``: the mirror of
+    ``_cut``, so tail windows also break at sentence ends."""
+    if start <= 0:
+        return 0
+    half = start + (end - start) // 2
+    found = _SENTENCE_END.search(text[start:half])
+    return start + found.end() if found else start
+
+
 def windows(text: str) -> list[str]:
-    """The parts of a text that are read: every window of a short text, the head and tail
-    windows of a long one (a middle past MAX_WINDOWS windows is not read)."""
-    if len(text) <= WINDOW_CHARS * MAX_WINDOWS:
-        cuts = range(0, max(len(text), 1), WINDOW_CHARS)
-        return [text[i : i + WINDOW_CHARS] for i in cuts]
-    head = [text[i * WINDOW_CHARS : (i + 1) * WINDOW_CHARS] for i in range(HEAD_WINDOWS)]
-    tail_start = len(text) - (MAX_WINDOWS - HEAD_WINDOWS) * WINDOW_CHARS
-    tail = [
-        text[tail_start + i * WINDOW_CHARS : tail_start + (i + 1) * WINDOW_CHARS]
-        for i in range(MAX_WINDOWS - HEAD_WINDOWS)
-    ]
-    return head + tail
+    """The parts of a text that are read, at most MAX_WINDOWS of at most WINDOW_CHARS,
+    broken at sentence ends where one is near: every window of a short text; the first
+    HEAD_WINDOWS and the last ones of a long one (its middle is not read)."""
+    head: list[str] = []
+    position = 0
+    while position < len(text) and len(head) < MAX_WINDOWS:
+        cut = _cut(text, position, position + WINDOW_CHARS)
+        head.append(text[position:cut])
+        position = cut
+    if position >= len(text):
+        return head or [text]
+    head = head[:HEAD_WINDOWS]
+    tail: list[str] = []
+    end = len(text)
+    while len(tail) < MAX_WINDOWS - HEAD_WINDOWS:
+        begin = _start(text, end - WINDOW_CHARS, end)
+        tail.append(text[begin:end])
+        end = begin
+    return head + tail[::-1]
 
 
 def offensive_scores(texts: list[str]) -> list[float]:
@@ -99,8 +133,13 @@ def offensive_scores(texts: list[str]) -> list[float]:
 def window_features(parts: list[str]) -> np.ndarray:
     """[len(parts), 513]: each window's sentence vector and its profanity logit."""
     ids = embedder.encode([p if p.strip() else " " for p in parts]).ids
-    # One inference for all windows; padding is masked, so each vector is its own.
-    vectors = embedder.pooled(ids, [[(0, len(t))] for t in ids])[:, 0].astype(np.float64)
+    # Padding is masked, so each window's vector is its own whatever it is batched with.
+    vectors = np.concatenate(
+        [
+            embedder.pooled(ids[i : i + _BATCH], [[(0, len(t))] for t in ids[i : i + _BATCH]])
+            for i in range(0, len(ids), _BATCH)
+        ]
+    )[:, 0].astype(np.float64)
     offensive = np.clip(np.asarray(offensive_scores(parts)), _PROFANITY_CLIP, 1 - _PROFANITY_CLIP)
     logit = np.log(offensive / (1 - offensive))
     return np.concatenate([vectors, logit[:, None]], axis=1)
