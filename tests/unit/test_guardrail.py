@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from edgeroute.errors import ConfigError
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.guardrail import answer_text, screen_input
 from edgeroute.settings import GuardrailStage, Settings
@@ -182,3 +183,13 @@ def test_answer_text_reads_chat_and_completions_choices() -> None:
         ]
     }
     assert answer_text(body) == "one\ntwo"
+
+
+def test_the_operator_default_is_read_once_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEROUTE_GUARDRAIL_DEFAULT", "both")
+    assert Settings.from_env().guardrail_default == "both"
+    monkeypatch.setenv("EDGEROUTE_GUARDRAIL_DEFAULT", "sometimes")
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env()
+    assert "EDGEROUTE_GUARDRAIL_DEFAULT" in str(caught.value)
+    assert "'off', 'input' or 'both'" in str(caught.value)
