@@ -72,6 +72,7 @@ models: $(BUILD_VENV)/.deps
 	cd edge_models/build && ../../$(BUILD_VENV)/bin/python export_encoder.py
 	cd edge_models/build && ../../$(BUILD_VENV)/bin/python train_routing.py
 	cd edge_models/build && ../../$(BUILD_VENV)/bin/python build_moderation.py
+	cd edge_models/build && ../../$(BUILD_VENV)/bin/python train_moderation.py
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench

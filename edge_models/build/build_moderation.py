@@ -45,7 +45,7 @@ from sklearn.pipeline import Pipeline
 
 SOURCE_PACKAGE = "alt-profanity-check"
 OUT_DIR = EDGE_MODELS / "moderation"
-REPORT_PATH = EDGE_MODELS / "eval" / "moderation.md"
+REPORT_PATH = EDGE_MODELS / "eval" / "profanity.md"
 EVAL_PATH = DATA_DIR / "eval" / "moderation.jsonl"
 THRESHOLDS = (0.3, 0.5, 0.7)
 LOCALE = "C.UTF-8"
@@ -255,7 +255,7 @@ def main() -> None:
         "onnx_notes": f"StringNormalizer locale set to {LOCALE} (en_US.UTF-8 is often missing)",
         "files": {"model.onnx": file_entry(model_path)},
         "evaluation": {
-            "report": "edge_models/eval/moderation.md",
+            "report": "edge_models/eval/profanity.md",
             "data": "edge_models/data/eval/moderation.jsonl",
             "onnx_vs_package_max_gap_ascii": float(f"{max_gap:.2e}"),
             "onnx_vs_package_max_gap_non_ascii": float(f"{max_gap_non_ascii:.2e}"),
@@ -274,7 +274,7 @@ def main() -> None:
             "packages": package_versions(),
         },
     }
-    write_yaml(out_dir / "card.yaml", card)
+    write_yaml(out_dir / "profanity.yaml", card)  # card.yaml: train_moderation.py
     print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.2f} MB), card and report")
 
 

@@ -99,3 +99,15 @@ def write_yaml(path: Path, payload: dict[str, Any]) -> None:
     """Write a card with keys in the order given."""
     with path.open("w", encoding="utf-8") as handle:
         yaml.safe_dump(payload, handle, sort_keys=False, allow_unicode=True, width=100)
+
+
+def hash_split(salt: str, key: str, shares: dict[str, float]) -> str:
+    """``eval``, ``tune`` or ``train`` by a hash of ``key``: stable when files grow, and
+    each stratum split in the same proportions (up to sampling)."""
+    digest = hashlib.sha256((salt + key).encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < shares["eval"]:
+        return "eval"
+    if u < shares["eval"] + shares["tune"]:
+        return "tune"
+    return "train"

@@ -16,12 +16,11 @@ from all of these; it is never trained or tuned on either.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import DATA_DIR, EDGE_MODELS, read_jsonl
+from common import DATA_DIR, EDGE_MODELS, hash_split, read_jsonl
 
 REPO = EDGE_MODELS.parent
 sys.path.insert(0, str(REPO / "functions"))
@@ -45,13 +44,7 @@ class Prompt:
 
 
 def split_of(text: str) -> str:
-    digest = hashlib.sha256(("routing-split:" + text).encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < SHARES["eval"]:
-        return "eval"
-    if u < SHARES["eval"] + SHARES["tune"]:
-        return "tune"
-    return "train"
+    return hash_split("routing-split:", text, SHARES)
 
 
 def _prompt(

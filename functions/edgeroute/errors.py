@@ -80,6 +80,12 @@ class ContextLengthExceeded(InvalidRequest):
     default_code = "context_length_exceeded"
 
 
+class ContentPolicyViolation(InvalidRequest):
+    """The key's guardrail flagged the request's text or the model's answer."""
+
+    default_code = "content_policy_violation"
+
+
 class AuthenticationFailed(EdgerouteError):
     status_code = 401
     error_type = "authentication_error"

@@ -29,6 +29,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 StoreBackend = Literal["sqlite", "dynamodb"]
 Classify = Literal["always", "auto"]
 EmbedBatching = Literal["per-input", "batched"]
+GuardrailStage = Literal["off", "input", "both"]  # store.base.GUARDRAIL_STAGES
 
 
 def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
@@ -240,6 +241,12 @@ class Settings(BaseSettings):
         "always",
         "`auto` classifies only requests the router must decide",
         "'always' or 'auto'",
+    )
+    guardrail_default: GuardrailStage = _setting(
+        "off",
+        "moderation for keys whose policy sets no guardrail: `input` refuses flagged "
+        "requests before they are forwarded, `both` also withholds flagged buffered answers",
+        "'off', 'input' or 'both'",
     )
     cache_ttl_s: float = _setting(
         3600.0,

@@ -233,12 +233,12 @@ models:
 async def test_moderation_settles_once_whatever_happens(
     fails: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def scores(texts: list[str]) -> list[float]:
+    def results(texts: list[str]) -> list[dict[str, object]]:
         if fails:
             raise RuntimeError("moderation model failed")
-        return [0.0 for _ in texts]
+        return [{"flagged": False} for _ in texts]
 
-    monkeypatch.setattr("edgeroute.edge.moderation.offensive_scores", scores)
+    monkeypatch.setattr("edgeroute.edge.moderation.moderate", results)
     gw = memory_gateway(MODERATION_REGISTRY)
     secret, key = await add_key(gw, limits=LIMITS)
     since = time.time()

@@ -23,7 +23,7 @@ from edgeroute.wire.tokens import estimate_tokens
 async def moderate(gw: Gateway, call: Call) -> Json:
     """/v1/moderations at the edge: the named (or first) moderation model, in a thread."""
     # Imported here: onnxruntime and the model load only for instances that moderate.
-    from edgeroute.edge.moderation import moderation_result, offensive_scores
+    from edgeroute.edge.moderation import moderate as moderate_texts
 
     name = call.payload.get("model")
     able = [m for m in gw.registry.models() if m.supports(Capability.MODERATION)]
@@ -44,7 +44,7 @@ async def moderate(gw: Gateway, call: Call) -> Json:
         within_cost_ceiling(priced, Kind.MODERATIONS, call.payload, call.max_cost_usd)
     call.admission = await admit(gw.store, call.principal, Kind.MODERATIONS, model, {}, tokens)
     try:
-        scores = await asyncio.to_thread(offensive_scores, texts)
+        results = await asyncio.to_thread(moderate_texts, texts)
     except BaseException as exc:
         status = exc.status_code if isinstance(exc, EdgerouteError) else 500
         with anyio.CancelScope(shield=True):  # give back the reservation, however it ended
@@ -54,5 +54,5 @@ async def moderate(gw: Gateway, call: Call) -> Json:
     return {
         "id": f"modr-{call.request_id.removeprefix('req_')}",
         "model": model.name,
-        "results": [moderation_result(score) for score in scores],
+        "results": results,
     }

@@ -18,7 +18,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
 
 import anyio
@@ -46,6 +46,7 @@ from edgeroute.pipeline.cache import (
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.execute import FailureHook, execute_buffered, execute_stream, relay
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.guardrail import screen_input, screen_output
 from edgeroute.pipeline.resolve import (
     Plan,
     plan,
@@ -306,9 +307,15 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
         # Named models are classified for the headers and the ledger only once admitted,
         # beside the upstream call: a refused request (400, 404, 403, 402, 429) never pays.
         _start_classifying(call)
+    await _settled_if_refused(gw, call, model, Usage(), 0, screen_input(gw, call))
     if entry is not None:
         call.cache_status = "hit"
-        return await _hit_outcome(gw, call, decided, entry)
+        hit = await _hit_outcome(gw, call, decided, entry)
+        if isinstance(hit, Buffered):
+            await _settled_if_refused(
+                gw, call, model, hit.usage, 0, screen_output(gw, call, hit.body)
+            )
+        return hit
     try:
         if call.stream:
             return await _stream(gw, call, decided, key)
@@ -328,10 +335,31 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
             await settle(gw, call, model, Usage(), 500, 0)
         raise
     call.route_reason = answer.reason
+    screened = screen_output(gw, call, answer.body)
+    await _settled_if_refused(gw, call, answer.model, answer.usage, answer.attempts, screened)
     # Only an answer from the model the key was made for may fill the cache.
     own = key if answer.model is model else None
     fill = (own, gw.cache.put_local(own, Entry(completion=answer.body))) if own else None
     return replace(answer, cache_fill=fill)
+
+
+async def _settled_if_refused(
+    gw: Gateway,
+    call: Call,
+    model: ModelSpec,
+    usage: Usage,
+    attempts: int,
+    check: Awaitable[None],
+) -> None:
+    """Await a guardrail check; if it refuses (or fails), settle the admitted call before
+    the error goes on, with the tokens an answer already used."""
+    try:
+        await check
+    except BaseException as exc:
+        status = exc.status_code if isinstance(exc, EdgerouteError) else 500
+        with anyio.CancelScope(shield=True):
+            await settle(gw, call, model, usage, status, attempts)
+        raise
 
 
 async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> Streamed:
