@@ -3,6 +3,9 @@
 Invariant: within one ``Masker`` the same value always gets the same placeholder
 (``[EMAIL_1]``) and a placeholder names one value; a placeholder-shaped string the
 caller wrote themselves is never handed out, so restoring never rewrites their text.
+A value found anywhere in the request is masked everywhere it occurs in it (even where
+its neighbours hid it from the recognizers), and the masked texts are scanned again,
+so what is forwarded holds nothing the recognizers would find.
 Restoring replaces exactly the placeholders this masker handed out and leaves anything
 else (a placeholder the model mangled, the caller's own brackets) as it is. A
 ``StreamRestorer`` gives the same text as restoring the whole, however the text is split.
@@ -13,11 +16,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from edgeroute.privacy.recognizers import Scanner
+from edgeroute.privacy.recognizers import Disjoint, Found, Scanner
 
 # What a placeholder looks like: a class in capitals and a number, in brackets.
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]{0,19}_\d{1,6}\]")
 _LONGEST = 1 + 20 + 1 + 6 + 1
+_RESCANS = 2  # masking can expose a value its old neighbours hid: "x@y.com+44 20 ..."
+_MAX_REPEATED = 256  # distinct values whose every occurrence is masked (longest first)
 # What the start of one looks like, at the very end of a text (held back in a stream).
 _PARTIAL = re.compile(r"\[(?:[A-Z][A-Z_]{0,19}(?:_\d{0,6})?)?\Z")
 
@@ -45,12 +50,37 @@ class Masker:
         """The texts with every value found replaced by its placeholder."""
         for text in texts:  # first: placeholders the caller wrote are never handed out
             self._reserved.update(PLACEHOLDER.findall(text))
-        return [self._mask(text) for text in texts]
+        masked = texts
+        for _ in range(1 + _RESCANS):
+            found = [self._scanner.find(text) for text in masked]
+            if not any(found):
+                break
+            for text, values in zip(masked, found, strict=True):
+                for f in values:  # numbered in the order they appear
+                    self._placeholder(f.kind, text[f.start : f.end])
+            known = sorted(self._by_value, key=lambda kv: -len(kv[1]))[:_MAX_REPEATED]
+            masked = [
+                self._mask(t, self._everywhere(t, f, known))
+                for t, f in zip(masked, found, strict=True)
+            ]
+        return masked
 
-    def _mask(self, text: str) -> str:
-        found = self._scanner.find(text)
-        if not found:
-            return text
+    @staticmethod
+    def _everywhere(text: str, found: list[Found], known: list[tuple[str, str]]) -> list[Found]:
+        """``found`` and every other occurrence in ``text`` of the values already known,
+        outside the placeholders already in it."""
+        placeholders = [Found(m.start(), m.end(), "") for m in PLACEHOLDER.finditer(text)]
+        spans = Disjoint(placeholders)
+        for f in found:
+            spans.add(f)
+        for kind, value in known:
+            at = text.find(value)
+            while at >= 0:
+                spans.add(Found(at, at + len(value), kind))
+                at = text.find(value, at + len(value))
+        return [f for f in spans.spans if f.kind]
+
+    def _mask(self, text: str, found: list[Found]) -> str:
         parts: list[str] = []
         at = 0
         for f in found:

@@ -56,9 +56,12 @@ class Found:
     kind: str
 
 
+# Local part and domain in ASCII and Latin letters with accents ("josé.garcía@"); CJK
+# text often runs into an address without a space, so CJK is never part of one.
+_LATIN = "A-Za-z0-9\u00c0-\u024f"
 _EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}"
-    r"@(?:[A-Za-z0-9-]{1,63}\.){1,8}([A-Za-z]{2,24})(?![A-Za-z0-9-])"
+    rf"(?<![{_LATIN}._%+-])[{_LATIN}][{_LATIN}._%+-]{{0,63}}"
+    rf"@(?:[{_LATIN}-]{{1,63}}\.){{1,8}}([A-Za-z]{{2,24}})(?![{_LATIN}-])"
 )
 _FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "pdf", "js", "css"})
 
@@ -67,7 +70,7 @@ _FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "pdf", "
 # one way only; a run that goes on (another separator and digit) is not a phone number,
 # and nor is any part of it.
 _PHONE_RUN = re.compile(
-    r"(?<![A-Za-z0-9+])"
+    r"(?<![A-Za-z0-9+])(?<![A-Za-z][-_/#])"  # not glued to a code: INV-2024-000871
     r"(?:\+ ?\d{1,4}[ .\-]?(?:\(\d{1,5}\) ?)?|\(\d{1,5}\) ?|(?<!\d[ .\-/]))"
     r"(?:\d{1,15}[ .\-/]){0,6}\d{1,15}"
     r"(?![A-Za-z0-9]|[ .\-/]\d)"
@@ -81,15 +84,23 @@ _PHONE_MARGIN = 12  # characters of context each side for the matcher's date/tim
 
 _CARD = re.compile(r"(?<![A-Za-z0-9])(?<!\d[ -])\d(?:[ -]?\d){12,18}(?![A-Za-z0-9]|[ -]\d)")
 _IBAN = re.compile(
-    r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?"
+    r"(?![A-Za-z0-9])"
 )
 _CN_ID = re.compile(r"(?<![A-Za-z0-9])[1-9]\d{16}[0-9Xx](?![A-Za-z0-9])")
 _SSN = re.compile(r"(?<![A-Za-z0-9-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![A-Za-z0-9]|-\d)")
 _SSN_CONTEXT = re.compile(r"(?i)\b(?:ssn|social security|soc\.? sec\.?)")
 
 _IPV4 = re.compile(r"(?<![A-Za-z0-9_.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)")
-_IPV6 = re.compile(r"(?<![A-Za-z0-9_:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![A-Za-z0-9_:])")
-_VERSION_CONTEXT = re.compile(r"(?i)(?:version|release|build|ver\.?|v)\s*$")
+# Groups end at a colon, so a run splits one way; the last may be a dotted quad (::ffff:1.2.3.4).
+_IPV6 = re.compile(
+    r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})"
+    r"(?![A-Za-z0-9_:]|\.\d)"
+)
+# Dotted numbers named as something else just before: versions, builds, sections.
+_NOT_ADDRESS_CONTEXT = re.compile(
+    r"(?i)(?:version|release|build|ver\.?|v|chapter|section|clause|figure|table|step|§)\s*$"
+)
 
 _PASSPORT_CONTEXT = re.compile(
     r"(?i:passport|pasaporte|passeport|reisepass|passaporto|паспорт)|护照|護照|旅券"
@@ -99,8 +110,10 @@ _CONTEXT_REACH = 40  # characters after a context word where its value may start
 _VALUE_REACH = 64  # longer than any context-gated value, so none is cut short
 
 _TOKEN_CHARS = r"[A-Za-z0-9_-]"
+# edgeroute, OpenAI/Anthropic, GitHub, GitLab, Slack and Google keys, by their prefixes.
 _SECRET_PREFIXED = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:er-[A-Za-z0-9_-]{20,64}|sk-[A-Za-z0-9_-]{20,200})(?![A-Za-z0-9_-])"
+    r"(?<![A-Za-z0-9_-])(?:er-|sk-|gh[pousr]_|github_pat_|glpat-|xox[abpors]-|AIza)"
+    r"[A-Za-z0-9_-]{20,200}(?![A-Za-z0-9_-])"
 )
 _AWS_KEY_ID = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])")
 _AWS_SECRET_CONTEXT = re.compile(r"(?i)secret[_ ]?access[_ ]?key|aws[_ ]?secret")
@@ -138,8 +151,14 @@ def _cards(text: str) -> Iterator[Found]:
 
 def _ibans(text: str) -> Iterator[Found]:
     for m in _IBAN.finditer(text):
-        if is_iban(m.group().replace(" ", "")):
-            yield Found(m.start(), m.end(), "iban")
+        raw = m.group()
+        while True:  # a word after a spaced IBAN may have been taken for its last group
+            if is_iban(raw.replace(" ", "").upper()):
+                yield Found(m.start(), m.start() + len(raw), "iban")
+                break
+            if " " not in raw:
+                break
+            raw = raw[: raw.rindex(" ")]
 
 
 def _cn_ids(text: str) -> Iterator[Found]:
@@ -163,14 +182,6 @@ def _is_netmask(octets: list[int]) -> bool:
 
 
 def _ips(text: str) -> Iterator[Found]:
-    for m in _IPV4.finditer(text):
-        octets = [int(o) for o in m.group().split(".")]
-        if max(octets) > 255 or any(len(o) > 1 and o[0] == "0" for o in m.group().split(".")):
-            continue
-        before = text[max(0, m.start() - 12) : m.start()]
-        if _VERSION_CONTEXT.search(before) or octets[0] in (0, 127) or _is_netmask(octets):
-            continue
-        yield Found(m.start(), m.end(), "ip_address")
     for m in _IPV6.finditer(text):
         groups = m.group().split(":")
         if sum(1 for g in groups if g) < 2 or max(len(g) for g in groups) < 3:
@@ -181,6 +192,14 @@ def _ips(text: str) -> Iterator[Found]:
             continue
         if not (address.is_loopback or address.is_unspecified):
             yield Found(m.start(), m.end(), "ip_address")
+    for m in _IPV4.finditer(text):
+        octets = [int(o) for o in m.group().split(".")]
+        if max(octets) > 255 or any(len(o) > 1 and o[0] == "0" for o in m.group().split(".")):
+            continue
+        before = text[max(0, m.start() - 12) : m.start()]
+        if _NOT_ADDRESS_CONTEXT.search(before) or octets[0] in (0, 127) or _is_netmask(octets):
+            continue
+        yield Found(m.start(), m.end(), "ip_address")
 
 
 def _after_context(
@@ -225,7 +244,7 @@ def _looks_random(value: str) -> bool:
 
 def _secrets(text: str) -> Iterator[Found]:
     for m in _SECRET_PREFIXED.finditer(text):
-        if _looks_random(m.group()[3:]):
+        if _looks_random(m.group()):
             yield Found(m.start(), m.end(), "secret")
     for m in _AWS_KEY_ID.finditer(text):
         yield Found(m.start(), m.end(), "secret")
@@ -263,9 +282,10 @@ class _Phones:
             matcher = phonenumbers.PhoneNumberMatcher(
                 window, self.region, leniency=phonenumbers.Leniency.VALID
             )
-            for match in matcher:
-                start, end = offset + match.start, offset + match.end
-                if start < run.end() and end > run.start():
+            for match in matcher:  # it reads the margins for context; the number is in the run
+                start = max(offset + match.start, run.start())
+                end = min(offset + match.end, run.end())
+                if start < end:
                     yield Found(start, end, "phone")
 
 
@@ -291,18 +311,29 @@ class Scanner:
 
     def find(self, text: str) -> list[Found]:
         """Every value in ``text``, in order, none overlapping (the higher class wins)."""
-        starts: list[int] = []  # the kept findings, by start
-        kept: list[Found] = []
+        kept = Disjoint()
         for kind in CLASSES:
             for found in self._recognizers[kind](text):
-                at = bisect.bisect_left(starts, found.start)
-                if at > 0 and kept[at - 1].end > found.start:
-                    continue
-                if at < len(kept) and kept[at].start < found.end:
-                    continue
-                starts.insert(at, found.start)
-                kept.insert(at, found)
-        return kept
+                kept.add(found)
+        return kept.spans
+
+
+class Disjoint:
+    """Findings kept in order of start, none overlapping: the first one added wins."""
+
+    def __init__(self, spans: list[Found] | None = None) -> None:
+        self.spans: list[Found] = list(spans or ())  # sorted by start
+        self._starts = [f.start for f in self.spans]
+
+    def add(self, found: Found) -> bool:
+        at = bisect.bisect_left(self._starts, found.start)
+        if at > 0 and self.spans[at - 1].end > found.start:
+            return False
+        if at < len(self.spans) and self.spans[at].start < found.end:
+            return False
+        self._starts.insert(at, found.start)
+        self.spans.insert(at, found)
+        return True
 
 
 def find(text: str, phone_region: str = "US") -> list[Found]:
