@@ -19,7 +19,7 @@ from edgeroute.store.keys import mint_key
 from edgeroute.types import Json, Kind
 from edgeroute.wire.sse import DONE_EVENT, encode_event
 from tests.support.inprocess import CHAT, Client, ledger, memory_gateway, sse_events
-from tests.support.scripted_upstream import Answer, ScriptedUpstream
+from tests.support.scripted_upstream import Answer, Hang, ScriptedUpstream
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111 1111 1111 1111"
@@ -295,3 +295,56 @@ async def test_requests_answered_at_the_edge_are_left_alone(
     assert seen == []  # never scanned: the text never leaves the process
     await client.post("/v1/embeddings", {"model": "m", "input": PROMPT})
     assert seen  # an upstream's embeddings are
+
+
+async def test_a_streamed_cache_hit_is_restored_with_the_callers_own_values(
+    upstream: ScriptedUpstream,
+) -> None:
+    upstream.script("m", Answer(text="Hi [EMAIL_1]"))
+    client = await _client("mask")
+
+    async def ask(email: str) -> tuple[str, str]:
+        content = f"I am {email}"
+        body = {
+            "model": "m",
+            "stream": True,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": content}],
+        }
+        response = await client.post(CHAT, body)
+        events = [e for e in sse_events(response.content) if isinstance(e, dict)]
+        text = "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
+        return response.headers["x-edgeroute-cache"], text
+
+    assert await ask("a@example.com") == ("miss", "Hi a@example.com")
+    assert await ask("b@example.com") == ("hit", "Hi b@example.com")
+    assert len(upstream.calls) == 1
+
+
+async def test_a_caller_hanging_up_a_masked_stream_still_settles_it(
+    upstream: ScriptedUpstream,
+) -> None:
+    upstream.script("m", Hang(after_chunks=2))
+    client = await _client("mask")
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+    headers, received = await client.hang_up_after(2, body)
+    assert len(received) == 2
+    assert upstream.calls[0].closed  # the relay under the restorer was closed
+    [record] = await ledger(client.gw)
+    assert (record.request_id, record.status) == (headers["x-request-id"], 499)
+
+
+async def test_closing_the_restored_stream_closes_the_relay_under_it() -> None:
+    closed = []
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            yield _chunk("one")
+            yield _chunk("two")
+        finally:
+            closed.append(True)  # where the relay settles the call
+
+    restored = _restore_events(relay(), masker())
+    assert await anext(restored)
+    await restored.aclose()  # type: ignore[attr-defined]  # the server closing the response
+    assert closed == [True]
