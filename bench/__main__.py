@@ -7,13 +7,22 @@ from collections.abc import Callable
 
 from tests.support import memory_attack
 
-from bench import cold_start, edge_models, gateway_overhead, header_caps, routing, store_hot_path
+from bench import (
+    cold_start,
+    edge_models,
+    gateway_overhead,
+    header_caps,
+    pii,
+    routing,
+    store_hot_path,
+)
 
 BENCHMARKS: dict[str, Callable[[], None]] = {
     "gateway": gateway_overhead.main,
     "store": store_hot_path.main,
     "edge": edge_models.main,
     "routing": routing.main,
+    "pii": pii.main,
     "cold": lambda: cold_start.main([]),
     "headers": header_caps.main,
     "memory": memory_attack.main,

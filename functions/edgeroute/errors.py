@@ -86,6 +86,13 @@ class ContentPolicyViolation(InvalidRequest):
     default_code = "content_policy_violation"
 
 
+class PiiDetected(InvalidRequest):
+    """The key's PII mode is ``block`` and the text holds personal data or secrets: the
+    message names the classes found, never the values."""
+
+    default_code = "pii_detected"
+
+
 class AuthenticationFailed(EdgerouteError):
     status_code = 401
     error_type = "authentication_error"

@@ -30,6 +30,7 @@ StoreBackend = Literal["sqlite", "dynamodb"]
 Classify = Literal["always", "auto"]
 EmbedBatching = Literal["per-input", "batched"]
 GuardrailStage = Literal["off", "input", "both"]  # store.base.GUARDRAIL_STAGES
+PiiMode = Literal["allow", "mask", "block"]
 
 
 def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> Any:
@@ -204,6 +205,20 @@ class Settings(BaseSettings):
         "a whole number, 0 or more",
         ge=0,
         le=16,
+    )
+    pii_default: PiiMode = _setting(
+        "allow",
+        "what happens to personal data and secrets in prompts for keys without their own "
+        "`--pii`: `mask` (placeholders upstream, values restored in the answer), `block` "
+        "(400 `pii_detected`) or `allow`",
+        "'allow', 'mask' or 'block'",
+    )
+    pii_phone_region: str = _setting(
+        "US",
+        "the region phone numbers written without a country code are read in (ISO 3166 "
+        "alpha-2; numbers with `+` are found in any region)",
+        "two capital letters, e.g. US, GB or CN",
+        pattern=r"^[A-Z]{2}$",
     )
     max_body_bytes: int = _setting(
         6 * 1024 * 1024,  # Lambda's synchronous payload limit

@@ -22,6 +22,7 @@ FLOORS: dict[str, int] = {
     "edge": 4,
     "upstreams": 5,
     "health": 6,
+    "privacy": 2,
     "pipeline": 7,
     "api": 8,
     "batch": 9,

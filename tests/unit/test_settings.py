@@ -186,6 +186,8 @@ def test_settings_are_frozen_and_copied_with_changes() -> None:
         ("EDGEROUTE_MAX_CONNECTIONS", "many", "expected a whole number, 1 or more"),
         ("EDGEROUTE_CLASSIFY", "sometimes", "expected 'always' or 'auto'."),
         ("EDGEROUTE_EMBED_BATCHING", "yes", "expected 'per-input' or 'batched'."),
+        ("EDGEROUTE_PII_DEFAULT", "redact", "expected 'allow', 'mask' or 'block'."),
+        ("EDGEROUTE_PII_PHONE_REGION", "usa", "expected two capital letters, e.g. US"),
         ("EDGEROUTE_EDGE_THREADS", "0", "expected a whole number, 1 or more"),
         ("EDGEROUTE_HEALTH_TTL", "0", "expected a number of seconds above 0"),
         ("EDGEROUTE_BATCH_CONCURRENCY", "1.5", "expected a whole number, 1 or more"),

@@ -47,6 +47,7 @@ from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.execute import FailureHook, execute_buffered, execute_stream, relay
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.guardrail import screen_input, screen_output
+from edgeroute.pipeline.pii import protect, restore
 from edgeroute.pipeline.resolve import (
     Plan,
     plan,
@@ -282,8 +283,14 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
 
 async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     """Route, admit, look up the cache, execute. Streams settle their own accounts when
-    they end; the caller settles buffered outcomes with ``settle_buffered``."""
+    they end; the caller settles buffered outcomes with ``settle_buffered``. The key's
+    PII mode applies between routing and admission (pipeline/pii.py)."""
     decided = await route(gw, call)
+    masker = await protect(call, decided.targets, gw.settings)
+    return restore(await _admit_and_execute(gw, call, decided), masker)
+
+
+async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered | Streamed:
     model = decided.targets[0]
     call.route_reason = decided.reason
     key = None

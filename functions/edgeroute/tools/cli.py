@@ -301,6 +301,20 @@ def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _eval_pii(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from edgeroute.tools.eval_pii import DEFAULT_SET, evaluate, render
+
+    scores = evaluate(
+        Path(args.file or DEFAULT_SET), args.phone_region or settings.pii_phone_region
+    )
+    print(render(scores))
+    if args.mistakes:
+        print("\n".join(scores.mistakes))
+    return 0
+
+
 def _invoke(args: argparse.Namespace, settings: Settings) -> int:
     from edgeroute.tools.invoke import run_invoke
 
@@ -421,6 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--output-tokens", type=int, default=256)
     evaluation.add_argument("--json", action="store_true")
     evaluation.set_defaults(func=_eval_routing)
+
+    eval_pii = sub.add_parser(
+        "eval-pii", help="precision and recall of each PII recognizer on a labelled set"
+    )
+    eval_pii.add_argument("file", nargs="?", help="JSONL of text and pii (default: the repo's)")
+    eval_pii.add_argument("--phone-region", help="default: EDGEROUTE_PII_PHONE_REGION")
+    eval_pii.add_argument("--mistakes", action="store_true", help="list each miss and false hit")
+    eval_pii.set_defaults(func=_eval_pii)
 
     invoke = sub.add_parser(
         "invoke",
