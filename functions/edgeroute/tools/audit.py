@@ -15,6 +15,7 @@ from typing import Any
 from edgeroute.settings import Settings
 from edgeroute.store import UsageRecord, open_store
 from edgeroute.store.archive import open_archive
+from edgeroute.tools.arguments import duration_s
 
 
 async def _ledger(settings: Settings, since_s: float, tenant: str | None) -> list[UsageRecord]:
@@ -78,3 +79,33 @@ async def listing(args: argparse.Namespace, settings: Settings) -> int:
         }
         print(json.dumps(line) if args.json else "  ".join(str(v) for v in line.values()))
     return 0
+
+
+async def _audit_show(args: argparse.Namespace, settings: Settings) -> int:
+    return await show(args, settings)
+
+
+async def _audit_list(args: argparse.Namespace, settings: Settings) -> int:
+    return await listing(args, settings)
+
+
+def add_audit_parser(sub: Any) -> None:
+    """The ``audit`` command (show, list), under the main parser's ``sub``."""
+    audit = sub.add_parser("audit", help="find requests in the audit archive and the ledger")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    show = audit_sub.add_parser("show", help="one request's record and bodies")
+    show.add_argument("request_id", help="the x-request-id of the response, e.g. req_...")
+    listing = audit_sub.add_parser("list", help="a tenant's requests (bodies kept or not)")
+    listing.add_argument("--tenant", required=True)
+    for parser in (show, listing):
+        parser.add_argument("--json", action="store_true", help="one JSON document per line")
+        parser.add_argument(
+            "--since",
+            type=duration_s,
+            default=duration_s("90d") if parser is show else duration_s("1h"),
+            metavar="DURATION",
+            help="how far back the usage ledger is read (show: 90d, list: 1h)",
+        )
+    show.add_argument("--tenant", help="the request's tenant (narrows an S3 search)")
+    show.set_defaults(func=_audit_show)
+    listing.set_defaults(func=_audit_list)
