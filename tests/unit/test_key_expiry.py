@@ -83,7 +83,9 @@ async def _check_rotation(
 ) -> None:
     store = SQLiteStore(tmp_path / "edgeroute.db")
     auth = Authenticator(store, ttl_s=0)
-    assert (await auth.authenticate(rotated["api_key"])).limits == KeyLimits(rpm=7, max_concurrent=2)
+    assert (await auth.authenticate(rotated["api_key"])).limits == KeyLimits(
+        rpm=7, max_concurrent=2
+    )
     assert (await auth.authenticate(created["api_key"])).key_id == created["key_id"]
     after_grace = time.time() + 3601
     monkeypatch.setattr("edgeroute.pipeline.authenticate.time.time", lambda: after_grace)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -26,6 +25,7 @@ from edgeroute.pipeline.cache import cache_mode
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.moderate import moderate
 from edgeroute.store.base import ApiKey
+from edgeroute.store.usage import grand_total
 from edgeroute.types import Kind
 from edgeroute.wire.schemas import (
     ChatCompletionRequest,
@@ -249,22 +249,21 @@ async def usage(
             param="end",
         )
     scope = tenant if tenant is not None else (None if principal.admin else principal.tenant)
-    records = await gateway(request).store.query_usage(since.timestamp(), until.timestamp(), scope)
-    rows, more = usage_report.page(
-        usage_report.summarize(records, group_by), group_by, limit, after
+    groups = await gateway(request).store.summarize_usage(
+        since.timestamp(), until.timestamp(), scope, group_by
     )
+    shown, more = usage_report.page(groups, limit, after)
+    total = grand_total(groups)
     return {
         "object": "usage",
         "start": since.isoformat(),
         "end": until.isoformat(),
         "tenant": scope or "all",
         "group_by": group_by,
-        "data": rows,
+        "data": [g.as_row(group_by) for g in shown],
         "has_more": more,
-        "last_id": str(rows[-1][group_by]) if rows else None,
-        "total": usage_report.summarize([replace(r, model="total") for r in records], "model")[0]
-        if records
-        else None,
+        "last_id": shown[-1].group if shown else None,
+        "total": total.as_row("model") if total else None,
     }
 
 
