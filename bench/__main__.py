@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cold_start, edge_models, gateway_overhead, routing, store_hot_path
+from bench import cold_start, edge_models, gateway_overhead, routing, store_hot_path, token_bound
 
 BENCHMARKS: dict[str, Callable[[], None]] = {
     "gateway": gateway_overhead.main,
     "store": store_hot_path.main,
     "edge": edge_models.main,
     "routing": routing.main,
+    "tokens": token_bound.main,
     "cold": lambda: cold_start.main([]),
 }
 

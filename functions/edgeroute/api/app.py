@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from edgeroute import __version__
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.middleware import BodyLimit, JsonBodies
+from edgeroute.api.openapi import install_openapi
 from edgeroute.api.routes import router
+from edgeroute.pipeline.autoroute import VIRTUAL
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.upstreams.http import close_shared_client
 
@@ -32,6 +34,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     install_error_handlers(app)
     app.include_router(router)
+    served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
+    install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     return app

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from edgeroute.api import usage as usage_report
+from edgeroute.api.openapi import STREAMING_OK, UPSTREAM, error_responses
 from edgeroute.api.responses import AnyTextJSONResponse
 from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import classify
@@ -135,19 +136,19 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseMode
     )
 
 
-@router.post(Kind.CHAT.path)
+@router.post(Kind.CHAT.path, responses={**STREAMING_OK, **error_responses(*UPSTREAM)})
 async def chat_completions(
     request: Request, body: ChatCompletionRequest, principal: Principal
 ) -> Response:
     return await _serve(request, principal, Kind.CHAT, body)
 
 
-@router.post(Kind.COMPLETIONS.path)
+@router.post(Kind.COMPLETIONS.path, responses={**STREAMING_OK, **error_responses(*UPSTREAM)})
 async def completions(request: Request, body: CompletionRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.COMPLETIONS, body)
 
 
-@router.post("/v1/route")
+@router.post("/v1/route", responses=error_responses(402, 404))
 async def explain_route(
     request: Request, body: ChatCompletionRequest, principal: Counted
 ) -> dict[str, Any]:
@@ -157,14 +158,14 @@ async def explain_route(
     return await pipeline.explain(gateway(request), call)
 
 
-@router.post("/v1/classify")
+@router.post("/v1/classify", responses=error_responses())
 async def classify_request(body: ChatCompletionRequest, principal: Counted) -> dict[str, Any]:
     """The edge classifier's view of a chat request; no model is called."""
     result = await asyncio.to_thread(classify, body.model_dump(exclude_unset=True))
     return {"object": "classification", **result.as_json()}
 
 
-@router.post(Kind.MODERATIONS.path)
+@router.post(Kind.MODERATIONS.path, responses=error_responses(402, 404))
 async def moderations(
     request: Request, body: ModerationRequest, principal: Principal
 ) -> dict[str, Any]:
@@ -177,7 +178,7 @@ async def moderations(
         raise
 
 
-@router.post(Kind.EMBEDDINGS.path)
+@router.post(Kind.EMBEDDINGS.path, responses=error_responses(*UPSTREAM))
 async def embeddings(request: Request, body: EmbeddingRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.EMBEDDINGS, body)
 
@@ -202,13 +203,13 @@ def _model_card(model: ModelSpec) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=error_responses())
 async def list_models(request: Request, principal: Counted) -> dict[str, Any]:
     models = [m for m in gateway(request).registry.models() if principal.allows(m.name)]
     return {"object": "list", "data": [_model_card(m) for m in models]}
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", responses=error_responses(404))
 async def retrieve_model(request: Request, model_id: str, principal: Counted) -> dict[str, Any]:
     model = gateway(request).registry.get(model_id)
     if model is None or not principal.allows(model.name):
@@ -220,7 +221,7 @@ async def retrieve_model(request: Request, model_id: str, principal: Counted) ->
     return _model_card(model)
 
 
-@router.get("/v1/usage")
+@router.get("/v1/usage", responses=error_responses())
 async def usage(
     request: Request,
     principal: Counted,
@@ -267,7 +268,7 @@ async def usage(
     }
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=error_responses())
 async def healthz(request: Request) -> dict[str, Any]:
     gw = gateway(request)
     return {"status": "ok", "models": len(gw.registry), "store": gw.settings.store}
