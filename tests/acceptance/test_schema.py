@@ -4,10 +4,12 @@ must answer without a 5xx, with a status the document declares for it, in the de
 content type, with a body that matches (OpenAI's error shape for every error).
 
 The document names the served models, so generated requests reach the router and the
-upstreams rather than stopping at an unknown-model 404. The upstreams here answer at once
-(the fault upstream's ``instant`` behaviour, the edge embedder and moderation model):
-upstream failures are tests/acceptance/test_upstream_faults.py's subject, and a 502 from
-an upstream told to fail is not the gateway's 5xx."""
+upstreams rather than stopping at an unknown-model 404: llama.cpp's SmolLM2 (a real
+upstream, answering at most 8 tokens), the fault upstream's ``instant`` behaviour, the
+edge embedder and moderation model. Upstream failures are
+tests/acceptance/test_upstream_faults.py's subject: a 502 from an upstream told to fail
+is not the gateway's 5xx. What this found is in docs/security.md (a null or missing
+message field made llama.cpp answer 500, which opened the shared circuit)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.support.fault_upstream import FaultUpstream, fault_model
 from tests.support.gateway import EDGE_MODELS, GatewayProcess
 
-EXAMPLES = 20  # per operation, positive and negative: ~400 cases in under a minute
+EXAMPLES = 40  # per operation, positive and negative: ~4,000 cases in under a minute
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -38,9 +40,19 @@ CHECKS = [
 ]
 
 
-def registry(fault_url: str) -> dict[str, Any]:
+def registry(llama_url: str, fault_url: str) -> dict[str, Any]:
     return {
         "models": [
+            {
+                "name": "smollm2-135m",
+                "protocol": "openai",
+                "endpoint": llama_url,
+                "tier": "small",
+                "capabilities": ["chat", "completions", "embeddings"],
+                "context_window": 2048,
+                "parameters": {"max_tokens": {"min": 1, "max": 8, "default": 8, "rule": "clamp"}},
+                "timeouts": {"connect": 2, "read": 30, "total": 60},
+            },
             fault_model("instant", fault_url, "instant", price={"input_per_mtok": 3.0}),
             fault_model("quiet", fault_url, "no-usage", fallbacks=["instant"]),
             *EDGE_MODELS,
@@ -50,10 +62,11 @@ def registry(fault_url: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def served(
-    fault_upstream: FaultUpstream, tmp_path_factory: pytest.TempPathFactory
+    llama_url: str, fault_upstream: FaultUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("schema")
-    (workdir / "models.yaml").write_text(yaml.safe_dump(registry(fault_upstream.url)))
+    models = registry(llama_url, fault_upstream.url)
+    (workdir / "models.yaml").write_text(yaml.safe_dump(models))
     env = {
         "EDGEROUTE_REGISTRY": str(workdir / "models.yaml"),
         "EDGEROUTE_SQLITE_PATH": str(workdir / "store" / "edgeroute.db"),
@@ -74,7 +87,9 @@ def _document() -> dict[str, Any]:
     from edgeroute.api.app import create_app
     from tests.support.inprocess import memory_gateway
 
-    app = create_app(memory_gateway(yaml.safe_dump(registry("http://127.0.0.1:9/v1"))))
+    app = create_app(
+        memory_gateway(yaml.safe_dump(registry("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1")))
+    )
     return app.openapi()
 
 
@@ -107,7 +122,7 @@ def test_the_served_document_is_the_one_tested(served: GatewayProcess) -> None:
 def test_the_document_names_the_models_and_the_error_shape() -> None:
     document = DOCUMENT
     chat = document["components"]["schemas"]["ChatCompletionRequest"]["properties"]["model"]
-    assert {"instant", "quiet", "auto", "edge-embed"} <= set(chat["enum"])
+    assert {"smollm2-135m", "instant", "quiet", "auto", "edge-embed"} <= set(chat["enum"])
     operation = document["paths"]["/v1/chat/completions"]["post"]
     assert "422" not in operation["responses"]  # validation errors are 400s in OpenAI's shape
     for status in ("400", "401", "404", "429", "502", "503"):

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from edgeroute.api import usage as usage_report
@@ -33,6 +32,7 @@ from edgeroute.wire.schemas import (
     CompletionRequest,
     EmbeddingRequest,
     ModerationRequest,
+    RequestBody,
 )
 
 
@@ -100,7 +100,7 @@ def _new_call(
     request: Request,
     principal: ApiKey,
     kind: Kind,
-    body: BaseModel,
+    body: RequestBody,
     max_cost_usd: float | None = None,
 ) -> pipeline.Call:
     """The call for a validated request body, under the request id ``authenticated`` gave."""
@@ -108,12 +108,12 @@ def _new_call(
         request_id=request.state.request_id,
         principal=principal,
         kind=kind,
-        payload=body.model_dump(exclude_unset=True),
+        payload=body.payload(),
         max_cost_usd=max_cost_usd,
     )
 
 
-async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseModel) -> Response:
+async def _serve(request: Request, principal: ApiKey, kind: Kind, body: RequestBody) -> Response:
     gw = gateway(request)
     call = _new_call(request, principal, kind, body)
     try:
@@ -161,7 +161,7 @@ async def explain_route(
 @router.post("/v1/classify", responses=error_responses())
 async def classify_request(body: ChatCompletionRequest, principal: Counted) -> dict[str, Any]:
     """The edge classifier's view of a chat request; no model is called."""
-    result = await asyncio.to_thread(classify, body.model_dump(exclude_unset=True))
+    result = await asyncio.to_thread(classify, body.payload())
     return {"object": "classification", **result.as_json()}
 
 
