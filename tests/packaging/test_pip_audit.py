@@ -4,7 +4,7 @@ vulnerability data, and nothing is found beyond the accepted entries in
 ``.pip-audit-ignore``. A dependency pip-audit could not check fails the test, named with
 the reason: an audit that cannot reach its data must never pass as a clean one.
 
-It needs https://pypi.org/pypi/NAME/VERSION/json (one request a dependency, ~5 s). A
+It needs https://pypi.org/pypi/NAME/VERSION/json, one request a dependency (53). A
 network that cannot serve it may set ``EDGEROUTE_TEST_SKIP_PIP_AUDIT=1`` to skip, and
 the skip says so in the summary."""
 
