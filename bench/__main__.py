@@ -15,6 +15,7 @@ from bench import (
     pii,
     routing,
     store_hot_path,
+    token_bound,
 )
 
 BENCHMARKS: dict[str, Callable[[], None]] = {
@@ -23,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "edge": edge_models.main,
     "routing": routing.main,
     "pii": pii.main,
+    "tokens": token_bound.main,
     "cold": lambda: cold_start.main([]),
     "headers": header_caps.main,
     "memory": memory_attack.main,

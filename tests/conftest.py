@@ -16,7 +16,7 @@ import yaml
 
 from edgeroute.tools import llama
 from tests.support.fault_upstream import FaultUpstream, fault_model
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import EDGE_MODELS, GatewayProcess
 from tests.support.moto_server import MotoServer
 
 
@@ -76,21 +76,7 @@ def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
                 "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
                 "timeouts": {"connect": 2, "read": 30, "total": 60},
             },
-            {
-                "name": "use-multilingual-v3",
-                "aliases": ["edge-embed"],
-                "protocol": "edge",
-                "tier": "edge",
-                "capabilities": ["embeddings"],
-                "context_window": 512,
-            },
-            {
-                "name": "edge-moderation",
-                "protocol": "edge",
-                "tier": "edge",
-                "capabilities": ["moderation"],
-                "context_window": 100000,
-            },
+            *EDGE_MODELS,
             fault_model("instant", fault_url, "instant", price={"input_per_mtok": 3.0}),
             fault_model("no-usage", fault_url, "no-usage"),
             fault_model("broken", fault_url, "status-500"),

@@ -81,7 +81,7 @@ def test_token_quota_reserves_max_tokens(gateway: GatewayProcess) -> None:
     assert "max_tokens" in caught.value.message
     # A request that fits is admitted, and unused reservation is given back afterwards.
     for _ in range(3):
-        limited.chat.completions.create(model="instant", messages=MESSAGES, max_tokens=50)
+        limited.chat.completions.create(model="instant", messages=MESSAGES, max_tokens=10)
 
 
 def test_budget_refuses_with_insufficient_quota(gateway: GatewayProcess) -> None:

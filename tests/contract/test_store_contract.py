@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from edgeroute.store import ApiKey, KeyLimits, KeyPolicy, Store, UsageRecord
 from edgeroute.store.base import MAX_ITEM_BYTES
+from edgeroute.store.usage import UsageTotals
 from tests.contract.conftest import StoreFactory
 
 DAY = 86_400.0
@@ -101,6 +102,49 @@ async def test_usage_by_tenant_time_range_and_all_tenants(store: Store) -> None:
     assert await store.query_usage(T0 + 31, T0 + DAY) == []
     assert await store.query_usage(T0, T0 + 3 * DAY, tenant="nobody") == []
     assert len(await store.query_usage(0, time.time() + DAY)) == 6
+
+
+async def test_usage_summed_per_group_in_the_store(store: Store) -> None:
+    def line(request_id: str, tenant: str, at: float, **changes: object) -> UsageRecord:
+        fields = {"cache_hit": False, **changes}
+        return replace(_usage(request_id, tenant, at), **fields)  # type: ignore[arg-type]
+
+    records = [
+        line("r1", "acme", T0, cache_hit=True),  # 10 in, 20 out, 30 micro-dollars
+        line("r2#1", "acme", T0 + 1, status=502, model="large"),  # r2 failed once first
+        line("r2", "acme", T0 + 2, model="large", tier="large"),
+        line("r3", "globex", T0 + DAY, status=429, prompt_tokens=0, completion_tokens=0),
+        line("r4", "acme", T0 + DAY + 5, model=""),  # refused before a model was known
+        line("r5", "acme", T0 + 3 * DAY),  # past the window's (exclusive) end
+    ]
+    for record in records:
+        await store.record_usage(record)
+    end = T0 + 3 * DAY
+
+    by_model = await store.summarize_usage(T0, end, None, "model")
+    assert [(g.group, g.requests, g.failed_attempts) for g in by_model] == [
+        ("(none)", 1, 0),
+        ("large", 1, 1),  # r2: one request, one failed attempt, not two requests
+        ("small", 2, 0),
+    ]
+    small = by_model[-1]
+    assert (small.errors, small.cache_hits) == (1, 1)
+    assert (small.prompt_tokens, small.completion_tokens, small.cost_usd_micros) == (10, 20, 60)
+
+    by_day = await store.summarize_usage(T0, end, None, "day")
+    assert [(g.group, g.requests) for g in by_day] == [("2026-01-01", 2), ("2026-01-02", 2)]
+    by_tenant = await store.summarize_usage(T0, end, None, "tenant")
+    assert [(g.group, g.requests, g.errors) for g in by_tenant] == [
+        ("acme", 3, 0),
+        ("globex", 1, 1),
+    ]
+    acme = await store.summarize_usage(T0, end, "acme", "tenant")
+    assert [(g.group, g.prompt_tokens, g.failed_attempts) for g in acme] == [("acme", 30, 1)]
+    # Start inclusive, end exclusive: only r2's failed attempt, whose tokens are not summed.
+    assert await store.summarize_usage(T0 + 1, T0 + 2, None, "model") == [
+        UsageTotals("large", failed_attempts=1)
+    ]
+    assert await store.summarize_usage(T0, end, "nobody", "model") == []
 
 
 # -- counters ----------------------------------------------------------------

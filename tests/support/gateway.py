@@ -17,6 +17,26 @@ import yaml
 
 from tests.support.served import Served
 
+# The edge models (in-process: the embedder and the moderation model), as the acceptance
+# registries serve them.
+EDGE_MODELS: list[dict[str, object]] = [
+    {
+        "name": "use-multilingual-v3",
+        "aliases": ["edge-embed"],
+        "protocol": "edge",
+        "tier": "edge",
+        "capabilities": ["embeddings"],
+        "context_window": 512,
+    },
+    {
+        "name": "edge-moderation",
+        "protocol": "edge",
+        "tier": "edge",
+        "capabilities": ["moderation"],
+        "context_window": 100000,
+    },
+]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

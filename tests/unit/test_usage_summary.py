@@ -1,10 +1,15 @@
 """/v1/usage's totals count requests, not ledger lines: a request whose first attempts
-failed before a fallback answered is one request (once 13 requests were shown for 9)."""
+failed before a fallback answered is one request (once 13 requests were shown for 9).
+The totals are summed in the store: SQLite's GROUP BY and the fold DynamoDB streams its
+pages through must agree (tests/contract runs both backends)."""
 
 from __future__ import annotations
 
-from edgeroute.api.usage import summarize
+from typing import Any
+
 from edgeroute.store.base import UsageRecord, attempt_id
+from edgeroute.store.sqlite import SQLiteStore
+from edgeroute.store.usage import GroupBy, fold, ordered
 from tests.support.records import usage_line
 
 
@@ -12,20 +17,31 @@ def _line(request_id: str, status: int, tokens: int = 0) -> UsageRecord:
     return usage_line(request_id, status=status, tokens=tokens)
 
 
-def test_failed_attempts_are_not_requests() -> None:
+async def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, Any]]:
+    """The rows /v1/usage shows, from SQLite's query; the streaming fold gives the same."""
+    store = SQLiteStore(":memory:")
+    for record in records:
+        await store.record_usage(record)
+    grouped = await store.summarize_usage(0, 2e9, None, group_by)
+    await store.close()
+    assert grouped == ordered(fold(records, group_by).values())
+    return [g.as_row(group_by) for g in grouped]
+
+
+async def test_failed_attempts_are_not_requests() -> None:
     records = [_line(f"r{i}", 200, tokens=10) for i in range(9)]
     # Requests r0..r3 each failed once (502) before the fallback answered.
     records += [_line(attempt_id(f"r{i}", 1), 502) for i in range(4)]
-    (row,) = summarize(records, "model")
+    (row,) = await summarize(records, "model")
     assert row["requests"] == 9
     assert row["failed_attempts"] == 4
     assert row["errors"] == 0  # the requests were answered
     assert row["total_tokens"] == 9 * 20
 
 
-def test_a_request_that_failed_everywhere_is_one_error() -> None:
+async def test_a_request_that_failed_everywhere_is_one_error() -> None:
     records = [_line(attempt_id("r", 1), 502), _line(attempt_id("r", 2), 504), _line("r", 504)]
-    (row,) = summarize(records, "day")
+    (row,) = await summarize(records, "day")
     assert (row["requests"], row["failed_attempts"], row["errors"]) == (1, 2, 1)
 
 

@@ -12,7 +12,9 @@ from edgeroute.api.audit import RequestAudit
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
 from edgeroute.api.middleware import BodyLimit, JsonBodies
+from edgeroute.api.openapi import install_openapi
 from edgeroute.api.routes import router
+from edgeroute.pipeline.autoroute import VIRTUAL
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.upstreams.http import close_shared_client
 
@@ -35,6 +37,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.memory = MemoryGauge(ceiling_mb(gateway.settings))
     install_error_handlers(app)
     app.include_router(router)
+    served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
+    install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from edgeroute.api import usage as usage_report
+from edgeroute.api.openapi import STREAMING_OK, UPSTREAM, error_responses
 from edgeroute.api.responses import AnyTextJSONResponse
 from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import classify
@@ -27,12 +26,14 @@ from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.moderate import moderate
 from edgeroute.pipeline.scopes import acts_as_admin, require, scope_for_path
 from edgeroute.store.base import ApiKey
+from edgeroute.store.usage import grand_total
 from edgeroute.types import Kind
 from edgeroute.wire.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
     ModerationRequest,
+    RequestBody,
 )
 
 
@@ -108,7 +109,7 @@ def _new_call(
     request: Request,
     principal: ApiKey,
     kind: Kind,
-    body: BaseModel,
+    body: RequestBody,
     max_cost_usd: float | None = None,
 ) -> pipeline.Call:
     """The call for a validated request body, under the request's id; kept in its state
@@ -117,14 +118,14 @@ def _new_call(
         request_id=request.state.request_id,
         principal=principal,
         kind=kind,
-        payload=body.model_dump(exclude_unset=True),
+        payload=body.payload(),
         max_cost_usd=max_cost_usd,
         client_address=request.state.client_address,
     )
     return call
 
 
-async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseModel) -> Response:
+async def _serve(request: Request, principal: ApiKey, kind: Kind, body: RequestBody) -> Response:
     gw = gateway(request)
     call = _new_call(request, principal, kind, body)
     try:
@@ -153,19 +154,19 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: BaseMode
     )
 
 
-@router.post(Kind.CHAT.path)
+@router.post(Kind.CHAT.path, responses={**STREAMING_OK, **error_responses(*UPSTREAM)})
 async def chat_completions(
     request: Request, body: ChatCompletionRequest, principal: Principal
 ) -> Response:
     return await _serve(request, principal, Kind.CHAT, body)
 
 
-@router.post(Kind.COMPLETIONS.path)
+@router.post(Kind.COMPLETIONS.path, responses={**STREAMING_OK, **error_responses(*UPSTREAM)})
 async def completions(request: Request, body: CompletionRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.COMPLETIONS, body)
 
 
-@router.post("/v1/route")
+@router.post("/v1/route", responses=error_responses(402, 404))
 async def explain_route(
     request: Request, body: ChatCompletionRequest, principal: Counted
 ) -> dict[str, Any]:
@@ -175,14 +176,14 @@ async def explain_route(
     return await pipeline.explain(gateway(request), call)
 
 
-@router.post("/v1/classify")
+@router.post("/v1/classify", responses=error_responses())
 async def classify_request(body: ChatCompletionRequest, principal: Counted) -> dict[str, Any]:
     """The edge classifier's view of a chat request; no model is called."""
-    result = await asyncio.to_thread(classify, body.model_dump(exclude_unset=True))
+    result = await asyncio.to_thread(classify, body.payload())
     return {"object": "classification", **result.as_json()}
 
 
-@router.post(Kind.MODERATIONS.path)
+@router.post(Kind.MODERATIONS.path, responses=error_responses(402, 404))
 async def moderations(
     request: Request, body: ModerationRequest, principal: Principal
 ) -> dict[str, Any]:
@@ -195,7 +196,7 @@ async def moderations(
         raise
 
 
-@router.post(Kind.EMBEDDINGS.path)
+@router.post(Kind.EMBEDDINGS.path, responses=error_responses(*UPSTREAM))
 async def embeddings(request: Request, body: EmbeddingRequest, principal: Principal) -> Response:
     return await _serve(request, principal, Kind.EMBEDDINGS, body)
 
@@ -220,13 +221,13 @@ def _model_card(model: ModelSpec) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=error_responses())
 async def list_models(request: Request, principal: Counted) -> dict[str, Any]:
     models = [m for m in gateway(request).registry.models() if principal.allows(m.name)]
     return {"object": "list", "data": [_model_card(m) for m in models]}
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", responses=error_responses(404))
 async def retrieve_model(request: Request, model_id: str, principal: Counted) -> dict[str, Any]:
     model = gateway(request).registry.get(model_id)
     if model is None or not principal.allows(model.name):
@@ -238,7 +239,7 @@ async def retrieve_model(request: Request, model_id: str, principal: Counted) ->
     return _model_card(model)
 
 
-@router.get("/v1/usage")
+@router.get("/v1/usage", responses=error_responses())
 async def usage(
     request: Request,
     principal: Counted,
@@ -269,26 +270,25 @@ async def usage(
             param="end",
         )
     scope = tenant if tenant is not None else (None if admin else principal.tenant)
-    records = await gateway(request).store.query_usage(since.timestamp(), until.timestamp(), scope)
-    rows, more = usage_report.page(
-        usage_report.summarize(records, group_by), group_by, limit, after
+    groups = await gateway(request).store.summarize_usage(
+        since.timestamp(), until.timestamp(), scope, group_by
     )
+    shown, more = usage_report.page(groups, limit, after)
+    total = grand_total(groups)
     return {
         "object": "usage",
         "start": since.isoformat(),
         "end": until.isoformat(),
         "tenant": scope or "all",
         "group_by": group_by,
-        "data": rows,
+        "data": [g.as_row(group_by) for g in shown],
         "has_more": more,
-        "last_id": str(rows[-1][group_by]) if rows else None,
-        "total": usage_report.summarize([replace(r, model="total") for r in records], "model")[0]
-        if records
-        else None,
+        "last_id": shown[-1].group if shown else None,
+        "total": total.as_row("model") if total else None,
     }
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=error_responses())
 async def healthz(request: Request) -> dict[str, Any]:
     gw = gateway(request)
     memory = request.app.state.memory.report()

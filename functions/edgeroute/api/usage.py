@@ -1,15 +1,12 @@
-"""Usage between two dates, grouped by model or by day, from the usage ledger."""
+"""Usage between two dates, grouped by model, day or tenant: the store sums the ledger
+per group (``store.usage``); this module reads the window and pages the groups."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
 
 from edgeroute.errors import InvalidRequest
-from edgeroute.store.base import UsageRecord
-
-GroupBy = Literal["model", "day", "tenant"]
+from edgeroute.store.usage import UsageTotals
 
 
 def parse_when(value: str | None, param: str, default: datetime) -> datetime:
@@ -44,57 +41,14 @@ def end_of(value: str | None, parsed: datetime) -> datetime:
     return parsed
 
 
-def _group(record: UsageRecord, group_by: GroupBy) -> str:
-    if group_by == "day":
-        return date.fromtimestamp(record.created_at).isoformat()
-    if group_by == "tenant":
-        return record.tenant
-    return record.model or "(none)"
-
-
-def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, Any]]:
-    """Totals per group. A request is its final ledger line; the lines of attempts that
-    failed before a fallback answered are counted apart, never as more requests."""
-    totals: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {
-            "requests": 0,
-            "failed_attempts": 0,
-            "errors": 0,
-            "cache_hits": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "total_tokens": 0,
-            "cost_usd_micros": 0,
-        }
-    )
-    for record in records:
-        row = totals[_group(record, group_by)]
-        if record.failed_attempt:
-            row["failed_attempts"] += 1
-            continue
-        row["requests"] += 1
-        row["errors"] += record.status >= 400
-        row["cache_hits"] += record.cache_hit
-        row["prompt_tokens"] += record.prompt_tokens
-        row["completion_tokens"] += record.completion_tokens
-        row["total_tokens"] += record.prompt_tokens + record.completion_tokens
-        row["cost_usd_micros"] += record.cost_usd_micros
-    out = []
-    for name in sorted(totals):
-        row = totals[name]
-        row["cost_usd"] = row["cost_usd_micros"] / 1_000_000
-        out.append({group_by: name, **row})
-    return out
-
-
 MAX_PAGE = 1000
 
 
 def page(
-    rows: list[dict[str, Any]], group_by: GroupBy, limit: int, after: str | None
-) -> tuple[list[dict[str, Any]], bool]:
-    """Rows after the cursor ``after`` (a group's name; rows are sorted by it), at most
-    ``limit`` of them, and whether more follow."""
+    groups: list[UsageTotals], limit: int, after: str | None
+) -> tuple[list[UsageTotals], bool]:
+    """Groups after the cursor ``after`` (a group's name; groups are sorted by it), at
+    most ``limit`` of them, and whether more follow."""
     if after is not None:
-        rows = [row for row in rows if str(row[group_by]) > after]
-    return rows[:limit], len(rows) > limit
+        groups = [g for g in groups if g.group > after]
+    return groups[:limit], len(groups) > limit

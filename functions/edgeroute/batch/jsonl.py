@@ -22,15 +22,20 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from edgeroute.errors import EdgerouteError
 from edgeroute.types import Json, Kind
-from edgeroute.wire.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from edgeroute.wire.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    RequestBody,
+)
 from edgeroute.wire.validation import validation_error
 
 # The routes a batch line may name (``Kind.path``), each checked by its HTTP schema.
-SCHEMAS: dict[Kind, type[BaseModel]] = {
+SCHEMAS: dict[Kind, type[RequestBody]] = {
     Kind.CHAT: ChatCompletionRequest,
     Kind.COMPLETIONS: CompletionRequest,
     Kind.EMBEDDINGS: EmbeddingRequest,
@@ -92,7 +97,7 @@ def validated_payload(line: BatchLine) -> Json:
         parsed = schema.model_validate(line.body)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    payload = parsed.model_dump(exclude_unset=True)
+    payload = parsed.payload()
     for name in _STREAM_FIELDS:
         payload.pop(name, None)
     return payload

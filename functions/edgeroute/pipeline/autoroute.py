@@ -119,7 +119,10 @@ def decide(
     health: Health,
     limits: Limits,
     now: float,
+    reserve_tokens: int | None = None,
 ) -> Decision:
+    """``reserve_tokens``: the prompt as admission will reserve it (default: the
+    classification's count), which prices the candidates."""
     min_tier, why_tier = minimum_tier(name, kind, c, policy)
     needed = required_capabilities(kind, payload)
     low = TIER_ORDER.index(min_tier)
@@ -127,7 +130,7 @@ def decide(
     fits: set[str] = set()  # models whose context window holds the prompt and the output
     for model in sorted(registry.models(), key=lambda m: (TIER_ORDER.index(m.tier), m.name)):
         # The cost admission will reserve for this model, so /v1/route shows what is charged.
-        most = estimate(kind, model, payload, c.prompt_tokens)
+        most = estimate(kind, model, payload, reserve_tokens or c.prompt_tokens)
         out = most.output_tokens
         if kind is Kind.EMBEDDINGS or c.prompt_tokens + out <= model.context_window:
             fits.add(model.name)

@@ -40,7 +40,7 @@ async def moderate(gw: Gateway, call: Call) -> Json:
     texts = [raw] if isinstance(raw, str) else list(raw)
     tokens = sum(estimate_tokens(t) for t in texts)
     if call.max_cost_usd is not None:
-        priced = Plan(targets=[model], reason="moderation model", prompt_tokens=tokens)
+        priced = Plan([model], "moderation model", prompt_tokens=tokens, reserve_tokens=tokens)
         within_cost_ceiling(priced, Kind.MODERATIONS, call.payload, call.max_cost_usd)
     call.admission = await admit(gw.store, call.principal, Kind.MODERATIONS, model, {}, tokens)
     try:

@@ -26,7 +26,13 @@ from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Json, Kind
 from edgeroute.wire.capabilities import required_capabilities
-from edgeroute.wire.tokens import estimate_input_tokens, estimate_prompt_tokens, estimate_tokens
+from edgeroute.wire.tokens import (
+    bound_input_tokens,
+    bound_prompt_tokens,
+    estimate_input_tokens,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
 
 
 @dataclass
@@ -35,7 +41,8 @@ class Plan:
 
     targets: list[ModelSpec]
     reason: str
-    prompt_tokens: int
+    prompt_tokens: int  # the central estimate: context checks, usage nobody reported
+    reserve_tokens: int  # at least the true count: what token limits and prices reserve
     min_tier: str | None = None
     candidates: list[Any] = field(default_factory=list)  # autoroute.Candidate, for /v1/route
 
@@ -44,6 +51,14 @@ def _prompt_tokens(kind: Kind, payload: Json) -> int:
     if kind is Kind.CHAT:
         return estimate_prompt_tokens(payload.get("messages") or [])
     return estimate_input_tokens(payload.get(kind.prompt_param))
+
+
+def prompt_reservation(kind: Kind, payload: Json) -> int:
+    """The prompt's tokens as admission reserves them: an upper bound, never less than
+    the true count, so a flood of requests cannot pass a tokens-per-minute limit."""
+    if kind is Kind.CHAT:
+        return bound_prompt_tokens(payload.get("messages") or [])
+    return bound_input_tokens(payload.get(kind.prompt_param))
 
 
 def _context_tokens(kind: Kind, payload: Json, prompt_tokens: int) -> int:
@@ -130,10 +145,17 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
             and accepts(fallback, payload)
         ):
             targets.append(fallback)
-    return Plan(targets=targets, reason="model named in the request", prompt_tokens=prompt_tokens)
+    return Plan(
+        targets=targets,
+        reason="model named in the request",
+        prompt_tokens=prompt_tokens,
+        reserve_tokens=prompt_reservation(kind, payload),
+    )
 
 
-def plan_from_decision(decision: Decision, payload: Json, prompt_tokens: int) -> Plan:
+def plan_from_decision(
+    decision: Decision, payload: Json, prompt_tokens: int, reserve_tokens: int
+) -> Plan:
     """The router's choice as a plan, checked against the chosen model's parameter rules
     as a named model would be; fallbacks whose rules would refuse the request are dropped."""
     first, *rest = decision.targets
@@ -150,6 +172,7 @@ def plan_from_decision(decision: Decision, payload: Json, prompt_tokens: int) ->
         targets=targets,
         reason=decision.reason,
         prompt_tokens=prompt_tokens,
+        reserve_tokens=reserve_tokens,
         min_tier=decision.min_tier,
         candidates=decision.candidates,
     )
@@ -182,7 +205,7 @@ def within_cost_ceiling(plan: Plan, kind: Kind, payload: Json, ceiling_usd: floa
     itself would."""
 
     def predicted(model: ModelSpec) -> float:
-        return estimate(kind, model, payload, plan.prompt_tokens).cost_usd
+        return estimate(kind, model, payload, plan.reserve_tokens).cost_usd
 
     first = plan.targets[0]
     cost = predicted(first)

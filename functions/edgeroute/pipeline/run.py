@@ -52,6 +52,7 @@ from edgeroute.pipeline.resolve import (
     Plan,
     plan,
     plan_from_decision,
+    prompt_reservation,
     skip_open_circuits,
     within_cost_ceiling,
 )
@@ -224,6 +225,7 @@ async def route(gw: Gateway, call: Call) -> Plan:
         gw.health.snapshot(models, tenant),
         budget_left_usd(gw.store, call.principal, now),
     )
+    reserve = max(classification.prompt_tokens, prompt_reservation(call.kind, call.payload))
     decision = decide(
         name=name,
         kind=call.kind,
@@ -235,8 +237,9 @@ async def route(gw: Gateway, call: Call) -> Plan:
         health=health,
         limits=Limits(max_cost_usd=call.max_cost_usd, budget_left_usd=budget_left),
         now=now,
+        reserve_tokens=reserve,
     )
-    return plan_from_decision(decision, call.payload, classification.prompt_tokens)
+    return plan_from_decision(decision, call.payload, classification.prompt_tokens, reserve)
 
 
 def _failure_record(
@@ -301,7 +304,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
         call.cache_status = "miss"
     try:
         admission, entry = await asyncio.gather(
-            admit(gw.store, call.principal, call.kind, model, call.payload, decided.prompt_tokens),
+            admit(gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens),
             gw.cache.get(key) if key else asyncio.sleep(0, None),
         )
     except EdgerouteError:

@@ -12,7 +12,10 @@ import json
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from edgeroute.store.usage import GroupBy, UsageTotals
 
 # DynamoDB's item limit: "400 KB" of attribute names and values, read as 400,000 bytes
 # to stay clear of it (real DynamoDB allows 409,600, moto 405,000). Both backends
@@ -212,6 +215,12 @@ class Store(Protocol):
     ) -> list[UsageRecord]:
         """Usage records with ``start <= created_at < end``, for one tenant or all,
         ordered by ``created_at``."""
+
+    async def summarize_usage(
+        self, start: float, end: float, tenant: str | None, group_by: GroupBy
+    ) -> list[UsageTotals]:
+        """Per-group sums (``store.usage``) of the records ``query_usage`` would return,
+        sorted by group, computed without holding every record in memory."""
 
     # -- quota counters --------------------------------------------------------
     async def add_to_counter(

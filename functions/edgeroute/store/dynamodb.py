@@ -34,6 +34,7 @@ from edgeroute.store.base import (
     usage_from_json,
     usage_to_json,
 )
+from edgeroute.store.usage import GroupBy, UsageTotals, fold, ordered
 
 # Threads (and HTTP connections) for boto3 calls: enough for a burst of concurrent
 # quota, cache and usage calls from one process without queueing.
@@ -172,35 +173,42 @@ class DynamoDBStore:
         }
         await self._call(self._client.put_item, TableName=self.tables.usage, Item=item)
 
+    def _usage_queries(self, start: float, end: float, tenant: str | None) -> list[dict[str, Any]]:
+        """The Query requests covering a window: the tenant's partition, or every shard of
+        the GSI. BETWEEN is inclusive and works on the rounded time; callers apply the
+        exact bounds to created_at."""
+        values = {":a": {"S": _sk_time(start)}, ":b": {"S": _sk_time(end)}}
+        common = {
+            "TableName": self.tables.usage,
+            "KeyConditionExpression": "#p = :p AND #sk BETWEEN :a AND :b",
+        }
+        if tenant is not None:
+            return [
+                {
+                    **common,
+                    "ExpressionAttributeNames": {"#p": "tenant", "#sk": "sk"},
+                    "ExpressionAttributeValues": {**values, ":p": {"S": tenant}},
+                }
+            ]
+        return [
+            {
+                **common,
+                "IndexName": _USAGE_INDEX,
+                "ExpressionAttributeNames": {"#p": "shard", "#sk": "sk"},
+                "ExpressionAttributeValues": {**values, ":p": {"S": str(shard)}},
+            }
+            for shard in range(USAGE_SHARDS)
+        ]
+
     async def query_usage(
         self, start: float, end: float, tenant: str | None = None
     ) -> list[UsageRecord]:
         if end <= start:
             return []
-        # BETWEEN is inclusive and works on the rounded time; the exact bounds are
-        # applied to created_at below.
-        values = {":a": {"S": _sk_time(start)}, ":b": {"S": _sk_time(end)}}
-        names = {"#p": "tenant", "#sk": "sk"}
-        condition = "#p = :p AND #sk BETWEEN :a AND :b"
-        if tenant is not None:
-            queries = [{**values, ":p": {"S": tenant}}]
-            index: dict[str, str] = {}
-        else:
-            names["#p"] = "shard"
-            queries = [{**values, ":p": {"S": str(s)}} for s in range(USAGE_SHARDS)]
-            index = {"IndexName": _USAGE_INDEX}
         pages = await asyncio.gather(
             *(
-                self._call(
-                    self._paginate,
-                    "query",
-                    TableName=self.tables.usage,
-                    KeyConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=q,
-                    **index,
-                )
-                for q in queries
+                self._call(self._paginate, "query", **q)
+                for q in self._usage_queries(start, end, tenant)
             )
         )
         records = [
@@ -210,6 +218,45 @@ class DynamoDBStore:
             if start <= float(item["created_at"]["N"]) < end
         ]
         return sorted(records, key=lambda r: (r.created_at, r.request_id))
+
+    async def summarize_usage(
+        self, start: float, end: float, tenant: str | None, group_by: GroupBy
+    ) -> list[UsageTotals]:
+        # DynamoDB has no GROUP BY: each query folds its pages into totals as they arrive
+        # (memory: one page and the groups), and the per-query totals are merged.
+        if end <= start:
+            return []
+        parts = await asyncio.gather(
+            *(
+                self._call(self._fold_usage, start, end, group_by, q)
+                for q in self._usage_queries(start, end, tenant)
+            )
+        )
+        merged: dict[str, UsageTotals] = {}
+        for part in parts:
+            for name, totals in part.items():
+                if name in merged:
+                    merged[name].merge(totals)
+                else:
+                    merged[name] = totals
+        return ordered(merged.values())
+
+    def _fold_usage(
+        self, start: float, end: float, group_by: GroupBy, query: dict[str, Any]
+    ) -> dict[str, UsageTotals]:
+        totals: dict[str, UsageTotals] = {}
+        names = {**query["ExpressionAttributeNames"], "#ca": "created_at", "#bd": "body"}
+        pages = self._client.get_paginator("query").paginate(
+            **{**query, "ExpressionAttributeNames": names}, ProjectionExpression="#ca, #bd"
+        )
+        for page in pages:
+            records = (
+                usage_from_json(item["body"]["S"])
+                for item in page.get("Items", [])
+                if start <= float(item["created_at"]["N"]) < end
+            )
+            fold(records, group_by, into=totals)
+        return totals
 
     # -- counters --------------------------------------------------------------
     async def add_to_counter(

@@ -32,6 +32,27 @@ from edgeroute.store.base import (
     usage_to_json,
 )
 from edgeroute.store.files import create_private, narrow
+from edgeroute.store.usage import NO_MODEL, GroupBy, UsageTotals
+
+# What /v1/usage groups by, as SQL over the usage table (fixed text, never user input).
+_GROUP_SQL: dict[str, str] = {
+    "model": f"COALESCE(NULLIF(json_extract(body, '$.model'), ''), '{NO_MODEL}')",
+    "day": "date(created_at, 'unixepoch')",
+    "tenant": "tenant",
+}
+# Sums per group, as UsageTotals adds them: a failed attempt's line (its request id holds
+# '#') counts only as a failed attempt.
+_TOTALS_SQL = """
+SELECT g, SUM(NOT f), SUM(f),
+    SUM(NOT f AND json_extract(body, '$.status') >= 400),
+    SUM(NOT f AND json_extract(body, '$.cache_hit')),
+    SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.prompt_tokens') END),
+    SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.completion_tokens') END),
+    SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.cost_usd_micros') END)
+FROM (SELECT {group} AS g, instr(request_id, '#') > 0 AS f, body FROM usage
+      WHERE created_at >= ? AND created_at < ? {tenant})
+GROUP BY g ORDER BY g
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -147,6 +168,17 @@ class SQLiteStore:
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY created_at, request_id", args).fetchall()
         return [usage_from_json(r[0]) for r in rows]
+
+    async def summarize_usage(
+        self, start: float, end: float, tenant: str | None, group_by: GroupBy
+    ) -> list[UsageTotals]:
+        query = _TOTALS_SQL.format(
+            group=_GROUP_SQL[group_by], tenant="" if tenant is None else "AND tenant = ?"
+        )
+        args: tuple[object, ...] = (start, end) if tenant is None else (start, end, tenant)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [UsageTotals(str(g), *(int(v) for v in sums)) for g, *sums in rows]
 
     # -- counters --------------------------------------------------------------
     async def add_to_counter(

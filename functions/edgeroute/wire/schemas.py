@@ -70,13 +70,21 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class _Body(_Open):
+class RequestBody(_Open):
     """A whole request body: its text is valid Unicode, checked before any field."""
 
     @model_validator(mode="before")
     @classmethod
     def _valid_text(cls, data: Any) -> Any:
         return valid_text(data)
+
+    def payload(self) -> dict[str, Any]:
+        """The body as the pipeline and the upstreams get it: the fields the caller set,
+        nulls left out at every depth. In OpenAI's API null means absent, but llama.cpp
+        answers a null 'name' or 'tool_call_id' in a message, or a null tool
+        'description', with a 500, which would count against the endpoint's shared
+        circuit for every tenant."""
+        return self.model_dump(exclude_unset=True, exclude_none=True)
 
 
 class ImageURL(_Open):
@@ -116,12 +124,49 @@ class ToolCall(_Open):
     function: CalledFunction
 
 
+def _content_documented_required(schema: dict[str, Any]) -> None:
+    """The document says what the validator below enforces for every role but one:
+    ``content`` is required and not null (an assistant message calling tools is the
+    exception the description names), so schema-driven clients send it."""
+    schema["required"] = [*schema.get("required", []), "content"]
+    content = schema["properties"]["content"]
+    content["anyOf"] = [s for s in content.get("anyOf", []) if s.get("type") != "null"]
+    content.pop("default", None)
+    content["description"] = (
+        "Required, except that an assistant message with 'tool_calls' may leave it out."
+    )
+
+
 class Message(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra=_content_documented_required)
+
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    # After role and tool_calls, which decide whether it may be left out.
+    content: str | list[ContentPart] | None = Field(default=None, validate_default=True)
+
+    @field_validator("content")
+    @classmethod
+    def _content_unless_calling_tools(
+        cls, value: str | list[ContentPart] | None, info: ValidationInfo
+    ) -> str | list[ContentPart] | None:
+        """OpenAI's rule, and the upstreams': only an assistant message that calls tools
+        may go without content (llama.cpp answers a content-less tool message with a 500,
+        which would count against the endpoint's shared circuit for every tenant)."""
+        if value is not None:
+            return value
+        role = info.data.get("role")
+        if role == "assistant" and info.data.get("tool_calls"):
+            return value
+        needs = "'content' or 'tool_calls'" if role == "assistant" else "'content'"
+        raise PydanticCustomError(
+            "content_required",
+            "a message with role '{role}' needs {needs}. Add 'content' (a string, or a "
+            "list of parts), or leave the message out",
+            {"role": str(role), "needs": needs},
+        )
 
 
 class StreamOptions(_Open):
@@ -145,7 +190,7 @@ class Tool(_Open):
     function: FunctionDef
 
 
-class _Sampling(_Body):
+class _Sampling(RequestBody):
     model: str = Field(min_length=1)
     stream: Flag = False
     stream_options: StreamOptions | None = None
@@ -208,7 +253,7 @@ def _within_input_tokens(value: Any) -> Any:
     return value
 
 
-class EmbeddingRequest(_Body):
+class EmbeddingRequest(RequestBody):
     model: str = Field(min_length=1)
     input: Annotated[
         str
@@ -238,7 +283,7 @@ class EmbeddingRequest(_Body):
         return value
 
 
-class ModerationRequest(_Body):
+class ModerationRequest(RequestBody):
     input: Annotated[
         str | Annotated[list[str], Field(min_length=1, max_length=MODERATION_INPUTS_CAP)],
         AfterValidator(_within_input_tokens),

@@ -1,15 +1,29 @@
-"""Token estimates for when no tokenizer answers: context checks, reservations, and
-usage for upstreams that report none (such usage is marked estimated in the ledger).
+"""Token counts without a tokenizer: a central estimate and an upper bound.
 
-About four characters per token for Latin-script text, one per character for CJK,
-which is what BPE tokenizers of current open models average on ordinary prose.
+``estimate_*``: about four characters per token for Latin-script text, one per character
+for CJK, which is what BPE tokenizers of current open models average on ordinary prose.
+For context checks, routing features, and usage for upstreams that report none (marked
+estimated in the ledger). It undercounts code, numbers and most non-English text.
+
+``bound_*``: at least the true count, for reservations against token limits (settlement
+then gives back the difference). Byte-level BPE spends at least one byte a token, so:
+every non-ASCII byte, digit, punctuation mark and whitespace character (but a space
+before a word) may be a token of its own; a run of ASCII letters costs one token per
+case-delimited piece plus one per ``LETTERS_PER_TOKEN`` letters; and the chat template
+adds tokens per message and per request (SmolLM2's adds a 25-token default system
+prompt). Measured against SmolLM2's llama.cpp tokenizer over the 3,500 labelled ShareGPT
+prompts and 1,116 written prompts in six languages (docs/benchmarks.md), the bound never
+fell below the true count; its median is 1.4-1.7x.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 _WIDE = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")  # CJK, kana, hangul
 # Wide characters are counted in this many characters at each end of a longer text and
@@ -30,6 +44,47 @@ def estimate_tokens(text: str) -> int:
         sample = text[:_SAMPLE_CHARS] + text[-_SAMPLE_CHARS:]
         wide = round(_wide_count(sample) / len(sample) * len(text))
     return wide + math.ceil((len(text) - wide) / 4)
+
+
+LETTERS_PER_TOKEN = 3.5
+BOUND_PER_MESSAGE = 6  # role markers and separators a chat template adds per message
+BOUND_PER_REQUEST = 32  # a template's default system prompt and the assistant header
+
+
+def _shifted(mask: np.ndarray, by: int) -> np.ndarray:
+    """``mask`` moved ``by`` places right (positive) or left, padded with False."""
+    out = np.zeros_like(mask)
+    if by > 0:
+        out[by:] = mask[:-by]
+    else:
+        out[:by] = mask[-by:]
+    return out
+
+
+def bound_tokens(text: str) -> int:
+    """At least as many tokens as a byte-level BPE tokenizer of a current open model
+    gives ``text`` (see the module docstring); ~10 ms a megabyte."""
+    if not text:
+        return 0
+    raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
+    upper = (raw >= 65) & (raw <= 90)
+    lower = (raw >= 97) & (raw <= 122)
+    letter = upper | lower
+    # A piece starts a letter run, a capital after a small letter (camelCase), or the
+    # last capital of a run before small letters ("HTTPServer": HTTP, Server).
+    starts = letter & (
+        ~_shifted(letter, 1)
+        | (upper & _shifted(lower, 1))
+        | (upper & _shifted(upper, 1) & _shifted(lower, -1))
+    )
+    space_before_word = (raw == 32) & _shifted(letter, -1)
+    single = ~letter & ~space_before_word  # every other byte, ASCII or not
+    letters = int(np.count_nonzero(letter))
+    return (
+        int(np.count_nonzero(starts))
+        + int(np.count_nonzero(single))
+        + math.ceil(letters / LETTERS_PER_TOKEN)
+    )
 
 
 def text_of_messages(messages: list[Any]) -> str:
@@ -56,18 +111,28 @@ def estimate_prompt_tokens(messages: list[Any]) -> int:
     return estimate_tokens(text_of_messages(messages)) + 4 * len(messages) + 2
 
 
-def estimate_input_tokens(value: Any) -> int:
-    """Tokens of a ``prompt`` or ``input`` field: a string, strings, token ids, or lists
-    of token ids (each id one token)."""
+def bound_prompt_tokens(messages: list[Any]) -> int:
+    text = bound_tokens(text_of_messages(messages))
+    return text + BOUND_PER_MESSAGE * len(messages) + BOUND_PER_REQUEST
+
+
+def _input_tokens(value: Any, count: Callable[[str], int]) -> int:
     if isinstance(value, str):
-        return estimate_tokens(value)
+        return count(value)
     if not isinstance(value, list):
         return 0
     return sum(
-        estimate_tokens(item)
-        if isinstance(item, str)
-        else len(item)
-        if isinstance(item, list)
-        else 1
+        count(item) if isinstance(item, str) else len(item) if isinstance(item, list) else 1
         for item in value
     )
+
+
+def estimate_input_tokens(value: Any) -> int:
+    """Tokens of a ``prompt`` or ``input`` field: a string, strings, token ids, or lists
+    of token ids (each id one token)."""
+    return _input_tokens(value, estimate_tokens)
+
+
+def bound_input_tokens(value: Any) -> int:
+    """``estimate_input_tokens``, as an upper bound (``bound_tokens``)."""
+    return _input_tokens(value, bound_tokens)
