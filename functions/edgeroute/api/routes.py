@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
@@ -244,7 +244,7 @@ async def usage(
     principal: Counted,
     start: str | None = None,
     end: str | None = None,
-    group_by: Literal["model", "day", "tenant"] = "model",
+    group_by: usage_report.GroupBy = "model",
     tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=usage_report.MAX_PAGE)] = 100,
     after: str | None = None,

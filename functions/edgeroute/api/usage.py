@@ -1,4 +1,6 @@
-"""Usage between two dates, grouped by model or by day, from the usage ledger."""
+"""Usage between two dates, grouped by model, day, tenant, or the replica (or its version
+label) that served it, from the usage ledger: a canary is compared with the rest by its
+rows' errors, failed attempts and mean latency."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any, Literal
 from edgeroute.errors import InvalidRequest
 from edgeroute.store.base import UsageRecord
 
-GroupBy = Literal["model", "day", "tenant"]
+GroupBy = Literal["model", "day", "tenant", "replica", "version"]
 
 
 def parse_when(value: str | None, param: str, default: datetime) -> datetime:
@@ -49,6 +51,10 @@ def _group(record: UsageRecord, group_by: GroupBy) -> str:
         return date.fromtimestamp(record.created_at).isoformat()
     if group_by == "tenant":
         return record.tenant
+    if group_by == "replica":
+        return record.replica or "(none)"
+    if group_by == "version":
+        return record.version or "(none)"
     return record.model or "(none)"
 
 
@@ -65,6 +71,7 @@ def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, A
             "completion_tokens": 0,
             "total_tokens": 0,
             "cost_usd_micros": 0,
+            "latency_ms_total": 0.0,
         }
     )
     for record in records:
@@ -79,10 +86,13 @@ def summarize(records: list[UsageRecord], group_by: GroupBy) -> list[dict[str, A
         row["completion_tokens"] += record.completion_tokens
         row["total_tokens"] += record.prompt_tokens + record.completion_tokens
         row["cost_usd_micros"] += record.cost_usd_micros
+        row["latency_ms_total"] += record.latency_ms
     out = []
     for name in sorted(totals):
         row = totals[name]
         row["cost_usd"] = row["cost_usd_micros"] / 1_000_000
+        total_ms = row.pop("latency_ms_total")
+        row["latency_ms_mean"] = round(total_ms / row["requests"], 3) if row["requests"] else None
         out.append({group_by: name, **row})
     return out
 
