@@ -13,6 +13,7 @@ from bench import (
     gateway_overhead,
     header_caps,
     pii,
+    replicas,
     routing,
     store_hot_path,
 )
@@ -22,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "store": store_hot_path.main,
     "edge": edge_models.main,
     "routing": routing.main,
+    "replicas": replicas.main,
     "pii": pii.main,
     "cold": lambda: cold_start.main([]),
     "headers": header_caps.main,

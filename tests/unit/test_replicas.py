@@ -78,6 +78,16 @@ def test_each_replica_has_its_endpoint_label_and_circuit() -> None:
     assert circuit_key(a) != circuit_key(b)
 
 
+def test_replicas_do_not_inherit_what_the_model_already_answered() -> None:
+    model = parse_registry(REGISTRY, "models.yaml").get("pool")
+    assert model is not None
+    assert (model.replica_label, model.weight) == ("", 1.0)  # read before the copies exist
+    assert [(r.replica_label, r.weight) for r in model.replica_set] == [
+        ("us/v1", 80.0),
+        ("eu/v2", 20.0),
+    ]
+
+
 def test_replica_without_name_or_labels_is_named_by_position() -> None:
     text = "models:\n  - {name: m, tier: small, replicas: [{endpoint: 'http://x/v1'}]}\n"
     (only,) = parse_registry(text, "m.yaml").models()[0].replica_set

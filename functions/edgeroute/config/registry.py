@@ -185,26 +185,33 @@ class ModelSpec(StrictModel):
                     "replicas": (),
                 }
             )
+            for cached in _PER_REPLICA:  # a copy must not keep the model's own answers
+                spec.__dict__.pop(cached, None)
             spec._replica, spec._label = replica, replica.label(index)
             specs.append(spec)
         return tuple(specs)
 
-    @property
+    # Cached (in the instance's dict): the choice reads them per replica per request, and
+    # private attributes are slow to read.
+    @cached_property
     def replica_label(self) -> str:
         """The replica this spec is, as responses and the ledger name it; "" for a model
         with one endpoint."""
         return self._label
 
-    @property
+    @cached_property
     def replica_version(self) -> str:
         return (self._replica.version or "") if self._replica else ""
 
-    @property
+    @cached_property
     def weight(self) -> float:
         return self._replica.weight if self._replica else 1.0
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+
+_PER_REPLICA = ("replica_set", "replica_label", "replica_version", "weight")
 
 
 def _check_replicas(model: ModelSpec) -> None:
