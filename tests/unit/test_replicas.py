@@ -17,7 +17,7 @@ from edgeroute.errors import ConfigError, UpstreamUnavailable
 from edgeroute.health.circuits import circuit_key
 from edgeroute.health.probe import endpoints
 from edgeroute.pipeline import execute
-from edgeroute.pipeline.replicas import ReplicaChoice, ReplicaLoad
+from edgeroute.pipeline.replicas import LOAD, ReplicaChoice, ReplicaLoad
 from edgeroute.types import Chunks, Json, Kind
 from edgeroute.upstreams.base import Upstream
 from tests.support.inprocess import Client, add_key, memory_gateway, sse_events
@@ -281,6 +281,10 @@ async def test_failed_replica_retries_on_the_other_then_its_circuit_keeps_it_out
     assert {(r.replica, r.version, r.model) for r in served} == {("eu/v2", "v2", "pool")}
     single = await client.chat("single", stream=stream)
     assert single.status_code == 200 and "x-edgeroute-replica" not in single.headers
+    # Every attempt, failed or streamed to its end, is out of flight; b's latency is known.
+    assert all(count == 0 for count in LOAD.outstanding.values())
+    model = gw.registry.get("pool")
+    assert model is not None and circuit_key(model.replica_set[1]) in LOAD.ttfb_s
 
 
 async def test_every_replica_down_is_a_503_naming_the_model(by_endpoint: ByEndpoint) -> None:
