@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,7 +26,7 @@ from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.moderate import moderate
 from edgeroute.pipeline.scopes import acts_as_admin, require, scope_for_path
 from edgeroute.store.base import ApiKey
-from edgeroute.store.usage import grand_total
+from edgeroute.store.usage import GroupBy, grand_total
 from edgeroute.types import Kind
 from edgeroute.wire.schemas import (
     ChatCompletionRequest,
@@ -245,7 +245,7 @@ async def usage(
     principal: Counted,
     start: str | None = None,
     end: str | None = None,
-    group_by: Literal["model", "day", "tenant"] = "model",
+    group_by: GroupBy = "model",
     tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=usage_report.MAX_PAGE)] = 100,
     after: str | None = None,

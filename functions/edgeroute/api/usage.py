@@ -1,5 +1,7 @@
-"""Usage between two dates, grouped by model, day or tenant: the store sums the ledger
-per group (``store.usage``); this module reads the window and pages the groups."""
+"""Usage between two dates, grouped by model, day, tenant, or the replica (or its version
+label) that served it: the store sums the ledger per group (``store.usage``); this module
+reads the window and pages the groups. A canary is compared with the rest by its rows'
+errors, failed attempts and mean latency."""
 
 from __future__ import annotations
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from edgeroute.config.loading import StrictModel, parse_yaml, read_text, validated
 from edgeroute.errors import ConfigError
@@ -91,6 +92,41 @@ class Timeouts(StrictModel):
     total: float = Field(default=300.0, gt=0, description="the whole upstream call")
 
 
+def _http_url(value: str) -> str:
+    if value and not re.match(r"^https?://", value):
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value.rstrip("/")
+
+
+# Protocols whose adapters find their service without a URL (boto3: region from env or the
+# URL) or run in-process.
+_NO_URL = (Protocol.EDGE, Protocol.SAGEMAKER, Protocol.BEDROCK)
+
+
+class Replica(StrictModel):
+    """One server of a model (a region, an instance pool, a provider) and its share of the
+    model's traffic. Unset ``protocol`` and ``credential`` are the model's."""
+
+    endpoint: str = ""
+    weight: float = Field(default=1.0, ge=0, description="relative share; 0 drains it")
+    protocol: Protocol | None = None
+    credential: Credential | None = None
+    region: str | None = None
+    version: str | None = Field(default=None, description="what it runs, e.g. a canary's")
+    name: str | None = Field(default=None, min_length=1, description="its label")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    def label(self, index: int) -> str:
+        """How responses and the ledger name it (never its URL): its ``name``, else its
+        region and version, else its position."""
+        given = "/".join(part for part in (self.region, self.version) if part)
+        return self.name or given or f"replica-{index + 1}"
+
+
 class ModelSpec(StrictModel):
     name: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
@@ -108,28 +144,115 @@ class ModelSpec(StrictModel):
     retries: int = Field(default=1, ge=0, le=5, description="retries before the first byte")
     fallbacks: tuple[str, ...] = ()
     description: str = ""
+    replicas: tuple[Replica, ...] = ()
+    # Set on the spec of one replica (``replica_set``): its label and place in the set.
+    _replica: Replica | None = PrivateAttr(default=None)
+    _label: str = PrivateAttr(default="")
 
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://", value):
-            raise ValueError(f"'{value}' is not an http(s) URL")
-        return value.rstrip("/")
+        return _http_url(value)
 
     @model_validator(mode="after")
     def _endpoint_needed(self) -> ModelSpec:
-        # AWS adapters find their service through boto3 (region from env or the URL).
-        no_url = (Protocol.EDGE, Protocol.SAGEMAKER, Protocol.BEDROCK)
-        if self.protocol not in no_url and not self.endpoint:
-            raise ValueError(f"protocol '{self.protocol.value}' needs an 'endpoint' URL")
+        if self.replicas:
+            _check_replicas(self)
+        elif self.protocol not in _NO_URL and not self.endpoint:
+            raise ValueError(
+                f"protocol '{self.protocol.value}' needs an 'endpoint' URL "
+                "(or a 'replicas' list of endpoints)"
+            )
         return self
 
     @property
     def wire_name(self) -> str:
         return self.upstream_model or self.name
 
+    @cached_property
+    def replica_set(self) -> tuple[ModelSpec, ...]:
+        """The model as each replica serves it (endpoint, protocol and credential filled
+        in); a model with one ``endpoint`` is its own single replica."""
+        if not self.replicas:
+            return (self,)
+        specs = []
+        for index, replica in enumerate(self.replicas):
+            spec = self.model_copy(
+                update={
+                    "endpoint": replica.endpoint,
+                    "protocol": replica.protocol or self.protocol,
+                    "credential": replica.credential or self.credential,
+                    "replicas": (),
+                }
+            )
+            for cached in _PER_REPLICA:  # a copy must not keep the model's own answers
+                spec.__dict__.pop(cached, None)
+            spec._replica, spec._label = replica, replica.label(index)
+            specs.append(spec)
+        return tuple(specs)
+
+    # Cached (in the instance's dict): the choice reads them per replica per request, and
+    # private attributes are slow to read.
+    @cached_property
+    def replica_label(self) -> str:
+        """The replica this spec is, as responses and the ledger name it; "" for a model
+        with one endpoint."""
+        return self._label
+
+    @cached_property
+    def replica_version(self) -> str:
+        return (self._replica.version or "") if self._replica else ""
+
+    @cached_property
+    def weight(self) -> float:
+        return self._replica.weight if self._replica else 1.0
+
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+
+_PER_REPLICA = ("replica_set", "replica_label", "replica_version", "weight")
+
+
+def _check_replicas(model: ModelSpec) -> None:
+    """A replica list that can serve: no ``endpoint`` beside it, each replica reachable,
+    no two alike, some traffic allowed."""
+    if model.endpoint:
+        raise ValueError(
+            "give either 'endpoint' or 'replicas', not both: move the endpoint into the "
+            "replicas list as '- endpoint: ...'"
+        )
+    if model.protocol is Protocol.EDGE:
+        raise ValueError("an edge model runs in-process: remove its 'replicas'")
+    endpoints: dict[str, int] = {}
+    labels: dict[str, int] = {}
+    for index, replica in enumerate(model.replicas):
+        where = f"replicas.{index}"
+        protocol = replica.protocol or model.protocol
+        if protocol is Protocol.EDGE:
+            raise ValueError(f"{where}.protocol: 'edge' runs in-process; use another protocol")
+        if protocol not in _NO_URL and not replica.endpoint:
+            raise ValueError(f"{where}: protocol '{protocol.value}' needs an 'endpoint' URL")
+        if replica.endpoint in endpoints:
+            raise ValueError(
+                f"{where}.endpoint: '{replica.endpoint}' is replicas.{endpoints[replica.endpoint]}"
+                "'s endpoint too; each replica needs its own endpoint"
+            )
+        endpoints[replica.endpoint] = index
+        label = replica.label(index)
+        if label in labels:
+            raise ValueError(
+                f"{where}: replicas.{labels[label]} is labelled '{label}' too; give each "
+                "replica a distinct 'name'"
+            )
+        labels[label] = index
+    if not any(replica.weight > 0 for replica in model.replicas):
+        raise ValueError("replicas: every weight is 0; give at least one replica a weight above 0")
+
+
+def upstream_specs(models: Iterable[ModelSpec]) -> list[ModelSpec]:
+    """Every replica of every model: what is probed, and what circuits are kept for."""
+    return [spec for model in models for spec in model.replica_set]
 
 
 class RegistryFile(StrictModel):
@@ -226,6 +349,10 @@ def parse_registry(text: str, source: str, env_allow: Collection[str] = ()) -> R
         if model.credential is not None and model.credential.env:
             where = f"models.{model.name}.credential.env"
             _check_readable(model.credential.env, env_allow, source, where)
+        for index, replica in enumerate(model.replicas):
+            if replica.credential is not None and replica.credential.env:
+                where = f"models.{model.name}.replicas.{index}.credential.env"
+                _check_readable(replica.credential.env, env_allow, source, where)
     return Registry(parsed.models, source)
 
 

@@ -3,7 +3,8 @@ read from the store through a short in-memory TTL, and passive circuit breaking.
 
 Probe samples (health, queue depth) are per endpoint: a server. Circuits are per
 target, the endpoint and the model name sent to it: one server may serve several
-models, and a model that fails must not take the others down with it.
+models, and a model that fails must not take the others down with it. A model's
+replicas have their own endpoints, so each has its own sample and circuit.
 
 Failures count in counters shared by every instance, read as a sliding window (the
 previous window's count weighted by its overlap), and are attributed by cause, so one
@@ -30,7 +31,7 @@ import time
 from typing import Any, Literal
 
 from edgeroute.config.policy import Circuit
-from edgeroute.config.registry import ModelSpec
+from edgeroute.config.registry import ModelSpec, upstream_specs
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
@@ -94,6 +95,7 @@ class HealthView:
     async def snapshot(self, models: list[ModelSpec], tenant: str) -> Health:
         """Health per endpoint and circuit as ``tenant`` sees it: the shared circuits,
         with its own opened ones on top; one store read per tenant per TTL per instance."""
+        models = upstream_specs(models)
         now = time.monotonic()
         cached = self._views.get(tenant)
         if cached is not None and now - cached[0] < self._ttl:

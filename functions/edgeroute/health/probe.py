@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from edgeroute.config.registry import ModelSpec, Protocol, Registry
+from edgeroute.config.registry import ModelSpec, Protocol, Registry, upstream_specs
 from edgeroute.store.base import Store
 from edgeroute.upstreams import credentials
 from edgeroute.upstreams.http import close_shared_client, shared_client
@@ -163,10 +163,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def endpoints(registry: Registry) -> dict[str, ModelSpec]:
-    """Each distinct upstream endpoint once, with the first model that uses it
-    (for its credential). Edge models run in-process and have none."""
+    """Each distinct upstream endpoint (each replica's) once, with the first model that
+    uses it (for its credential). Edge models run in-process and have none."""
     found: dict[str, ModelSpec] = {}
-    for model in registry.models():
+    for model in upstream_specs(registry.models()):
         if model.protocol is Protocol.EDGE or not model.endpoint:
             continue
         found.setdefault(model.endpoint, model)

@@ -40,4 +40,6 @@ def usage_record(
         cache_hit=cache_hit,
         attempts=attempts,
         usage_estimated=usage.estimated,
+        replica=model.replica_label if model else "",
+        version=model.replica_version if model else "",
     )

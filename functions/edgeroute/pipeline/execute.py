@@ -1,8 +1,11 @@
 """The execute stage: try the planned targets in order until one answers.
 
 Each target gets its own bounded retries for failures before the first byte, all
-under one overall deadline. A buffered answer comes back whole; a stream is handed
-back once its first chunk arrived, and relayed chunk by chunk from there.
+under one overall deadline. Each attempt goes to one replica of its target
+(``pipeline/replicas``): a retry to another healthy replica while one is left, and a
+target with no healthy replica is passed over for the next. A buffered answer comes
+back whole; a stream is handed back once its first chunk arrived, and relayed chunk by
+chunk from there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import anyio
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from edgeroute.pipeline.params import apply_parameter_rules
+from edgeroute.pipeline.replicas import ReplicaChoice
 from edgeroute.pipeline.results import Buffered, Streamed
 from edgeroute.types import Json, Kind, Usage
 from edgeroute.upstreams import adapter_for
@@ -57,15 +61,30 @@ def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
     return out
 
 
-async def _attempts(targets: list[ModelSpec]) -> AsyncIterator[tuple[ModelSpec, int]]:
-    """(target, attempt number) in order: each target's retries, then the next target."""
+async def _attempts(
+    targets: list[ModelSpec], choice: ReplicaChoice
+) -> AsyncIterator[tuple[ModelSpec, ModelSpec, int]]:
+    """(target, its replica, attempt number) in order: each target's retries, then the
+    next target. Every attempt handed out before the next was asked for failed."""
     attempt = 0
     for model in targets:
+        tried: list[ModelSpec] = []
         for retry in range(model.retries + 1):
+            replica = choice.pick(model, tried)
+            if replica is None:
+                break  # no healthy replica: on to the fallbacks
             attempt += 1
-            if retry:
+            if retry and any(replica is t for t in tried):  # another replica needs no pause
                 await asyncio.sleep(min(0.1 * 2 ** (retry - 1), 1.0))
-            yield model, attempt
+            yield model, replica, attempt
+            tried.append(replica)
+    if not attempt:
+        raise UpstreamUnavailable(
+            f"Every replica of model '{targets[0].name}' is down (circuit open or probe "
+            "failing), and no fallback is available. Retry later or call another model.",
+            code="circuit_open",
+            headers={"Retry-After": "5"},
+        )
 
 
 def _reason(targets: list[ModelSpec], model: ModelSpec, planned: str, failures: list[str]) -> str:
@@ -86,13 +105,17 @@ async def execute_buffered(
     reason: str,
     prompt_tokens: int,
     on_failure: FailureHook = _no_hook,
+    choice: ReplicaChoice | None = None,
 ) -> Buffered:
     failures: list[str] = []
     last: EdgerouteError | None = None
     deadline = targets[0].timeouts.total
+    choice = choice or ReplicaChoice()
+    load = choice.load
     try:
         async with asyncio.timeout(deadline):
-            async for model, attempt in _attempts(targets):
+            async for target, model, attempt in _attempts(targets, choice):
+                started = load.started(model)
                 try:
                     body = await adapter_for(model).send(
                         kind, upstream_payload(payload, model, False), model
@@ -104,11 +127,14 @@ async def execute_buffered(
                     failures.append(f"{model.name}: {exc.code}")
                     await on_failure(model, attempt, exc)
                     continue
+                finally:
+                    load.finished(model)
+                load.first_byte(model, started)
                 body["model"] = model.name
                 return Buffered(
                     model=model,
                     attempts=attempt,
-                    reason=_reason(targets, model, reason, failures),
+                    reason=_reason(targets, target, reason, failures),
                     body=body,
                     usage=usage_of_body(prompt_tokens, body),
                 )
@@ -129,6 +155,7 @@ async def execute_stream(
     targets: list[ModelSpec],
     reason: str,
     on_failure: FailureHook = _no_hook,
+    choice: ReplicaChoice | None = None,
 ) -> tuple[Streamed, float]:
     """Open the stream on the first target that sends a first chunk.
 
@@ -138,8 +165,12 @@ async def execute_stream(
     last: EdgerouteError | None = None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + targets[0].timeouts.total
-    async for model, attempt in _attempts(targets):
-        chunks = adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
+    choice = choice or ReplicaChoice()
+    async for target, model, attempt in _attempts(targets, choice):
+        started = choice.load.started(model)
+        chunks = choice.load.held(
+            model, adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
+        )
         try:
             async with asyncio.timeout_at(deadline):
                 first = await anext(chunks)
@@ -159,10 +190,11 @@ async def execute_stream(
                 raise
             last = exc
         else:
+            choice.load.first_byte(model, started)
             answer = Streamed(
                 model=model,
                 attempts=attempt,
-                reason=_reason(targets, model, reason, failures),
+                reason=_reason(targets, target, reason, failures),
                 first=first,
                 rest=chunks,
             )

@@ -34,6 +34,8 @@ class Outcome:
             "x-edgeroute-route-reason": self.reason,
             "x-edgeroute-cache": call.cache_status,
         }
+        if self.model.replica_label:  # which replica answered, by label, never its URL
+            headers["x-edgeroute-replica"] = self.model.replica_label
         if call.admission is not None:
             headers.update(call.admission.headers())
         # Header values must be Latin-1; reasons quote model names, which may not be.

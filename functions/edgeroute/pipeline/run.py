@@ -48,6 +48,7 @@ from edgeroute.pipeline.execute import FailureHook, execute_buffered, execute_st
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.guardrail import screen_input, screen_output
 from edgeroute.pipeline.pii import protect, restore
+from edgeroute.pipeline.replicas import replica_choice
 from edgeroute.pipeline.resolve import (
     Plan,
     plan,
@@ -336,6 +337,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
             decided.reason,
             decided.prompt_tokens,
             _failure_hook(gw, call),
+            await replica_choice(gw, call),
         )
     except EdgerouteError as exc:
         await settle(gw, call, model, Usage(), exc.status_code, 0)
@@ -347,8 +349,8 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
     call.route_reason = answer.reason
     screened = screen_output(gw, call, answer.body)
     await _settled_if_refused(gw, call, answer.model, answer.usage, answer.attempts, screened)
-    # Only an answer from the model the key was made for may fill the cache.
-    own = key if answer.model is model else None
+    # Only an answer from the model the key was made for (any replica) may fill the cache.
+    own = key if answer.model.name == model.name else None
     fill = (own, gw.cache.put_local(own, Entry(completion=answer.body))) if own else None
     return replace(answer, cache_fill=fill)
 
@@ -374,10 +376,15 @@ async def _settled_if_refused(
 
 async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> Streamed:
     answer, deadline = await execute_stream(
-        call.kind, call.payload, decided.targets, decided.reason, _failure_hook(gw, call)
+        call.kind,
+        call.payload,
+        decided.targets,
+        decided.reason,
+        _failure_hook(gw, call),
+        await replica_choice(gw, call),
     )
 
-    own = key if answer.model is decided.targets[0] else None
+    own = key if answer.model.name == decided.targets[0].name else None
     call.route_reason = answer.reason
     kept: list[tuple[AuditRecord, Json]] = []
 

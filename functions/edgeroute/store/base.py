@@ -116,6 +116,8 @@ class UsageRecord:
     cache_hit: bool = False
     attempts: int = 1
     usage_estimated: bool = False  # True when the upstream reported no usage and we counted
+    replica: str = ""  # the replica that served it, by label ("" for a single endpoint)
+    version: str = ""  # that replica's version label, to compare a canary with the rest
 
     @property
     def failed_attempt(self) -> bool:

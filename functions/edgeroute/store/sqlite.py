@@ -39,6 +39,8 @@ _GROUP_SQL: dict[str, str] = {
     "model": f"COALESCE(NULLIF(json_extract(body, '$.model'), ''), '{NO_MODEL}')",
     "day": "date(created_at, 'unixepoch')",
     "tenant": "tenant",
+    "replica": f"COALESCE(NULLIF(json_extract(body, '$.replica'), ''), '{NO_MODEL}')",
+    "version": f"COALESCE(NULLIF(json_extract(body, '$.version'), ''), '{NO_MODEL}')",
 }
 # Sums per group, as UsageTotals adds them: a failed attempt's line (its request id holds
 # '#') counts only as a failed attempt.
@@ -48,7 +50,8 @@ SELECT g, SUM(NOT f), SUM(f),
     SUM(NOT f AND json_extract(body, '$.cache_hit')),
     SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.prompt_tokens') END),
     SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.completion_tokens') END),
-    SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.cost_usd_micros') END)
+    SUM(CASE WHEN f THEN 0 ELSE json_extract(body, '$.cost_usd_micros') END),
+    TOTAL(CASE WHEN f THEN 0 ELSE json_extract(body, '$.latency_ms') END)
 FROM (SELECT {group} AS g, instr(request_id, '#') > 0 AS f, body FROM usage
       WHERE created_at >= ? AND created_at < ? {tenant})
 GROUP BY g ORDER BY g
@@ -178,7 +181,12 @@ class SQLiteStore:
         args: tuple[object, ...] = (start, end) if tenant is None else (start, end, tenant)
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
-        return [UsageTotals(str(g), *(int(v) for v in sums)) for g, *sums in rows]
+        out = []
+        for g, *sums, latency in rows:
+            totals = UsageTotals(str(g), *(int(v) for v in sums))
+            totals.latency_ms_total = float(latency)
+            out.append(totals)
+        return out
 
     # -- counters --------------------------------------------------------------
     async def add_to_counter(

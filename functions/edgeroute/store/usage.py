@@ -1,4 +1,5 @@
-"""Usage totals per group (model, UTC day or tenant) over a window of the ledger.
+"""Usage totals per group (model, UTC day, tenant, replica or version) over a window of
+the ledger.
 
 Invariant: a request is its final ledger line; the lines of attempts that failed before
 a fallback answered (``attempt_id``) are counted apart as failed attempts, never as more
@@ -16,8 +17,8 @@ from typing import Any, Literal
 
 from edgeroute.store.base import UsageRecord
 
-GroupBy = Literal["model", "day", "tenant"]
-NO_MODEL = "(none)"  # the group of requests refused before a model was known
+GroupBy = Literal["model", "day", "tenant", "replica", "version"]
+NO_MODEL = "(none)"  # the group of requests refused before a model (or replica) was known
 
 
 @dataclass
@@ -33,6 +34,7 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd_micros: int = 0
+    latency_ms_total: float = 0.0  # of requests, for the mean shown
 
     def add(self, record: UsageRecord) -> None:
         if record.failed_attempt:
@@ -44,6 +46,7 @@ class UsageTotals:
         self.prompt_tokens += record.prompt_tokens
         self.completion_tokens += record.completion_tokens
         self.cost_usd_micros += record.cost_usd_micros
+        self.latency_ms_total += record.latency_ms
 
     def merge(self, other: UsageTotals) -> None:
         for f in fields(self):
@@ -53,9 +56,13 @@ class UsageTotals:
     def as_row(self, group_by: str) -> dict[str, Any]:
         """The group as /v1/usage shows it."""
         row: dict[str, Any] = {group_by: self.group}
-        row.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "group")
+        shown = (f.name for f in fields(self) if f.name not in ("group", "latency_ms_total"))
+        row.update((name, getattr(self, name)) for name in shown)
         row["total_tokens"] = self.prompt_tokens + self.completion_tokens
         row["cost_usd"] = self.cost_usd_micros / 1_000_000
+        row["latency_ms_mean"] = (
+            round(self.latency_ms_total / self.requests, 3) if self.requests else None
+        )
         return row
 
 
@@ -64,6 +71,10 @@ def group_of(record: UsageRecord, group_by: GroupBy) -> str:
         return datetime.fromtimestamp(record.created_at, UTC).date().isoformat()
     if group_by == "tenant":
         return record.tenant
+    if group_by == "replica":
+        return record.replica or NO_MODEL
+    if group_by == "version":
+        return record.version or NO_MODEL
     return record.model or NO_MODEL
 
 
