@@ -13,7 +13,7 @@ import pytest
 from edgeroute.pipeline.cache import Entry
 from edgeroute.pipeline.pii import _ChunkRestorer, _restore_events, restore_body
 from edgeroute.privacy.masking import Masker, StreamRestorer
-from edgeroute.privacy.recognizers import Scanner
+from edgeroute.privacy.recognizers import Found, Scanner
 from edgeroute.store.base import ApiKey, KeyPolicy
 from edgeroute.store.keys import mint_key
 from edgeroute.types import Json, Kind
@@ -348,3 +348,23 @@ async def test_closing_the_restored_stream_closes_the_relay_under_it() -> None:
     assert await anext(restored)
     await restored.aclose()  # type: ignore[attr-defined]  # the server closing the response
     assert closed == [True]
+
+
+class _AlwaysFinds(Scanner):
+    """A scanner that finds a fresh value in whatever text it is shown, masked or not:
+    the case where masking keeps exposing values and never reaches a clean text."""
+
+    def find(self, text: str) -> list[Found]:
+        return [Found(len(text) - 1, len(text), "email")] if text else []
+
+
+def test_text_that_masking_cannot_make_clean_is_refused_never_forwarded() -> None:
+    from edgeroute.errors import PiiDetected
+    from edgeroute.pipeline.pii import _mask
+
+    masker = Masker(_AlwaysFinds())
+    with pytest.raises(PiiDetected) as refused:
+        _mask(Kind.CHAT, {"messages": [{"role": "user", "content": "hello"}]}, masker)
+    assert refused.value.status_code == 400 and refused.value.code == "pii_detected"
+    assert "(email)" in refused.value.message and "could not" in refused.value.message
+    assert masker.unmasked == ("email",)

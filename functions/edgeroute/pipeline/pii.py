@@ -93,6 +93,13 @@ def _mask(kind: Kind, payload: Json, masker: Masker) -> Json:
     masked = copy.deepcopy(payload)
     slots = _text_slots(kind, masked)
     texts = masker.mask_all([container[key] for container, key in slots])
+    if masker.unmasked:  # never forward what masking could not make safe
+        raise PiiDetected(
+            f"'{kind.prompt_param}' holds personal data or secrets "
+            f"({', '.join(masker.unmasked)}) packed so tightly together that they could not "
+            "all be masked. Separate the values with spaces or remove them.",
+            param=kind.prompt_param,
+        )
     for (container, key), text in zip(slots, texts, strict=True):
         container[key] = text
     return masked

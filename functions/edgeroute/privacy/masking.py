@@ -5,7 +5,8 @@ Invariant: within one ``Masker`` the same value always gets the same placeholder
 caller wrote themselves is never handed out, so restoring never rewrites their text.
 A value found anywhere in the request is masked everywhere it occurs in it (even where
 its neighbours hid it from the recognizers), and the masked texts are scanned again,
-so what is forwarded holds nothing the recognizers would find.
+until they hold nothing the recognizers would find; a text that still does after
+``_MAX_PASSES`` scans is reported in ``unmasked`` (the caller refuses it, never forwards it).
 Restoring replaces exactly the placeholders this masker handed out and leaves anything
 else (a placeholder the model mangled, the caller's own brackets) as it is. A
 ``StreamRestorer`` gives the same text as restoring the whole, however the text is split.
@@ -21,7 +22,9 @@ from edgeroute.privacy.recognizers import Disjoint, Found, Scanner
 # What a placeholder looks like: a class in capitals and a number, in brackets.
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]{0,19}_\d{1,6}\]")
 _LONGEST = 1 + 20 + 1 + 6 + 1
-_RESCANS = 2  # masking can expose a value its old neighbours hid: "x@y.com+44 20 ..."
+# Masking can expose a value its old neighbours hid ("x@y.com+44 20 ..."), so the texts
+# are scanned again until nothing is found, at most this many times.
+_MAX_PASSES = 8
 _MAX_REPEATED = 256  # distinct values whose every occurrence is masked (longest first)
 # What the start of one looks like, at the very end of a text (held back in a stream).
 _PARTIAL = re.compile(r"\[(?:[A-Z][A-Z_]{0,19}(?:_\d{0,6})?)?\Z")
@@ -40,6 +43,7 @@ class Masker:
         self.originals: dict[str, str] = {}  # placeholder -> the value it stands for
         self._numbers: Counter[str] = Counter()
         self._reserved: set[str] = set()
+        self.unmasked: tuple[str, ...] = ()  # classes still found after the last pass
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -51,10 +55,11 @@ class Masker:
         for text in texts:  # first: placeholders the caller wrote are never handed out
             self._reserved.update(PLACEHOLDER.findall(text))
         masked = texts
-        for _ in range(1 + _RESCANS):
+        for _ in range(_MAX_PASSES):
             found = [self._scanner.find(text) for text in masked]
             if not any(found):
-                break
+                self.unmasked = ()
+                return masked
             for text, values in zip(masked, found, strict=True):
                 for f in values:  # numbered in the order they appear
                     self._placeholder(f.kind, text[f.start : f.end])
@@ -63,6 +68,8 @@ class Masker:
                 self._mask(t, self._everywhere(t, f, known))
                 for t, f in zip(masked, found, strict=True)
             ]
+        left = [f.kind for text in masked for f in self._scanner.find(text)]
+        self.unmasked = tuple(sorted(set(left)))
         return masked
 
     @staticmethod
