@@ -84,7 +84,8 @@ def test_greeting_goes_small_and_hard_code_goes_large() -> None:
 def test_complexity_cutoffs_pick_medium() -> None:
     decision = _decide(_c("summarize", 0.3))
     assert decision.min_tier == "medium" and decision.targets[0].name == "mid"
-    assert [m.name for m in decision.targets] == ["mid", "big"]  # fallback upward
+    assert [m.name for m in decision.targets] == ["mid", "big", "tiny"]  # up, then degrade
+    assert _why(decision, "tiny") == "degrade fallback: below the minimum tier medium"
 
 
 def test_virtual_names() -> None:

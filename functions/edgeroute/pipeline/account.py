@@ -22,6 +22,7 @@ def usage_record(
     started: float,
     attempts: int,
     cache_hit: bool = False,
+    degraded: str = "",
 ) -> UsageRecord:
     cost = cost_micros(model, usage.prompt_tokens, usage.completion_tokens) if model else 0
     return UsageRecord(
@@ -40,4 +41,5 @@ def usage_record(
         cache_hit=cache_hit,
         attempts=attempts,
         usage_estimated=usage.estimated,
+        degraded=degraded,
     )

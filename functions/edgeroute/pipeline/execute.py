@@ -1,8 +1,10 @@
 """The execute stage: try the planned targets in order until one answers.
 
 Each target gets its own bounded retries for failures before the first byte, all
-under one overall deadline. A buffered answer comes back whole; a stream is handed
-back once its first chunk arrived, and relayed chunk by chunk from there.
+under one overall deadline; a failure another try cannot fix now (a credential, a 429's
+Retry-After) moves on to the next target at once. A buffered answer comes back whole;
+a stream is handed back once its first chunk arrived, and relayed chunk by chunk from
+there.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 import anyio
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.errors import (
+    EdgerouteError,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamThrottled,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.pipeline.results import Buffered, Streamed
 from edgeroute.types import Json, Kind, Usage
@@ -37,7 +46,7 @@ StreamDone = Callable[[Usage, int, list[Json]], Awaitable[None]]
 
 def _retryable(exc: EdgerouteError) -> bool:
     """Failures before the first byte worth another try, here or on a fallback."""
-    if isinstance(exc, UpstreamUnavailable | UpstreamTimeout):
+    if isinstance(exc, UpstreamUnavailable | UpstreamTimeout | UpstreamAuthFailed):
         return True
     return isinstance(exc, UpstreamError) and exc.code in (
         "upstream_error",
@@ -57,11 +66,21 @@ def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
     return out
 
 
-async def _attempts(targets: list[ModelSpec]) -> AsyncIterator[tuple[ModelSpec, int]]:
-    """(target, attempt number) in order: each target's retries, then the next target."""
+def _gave_up(exc: EdgerouteError) -> bool:
+    """A target that failed so is not retried: its credential, or a wait it named."""
+    return isinstance(exc, UpstreamAuthFailed | UpstreamThrottled)
+
+
+async def _attempts(
+    targets: list[ModelSpec], given_up: set[str]
+) -> AsyncIterator[tuple[ModelSpec, int]]:
+    """(target, attempt number) in order: each target's retries (none left once its name
+    is in ``given_up``), then the next target."""
     attempt = 0
     for model in targets:
         for retry in range(model.retries + 1):
+            if retry and model.name in given_up:
+                break
             attempt += 1
             if retry:
                 await asyncio.sleep(min(0.1 * 2 ** (retry - 1), 1.0))
@@ -88,11 +107,12 @@ async def execute_buffered(
     on_failure: FailureHook = _no_hook,
 ) -> Buffered:
     failures: list[str] = []
+    given_up: set[str] = set()
     last: EdgerouteError | None = None
     deadline = targets[0].timeouts.total
     try:
         async with asyncio.timeout(deadline):
-            async for model, attempt in _attempts(targets):
+            async for model, attempt in _attempts(targets, given_up):
                 try:
                     body = await adapter_for(model).send(
                         kind, upstream_payload(payload, model, False), model
@@ -102,6 +122,8 @@ async def execute_buffered(
                         raise
                     last = exc
                     failures.append(f"{model.name}: {exc.code}")
+                    if _gave_up(exc):
+                        given_up.add(model.name)
                     await on_failure(model, attempt, exc)
                     continue
                 body["model"] = model.name
@@ -135,10 +157,11 @@ async def execute_stream(
     Returns the answer and the loop-time deadline the rest of the stream must meet.
     """
     failures: list[str] = []
+    given_up: set[str] = set()
     last: EdgerouteError | None = None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + targets[0].timeouts.total
-    async for model, attempt in _attempts(targets):
+    async for model, attempt in _attempts(targets, given_up):
         chunks = adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
         try:
             async with asyncio.timeout_at(deadline):
@@ -168,6 +191,8 @@ async def execute_stream(
             )
             return answer, deadline
         failures.append(f"{model.name}: {last.code}")
+        if _gave_up(last):
+            given_up.add(model.name)
         await on_failure(model, attempt, last)
         if loop.time() >= deadline:
             break

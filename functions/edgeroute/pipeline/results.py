@@ -36,6 +36,9 @@ class Outcome:
         }
         if call.admission is not None:
             headers.update(call.admission.headers())
+        if call.degraded:
+            headers["x-edgeroute-degraded"] = "true"
+            headers["x-edgeroute-degraded-reason"] = call.degraded
         # Header values must be Latin-1; reasons quote model names, which may not be.
         return {k: v.encode("ascii", "replace").decode() for k, v in headers.items()}
 

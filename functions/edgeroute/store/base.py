@@ -113,6 +113,7 @@ class UsageRecord:
     cache_hit: bool = False
     attempts: int = 1
     usage_estimated: bool = False  # True when the upstream reported no usage and we counted
+    degraded: str = ""  # why a model below the tier asked for answered; '' when none did
 
     @property
     def failed_attempt(self) -> bool:
