@@ -78,7 +78,8 @@ def test_greeting_goes_small_and_hard_code_goes_large() -> None:
     hard = _decide(_c("code", 0.8, tokens=900))
     assert hard.targets[0].name == "big"
     assert "complexity 0.80" in hard.reason
-    assert _why(hard, "tiny") == "below the minimum tier large"
+    assert [m.name for m in hard.targets] == ["big", "mid", "tiny"]  # then each tier down
+    assert _why(hard, "tiny") == "degrade fallback: below the minimum tier large"
 
 
 def test_complexity_cutoffs_pick_medium() -> None:

@@ -217,7 +217,7 @@ def decide(
         x.why = x.why or ("chosen" if index == 0 else "fallback")
     tried = chosen[: policy.max_attempts]
     if policy.degrade and all(TIER_ORDER.index(x.model.tier) >= low for x in chosen):
-        lower = _degrade_fallback(usable, chosen, low, limits, policy.max_attempts - len(tried))
+        lower = [x for x in _degrade_fallback(usable, chosen, low) if _fits(x, limits)]
         chosen, tried = chosen + lower, tried + lower
     for x in usable:
         if x not in chosen:
@@ -237,27 +237,18 @@ def decide(
 
 
 def _degrade_fallback(
-    usable: list[Candidate], chosen: list[Candidate], low: int, limits: Limits, room: int
+    usable: list[Candidate], chosen: list[Candidate], low: int
 ) -> list[Candidate]:
-    """The best healthy tier below the minimum tier, cheapest first, tried after every
-    target at or above it failed: as many as the attempts left (``room``), at least one."""
-    ceilings = [c for c in (limits.max_cost_usd, limits.budget_left_usd) if c is not None]
-    lower = sorted(
-        (
-            x
-            for x in usable
-            if x not in chosen
-            and TIER_ORDER.index(x.model.tier) < low
-            and x.model.tier in _GENERATING
-            and all(x.predicted_cost_usd <= c for c in ceilings)
-        ),
-        key=lambda x: (-TIER_ORDER.index(x.model.tier), x.predicted_cost_usd),
-    )
-    best = [x for x in lower if x.model.tier == lower[0].model.tier] if lower else []
-    picked = best[: max(room, 1)]
-    for x in picked:
+    """Tried after every target at or above the minimum tier failed: the cheapest healthy
+    model of each generating tier below it, best tier first, so the request can end on
+    the lowest (a laptop's local model) rather than not at all."""
+    lower: dict[str, Candidate] = {}
+    for x in sorted(usable, key=lambda x: (-TIER_ORDER.index(x.model.tier), x.predicted_cost_usd)):
+        if x not in chosen and TIER_ORDER.index(x.model.tier) < low and x.model.tier in _GENERATING:
+            lower.setdefault(x.model.tier, x)
+    for x in lower.values():
         x.why = f"degrade fallback: below the minimum tier {TIER_ORDER[low]}"
-    return picked
+    return list(lower.values())
 
 
 def _too_long(
@@ -328,6 +319,11 @@ def _congestion(
         x.why = ""
     notes.append(f"moved down to {target}: every {tier} endpoint is over its queue limit")
     return moved + calm + busy, [x for x in below if x not in moved]
+
+
+def _fits(x: Candidate, limits: Limits) -> bool:
+    ceilings = (limits.max_cost_usd, limits.budget_left_usd)
+    return all(c is None or x.predicted_cost_usd <= c for c in ceilings)
 
 
 def _by_cost(
