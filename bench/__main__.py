@@ -13,6 +13,7 @@ from bench import (
     gateway_overhead,
     header_caps,
     pii,
+    recovery,
     replicas,
     routing,
     store_hot_path,
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "cold": lambda: cold_start.main([]),
     "headers": header_caps.main,
     "memory": memory_attack.main,
+    "recovery": recovery.main,
 }
 
 

@@ -240,6 +240,24 @@ class UpstreamUnavailable(UpstreamError):
     default_code = "upstream_unavailable"
 
 
+class UpstreamAuthFailed(UpstreamError):
+    """The upstream refused edgeroute's credential (401/403, IAM), or edgeroute could not
+    read it (code ``upstream_credential_missing``): the gateway's configuration, which
+    does not heal on its own. It counts against the target's shared circuit, the next
+    target is tried at once, and operators see a metric and an ERROR log line."""
+
+    default_code = "upstream_auth_failed"
+
+
+class UpstreamThrottled(UpstreamUnavailable):
+    """The upstream answered 429 and named a ``Retry-After``: the target is skipped until
+    then (its circuit opens for that long), and the next target is tried at once."""
+
+    @property
+    def retry_after_s(self) -> float:
+        return float(self.headers.get("Retry-After", "0"))
+
+
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     default_code = "upstream_timeout"

@@ -50,8 +50,9 @@ def _registry(fault_url: str) -> dict[str, object]:
             fault("stream-error", "stream-error"),
             fault("stalls", "stall", timeouts={"connect": 1, "read": 1, "total": 10}),
             fault("fragile", "status-500#circuit"),
-            fault("env-credential", "instant", credential={"env": UNSET_VARIABLE}),
-            fault("secret-credential", "instant", credential={"secret": SECRET_NAME}),
+            # Credential failures count against the target's circuit: one each.
+            fault("env-credential", "instant#env", credential={"env": UNSET_VARIABLE}),
+            fault("secret-credential", "instant#secret", credential={"secret": SECRET_NAME}),
             aws("bedrock-down", "bedrock", PROFILE),
             aws("sagemaker-down", "sagemaker", SAGEMAKER_ENDPOINT),
         ]

@@ -18,7 +18,7 @@ from edgeroute.config.registry import load_registry
 from edgeroute.health.probe import probe_all
 from edgeroute.store.sqlite import SQLiteStore
 from tests.support.fault_upstream import FaultUpstream
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, policy_env
 
 GREETING = "Hi! How are you doing today?"
 HARD_CODE = """I need help with a concurrency bug and a redesign. Step by step, please.
@@ -88,13 +88,7 @@ def routing_env(
     policy["health_ttl_s"] = 0.2
     policy["circuit"] = {"failures_to_open": 3, "window_s": 300, "cool_down_s": 120}
     policy["congestion"] = {"max_waiting": {"medium": 10, "large": 10}, "priority_below": 1}
-    (folder / "models.yaml").write_text(yaml.safe_dump(registry))
-    (folder / "routing.yaml").write_text(yaml.safe_dump(policy))
-    return {
-        "EDGEROUTE_REGISTRY": str(folder / "models.yaml"),
-        "EDGEROUTE_POLICY": str(folder / "routing.yaml"),
-        "EDGEROUTE_SQLITE_PATH": str(folder / "edgeroute.db"),
-    }
+    return policy_env(folder, registry, policy)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +136,10 @@ def test_long_multistep_code_goes_large(router: GatewayProcess, key: str) -> Non
     explained = _route(router, key, _user(HARD_CODE))
     assert explained["min_tier"] == "large", explained
     assert explained["classification"]["complexity"] >= 0.6
-    assert _candidate(explained, "small-llama")["why"] == "below the minimum tier large"
+    assert explained["targets"] == ["dead-large", "big-llama", "vision-mid", "small-llama"]
+    assert _candidate(explained, "small-llama")["why"] == (
+        "degrade fallback: below the minimum tier large"
+    )
     response = _chat(router, key, _user(HARD_CODE))
     assert response.status_code == 200, response.text
     # dead-large is the cheapest large model and fails; big-llama answers.

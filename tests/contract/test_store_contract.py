@@ -42,6 +42,7 @@ def _usage(request_id: str, tenant: str, created_at: float, tokens: int = 10) ->
         status=200,
         created_at=created_at,
         cache_hit=tokens % 2 == 0,
+        degraded="answered by small below large: big: upstream_error" if tokens % 2 else "",
     )
 
 
@@ -82,7 +83,7 @@ async def test_keys_put_get_list_revoke(store: Store) -> None:
 
 async def test_usage_by_tenant_time_range_and_all_tenants(store: Store) -> None:
     records = [
-        _usage("r1", "acme", T0),
+        _usage("r1", "acme", T0, tokens=11),  # degraded: both backends keep the reason
         _usage("r2", "globex", T0 + 10),
         _usage("r3", "acme", T0 + 20),
         _usage("r4", "acme", T0 + 30),

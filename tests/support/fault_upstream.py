@@ -10,6 +10,7 @@ Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counte
   no-usage     like instant, but never reports usage
   status-500   HTTP 500 with an OpenAI error body
   status-503   HTTP 503 with Retry-After: 7
+  status-429   HTTP 429 with Retry-After: 120 (a rate limit that names its wait)
   flaky        503 on the first request for this name, then like instant
   poison       HTTP 500 when the messages contain POISON (as a model may fail on one
                input it cannot take), otherwise like instant
@@ -23,8 +24,8 @@ Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counte
   echo-400, echo-401  that status, with an error message quoting the Authorization
                header it got (as upstreams that repeat a rejected key do)
 
-``GET /health`` answers 200 and ``GET /metrics`` reports ``queue_depth`` as vLLM's
-``vllm:num_requests_waiting``, for the health probe.
+``GET /health`` answers ``health_status`` (200 unless a test sets it) and ``GET /metrics``
+reports ``queue_depth`` as vLLM's ``vllm:num_requests_waiting``, for the health probe.
 """
 
 from __future__ import annotations
@@ -107,16 +108,18 @@ def fault_model(name: str, url: str, behaviour: str, **extra: object) -> dict[st
 class FaultUpstream(Served):
     """Runs on its own thread and event loop; ``url`` is its ``/v1`` base."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """``port`` 0: any free one; a given port plays an endpoint that comes back."""
         self.requests: Counter[str] = Counter()
         self.queue_depth = 0  # what /metrics reports as vLLM's waiting requests
+        self.health_status = 200  # what GET /health answers
         self.disconnects: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="fault-upstream")
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -146,7 +149,7 @@ class FaultUpstream(Served):
         asyncio.set_event_loop(self._loop)
 
         async def _start() -> None:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
             self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
 
@@ -205,7 +208,7 @@ class FaultUpstream(Served):
             await self._send(writer, 200, text.encode())
             return True
         if path.endswith("/health"):
-            await self._send(writer, 200, b"{}")
+            await self._send(writer, self.health_status, b"{}")
             return True
         name = str(body.get("model", "instant"))
         behaviour = name.split("#", 1)[0]
@@ -243,6 +246,10 @@ class FaultUpstream(Served):
             message = f"Incorrect API key provided: {said}. Check the key you sent."
             error = {"error": {"message": message, "type": "invalid_request_error"}}
             await self._send(writer, int(behaviour[-3:]), json.dumps(error).encode())
+            return True
+        if behaviour == "status-429":
+            error = {"error": {"message": "rate limited", "type": "rate_limit_error"}}
+            await self._send(writer, 429, json.dumps(error).encode(), retry_after="120")
             return True
         if behaviour == "status-503":
             error = {"error": {"message": "overloaded", "type": "server_error"}}

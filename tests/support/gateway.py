@@ -110,6 +110,18 @@ def state_folder(workdir: Path, name: str) -> Path:
     return workdir / name / "state"
 
 
+def policy_env(folder: Path, registry: object, policy: object) -> dict[str, str]:
+    """A gateway's environment for ``registry`` and ``policy`` (written as YAML into
+    ``folder``, beside its store)."""
+    (folder / "models.yaml").write_text(yaml.safe_dump(registry))
+    (folder / "routing.yaml").write_text(yaml.safe_dump(policy))
+    return {
+        "EDGEROUTE_REGISTRY": str(folder / "models.yaml"),
+        "EDGEROUTE_POLICY": str(folder / "routing.yaml"),
+        "EDGEROUTE_SQLITE_PATH": str(folder / "edgeroute.db"),
+    }
+
+
 def registry_gateway(
     workdir: Path, name: str, models: list[dict[str, object]], env: Mapping[str, str]
 ) -> GatewayProcess:

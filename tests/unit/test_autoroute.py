@@ -78,13 +78,15 @@ def test_greeting_goes_small_and_hard_code_goes_large() -> None:
     hard = _decide(_c("code", 0.8, tokens=900))
     assert hard.targets[0].name == "big"
     assert "complexity 0.80" in hard.reason
-    assert _why(hard, "tiny") == "below the minimum tier large"
+    assert [m.name for m in hard.targets] == ["big", "mid", "tiny"]  # then each tier down
+    assert _why(hard, "tiny") == "degrade fallback: below the minimum tier large"
 
 
 def test_complexity_cutoffs_pick_medium() -> None:
     decision = _decide(_c("summarize", 0.3))
     assert decision.min_tier == "medium" and decision.targets[0].name == "mid"
-    assert [m.name for m in decision.targets] == ["mid", "big"]  # fallback upward
+    assert [m.name for m in decision.targets] == ["mid", "big", "tiny"]  # up, then degrade
+    assert _why(decision, "tiny") == "degrade fallback: below the minimum tier medium"
 
 
 def test_virtual_names() -> None:

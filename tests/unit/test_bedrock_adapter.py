@@ -22,6 +22,7 @@ from edgeroute.errors import (
     ContextLengthExceeded,
     EdgerouteError,
     InvalidRequest,
+    UpstreamAuthFailed,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -311,7 +312,7 @@ async def test_closing_the_stream_early_closes_the_botocore_stream(stub: Stubber
          "Raise the account's quota"),
         ("ModelTimeoutException", "timed out", 408, UpstreamTimeout, "took too long", "timed out"),
         ("AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/fn is not "
-         "authorized", 403, UpstreamError, "credentials", "IAM role"),
+         "authorized", 403, UpstreamAuthFailed, "credentials", "IAM role"),
         ("ModelNotReadyException", "loading", 429, UpstreamUnavailable, "Retry after 30 s",
          "loading"),
         ("ServiceUnavailableException", "busy", 503, UpstreamUnavailable, "not ready", "busy"),

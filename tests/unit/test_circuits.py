@@ -109,7 +109,7 @@ async def test_the_fallback_answers_while_the_circuit_is_open(
 
     assert response.status_code == 200
     assert response.headers["x-edgeroute-model"] == "spare"
-    assert "skipped guarded (circuit open)" in response.headers["x-edgeroute-route-reason"]
+    assert "skipped guarded: circuit open until " in response.headers["x-edgeroute-route-reason"]
     assert upstream.attempts() == ["spare"]
 
 

@@ -62,6 +62,9 @@ class Policy(StrictModel):
     circuit: Circuit = Circuit()
     health_ttl_s: float = Field(default=2.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # When every target at or above the request's minimum tier is down or fails, answer
+    # from the healthy lower tiers, best first (labelled degraded), rather than not at all.
+    degrade: bool = True
 
     @model_validator(mode="after")
     def _tiers_in_cost_order(self) -> Policy:

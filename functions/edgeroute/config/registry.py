@@ -143,6 +143,11 @@ class ModelSpec(StrictModel):
     timeouts: Timeouts = Timeouts()
     retries: int = Field(default=1, ge=0, le=5, description="retries before the first byte")
     fallbacks: tuple[str, ...] = ()
+    degrade: bool = Field(
+        default=False,
+        description="when it and its fallbacks are down or fail, a request naming it may "
+        "be answered by the best healthy lower-tier model (labelled degraded)",
+    )
     description: str = ""
     replicas: tuple[Replica, ...] = ()
     # Set on the spec of one replica (``replica_set``): its label and place in the set.

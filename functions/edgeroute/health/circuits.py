@@ -10,8 +10,10 @@ Failures count in counters shared by every instance, read as a sliding window (t
 previous window's count weighted by its overlap), and are attributed by cause, so one
 tenant cannot take a model away from the others:
 
-- the upstream could not be reached, timed out or said it is overloaded: nobody's
-  request caused that, so it counts against the shared circuit;
+- the upstream could not be reached, timed out, said it is overloaded, or refused
+  edgeroute's credential (or edgeroute could not read it): nobody's request caused
+  that, so it counts against the shared circuit; a 429 that names its Retry-After
+  opens the shared circuit until then at once;
 - the upstream answered with a failure (5xx, a truncated or malformed answer): the
   request may have caused it. It counts against the tenant's own circuit, which opens
   for that tenant only; the shared circuit opens on these only when at least two
@@ -35,7 +37,9 @@ from edgeroute.config.registry import ModelSpec, upstream_specs
 from edgeroute.errors import (
     EdgerouteError,
     InvalidRequest,
+    UpstreamAuthFailed,
     UpstreamRejected,
+    UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -77,11 +81,13 @@ def failure_cause(error: EdgerouteError) -> Cause | None:
     that failed), or the caller's (refused: not counted)."""
     if isinstance(error, UpstreamRejected | InvalidRequest):
         return None
-    if isinstance(error, UpstreamUnavailable | UpstreamTimeout):
+    if isinstance(error, UpstreamUnavailable | UpstreamTimeout | UpstreamAuthFailed):
         return "upstream"
     return "answer"
 
 
+# The longest Retry-After honoured: a junk value must not take a target away for days.
+_LONGEST_WAIT_S = 3600.0
 _VIEWS_KEPT = 4096  # tenants whose view an instance keeps; past it they are re-read
 
 
@@ -126,6 +132,9 @@ class HealthView:
         key = circuit_key(model)
         if cause == "upstream":
             failures = await self._failures(f"circuit#{key}", circuit, window, now)
+            if isinstance(error, UpstreamThrottled) and error.retry_after_s > 0:
+                await self._open(key, None, now + min(error.retry_after_s, _LONGEST_WAIT_S))
+                return True
             if failures < circuit.failures_to_open:
                 return False
             await self._open(key, None, now + circuit.cool_down_s)

@@ -14,7 +14,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import httpx
@@ -49,6 +49,7 @@ class Sample:
     running: float | None
     checked_at: float
     error: str | None
+    down_since: float | None = None  # when the endpoint went down (None while up)
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, as the store keeps a sample."""
@@ -140,7 +141,9 @@ async def probe_endpoint(model: ModelSpec, timeout_s: float = DEFAULT_TIMEOUT_S)
     except Exception as exc:
         return Sample(False, None, None, None, checked_at, _describe(exc))
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    ok = health.status_code == 200
+    # A server with no /health route (404, 405) answered: it is up as far as we can
+    # tell, and must not be routed around for it. 5xx (llama.cpp loading) is down.
+    ok = health.status_code in (200, 404, 405)
     error = None if ok else f"GET /health answered {health.status_code}"
     queue = running = None
     try:
@@ -180,15 +183,31 @@ async def probe_all(
     ttl_s: float = DEFAULT_TTL_S,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> dict[str, dict[str, Any]]:
-    """Probe every endpoint concurrently, write each sample, return them by endpoint."""
+    """Probe every endpoint concurrently, write each sample, return them by endpoint.
+    A sample that is down keeps the ``down_since`` of the one before it, if that was
+    down too: the router says since when."""
     targets = endpoints(registry)
-    samples = await asyncio.gather(*(probe_endpoint(m, timeout_s) for m in targets.values()))
-    results = {endpoint: s.as_dict() for endpoint, s in zip(targets, samples, strict=True)}
+    samples, before = await asyncio.gather(
+        asyncio.gather(*(probe_endpoint(m, timeout_s) for m in targets.values())),
+        store.get_health(list(targets)),
+    )
+    results = {
+        endpoint: _with_down_since(sample, before.get(endpoint)).as_dict()
+        for endpoint, sample in zip(targets, samples, strict=True)
+    }
     now = time.time()
     await asyncio.gather(
         *(store.put_health(ep, data, expires_at=now + ttl_s) for ep, data in results.items())
     )
     return results
+
+
+def _with_down_since(sample: Sample, previous: dict[str, Any] | None) -> Sample:
+    if sample.ok:
+        return sample
+    was_down = previous is not None and previous.get("ok") is False
+    since = (previous or {}).get("down_since") if was_down else None
+    return replace(sample, down_since=float(since) if since else sample.checked_at)
 
 
 def probe_command(registry: Registry, store: Store, *, ttl_s: float = DEFAULT_TTL_S) -> int:

@@ -22,6 +22,7 @@ def usage_record(
     started: float,
     attempts: int,
     cache_hit: bool = False,
+    degraded: str = "",
 ) -> UsageRecord:
     cost = cost_micros(model, usage.prompt_tokens, usage.completion_tokens) if model else 0
     return UsageRecord(
@@ -42,4 +43,5 @@ def usage_record(
         usage_estimated=usage.estimated,
         replica=model.replica_label if model else "",
         version=model.replica_version if model else "",
+        degraded=degraded,
     )

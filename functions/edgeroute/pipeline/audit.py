@@ -57,6 +57,7 @@ class AuditRecord:
     guardrail: str  # the guardrail's outcome; 'not run' when none ran
     created_at: float  # epoch seconds
     bodies_kept: bool  # prompt and answer are in the archive
+    degraded: str  # why a model below the tier asked for answered; '' when none did
 
     def as_json(self) -> Json:
         # vars(), not dataclasses.asdict: that deep-copies field by field, ~3x the cost.
@@ -85,6 +86,7 @@ def call_record(call: Call, usage: UsageRecord, bodies_kept: bool) -> AuditRecor
         guardrail=call.guardrail or "not run",
         created_at=usage.created_at,
         bodies_kept=bodies_kept,
+        degraded=usage.degraded,
     )
 
 
@@ -119,6 +121,7 @@ def request_record(
         guardrail="not run",
         created_at=time.time(),
         bodies_kept=False,
+        degraded="",
     )
 
 

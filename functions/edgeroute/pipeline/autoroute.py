@@ -2,8 +2,13 @@
 
 From the classification and the policy comes the request's minimum tier; every
 registry model is then a candidate, kept or dropped with a reason (permission,
-capability, context window, open circuit, congestion, cost). The kept ones, cheapest
+capability, context window, health, congestion, cost). The kept ones, cheapest
 sufficient first, are the targets; the rest explain the decision on ``/v1/route``.
+
+Health routes (``health/availability``): a target whose circuit is open or whose probe
+says down is dropped. When nothing at or above the minimum tier is left, or as the last
+target after those that are, the policy's ``degrade`` lets the best healthy lower tier
+answer; the answer is then labelled degraded (``pipeline/failover``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from edgeroute.errors import (
     PaymentRequired,
     UpstreamUnavailable,
 )
-from edgeroute.health.circuits import Health, circuit_key, circuit_open_until, queue_depth
+from edgeroute.health.availability import down_reason
+from edgeroute.health.circuits import Health, queue_depth
 from edgeroute.pricing import estimate
 from edgeroute.store.base import ApiKey
 from edgeroute.types import Capability, Json, Kind
@@ -44,15 +50,17 @@ class Candidate:
     predicted_cost_usd: float
     kept: bool = True
     why: str = ""
+    dropped: str | None = None  # down by its health: "probe: down since ..." / "circuit open ..."
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "model": self.model.name,
             "tier": self.model.tier,
             "predicted_cost_usd": round(self.predicted_cost_usd, 8),
             "kept": self.kept,
             "why": self.why,
         }
+        return shown | ({"dropped": self.dropped} if self.dropped else {})
 
 
 @dataclass
@@ -61,6 +69,9 @@ class Decision:
     reason: str
     min_tier: Tier
     candidates: list[Candidate] = field(default_factory=list)
+    # Why an answer from below min_tier would be degraded: targets at or above it that
+    # are down, and moves down (congestion, cost).
+    degrade_notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ def decide(
         candidate = Candidate(model, most.cost_usd)
         candidates.append(candidate)
         missing = sorted(cap.value for cap in needed if not model.supports(cap))
-        open_until = circuit_open_until(health.get(circuit_key(model)), now)
+        down = down_reason(model, health, now)
         if missing:
             candidate.kept, candidate.why = False, f"cannot do {', '.join(missing)}"
         elif not principal.allows(model.name):
@@ -147,9 +158,8 @@ def decide(
             candidate.why = (
                 f"needs ~{c.prompt_tokens + out} tokens, context window {model.context_window}"
             )
-        elif open_until is not None:
-            candidate.kept = False
-            candidate.why = f"circuit open for {open_until - now:.0f} s more"
+        elif down is not None:
+            candidate.kept, candidate.why, candidate.dropped = False, down, down
     # Within a tier, cheapest first.
     candidates.sort(key=lambda x: (TIER_ORDER.index(x.model.tier), x.predicted_cost_usd))
     usable = [x for x in candidates if x.kept]
@@ -183,9 +193,20 @@ def decide(
     for x in below:
         x.why = f"below the minimum tier {min_tier}"
     notes: list[str] = []
+    down_above = [
+        f"{x.model.name}: {x.dropped}"
+        for x in candidates
+        if x.dropped and TIER_ORDER.index(x.model.tier) >= low
+    ]
+    if not preferred and down_above and not policy.degrade:
+        raise UpstreamUnavailable(
+            f"Every model at tier {min_tier} or above is down ({'; '.join(down_above)}), and "
+            "the routing policy does not degrade to a lower tier. Retry later.",
+            headers={"Retry-After": "10"},
+        )
     if not preferred:
-        # Nothing usable at or above the minimum tier (open circuits, the key's models):
-        # answer from the best tier below rather than not at all, and say so.
+        # Nothing usable at or above the minimum tier (down, the key's models): answer
+        # from the best tier below rather than not at all, and say so.
         preferred = sorted(
             below, key=lambda x: (-TIER_ORDER.index(x.model.tier), x.predicted_cost_usd)
         )
@@ -197,15 +218,40 @@ def decide(
     chosen = _by_cost(preferred, below, limits, notes)
     for index, x in enumerate(chosen):
         x.why = x.why or ("chosen" if index == 0 else "fallback")
+    tried = chosen[: policy.max_attempts]
+    if policy.degrade and all(TIER_ORDER.index(x.model.tier) >= low for x in chosen):
+        lower = [x for x in _degrade_fallback(usable, chosen, low) if _fits(x, limits)]
+        chosen, tried = chosen + lower, tried + lower
     for x in usable:
         if x not in chosen:
             x.kept = False
-    targets = [x.model for x in chosen][: policy.max_attempts]
+    targets = [x.model for x in tried]
     first = targets[0]
     reason = f"{why_tier}; {first.name} is the cheapest {first.tier} model that fits"
     if notes:
         reason += "; " + "; ".join(notes)
-    return Decision(targets=targets, reason=reason, min_tier=min_tier, candidates=candidates)
+    return Decision(
+        targets=targets,
+        reason=reason,
+        min_tier=min_tier,
+        candidates=candidates,
+        degrade_notes=down_above + notes,
+    )
+
+
+def _degrade_fallback(
+    usable: list[Candidate], chosen: list[Candidate], low: int
+) -> list[Candidate]:
+    """Tried after every target at or above the minimum tier failed: the cheapest healthy
+    model of each generating tier below it, best tier first, so the request can end on
+    the lowest (a laptop's local model) rather than not at all."""
+    lower: dict[str, Candidate] = {}
+    for x in sorted(usable, key=lambda x: (-TIER_ORDER.index(x.model.tier), x.predicted_cost_usd)):
+        if x not in chosen and TIER_ORDER.index(x.model.tier) < low and x.model.tier in _GENERATING:
+            lower.setdefault(x.model.tier, x)
+    for x in lower.values():
+        x.why = f"degrade fallback: below the minimum tier {TIER_ORDER[low]}"
+    return list(lower.values())
 
 
 def _too_long(
@@ -276,6 +322,11 @@ def _congestion(
         x.why = ""
     notes.append(f"moved down to {target}: every {tier} endpoint is over its queue limit")
     return moved + calm + busy, [x for x in below if x not in moved]
+
+
+def _fits(x: Candidate, limits: Limits) -> bool:
+    ceilings = (limits.max_cost_usd, limits.budget_left_usd)
+    return all(c is None or x.predicted_cost_usd <= c for c in ceilings)
 
 
 def _by_cost(

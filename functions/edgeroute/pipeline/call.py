@@ -46,6 +46,8 @@ class Call:
     pii_classes: tuple[str, ...] = ()  # personal-data classes masked in what was forwarded
     guardrail: str | None = None  # the guardrail's outcome: "passed", "refused: <categories>"
     route_reason: str = ""  # why the model that answered was chosen
+    failed_attempts: list[str] = field(default_factory=list)  # "<model>: <code>", in order
+    degraded: str = ""  # why the answer came from below the tier asked for; '' if it did not
     audited: bool = False  # its audit record is out (one per request)
 
     @property

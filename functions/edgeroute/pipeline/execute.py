@@ -3,9 +3,10 @@
 Each target gets its own bounded retries for failures before the first byte, all
 under one overall deadline. Each attempt goes to one replica of its target
 (``pipeline/replicas``): a retry to another healthy replica while one is left, and a
-target with no healthy replica is passed over for the next. A buffered answer comes
-back whole; a stream is handed back once its first chunk arrived, and relayed chunk by
-chunk from there.
+target with no healthy replica is passed over for the next. A failure another try at the
+same replica cannot fix now (a credential, a 429's Retry-After) is not retried there. A
+buffered answer comes back whole; a stream is handed back once its first chunk arrived,
+and relayed chunk by chunk from there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 import anyio
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import EdgerouteError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from edgeroute.errors import (
+    EdgerouteError,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamThrottled,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.pipeline.replicas import ReplicaChoice
 from edgeroute.pipeline.results import Buffered, Streamed
@@ -41,7 +49,7 @@ StreamDone = Callable[[Usage, int, list[Json]], Awaitable[None]]
 
 def _retryable(exc: EdgerouteError) -> bool:
     """Failures before the first byte worth another try, here or on a fallback."""
-    if isinstance(exc, UpstreamUnavailable | UpstreamTimeout):
+    if isinstance(exc, UpstreamUnavailable | UpstreamTimeout | UpstreamAuthFailed):
         return True
     return isinstance(exc, UpstreamError) and exc.code in (
         "upstream_error",
@@ -61,11 +69,21 @@ def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
     return out
 
 
+def _gave_up(exc: EdgerouteError) -> bool:
+    """A replica that failed so is not retried: its credential, or a wait it named."""
+    return isinstance(exc, UpstreamAuthFailed | UpstreamThrottled)
+
+
+def _replica_key(replica: ModelSpec) -> str:
+    return f"{replica.name}/{replica.replica_label}"
+
+
 async def _attempts(
-    targets: list[ModelSpec], choice: ReplicaChoice
+    targets: list[ModelSpec], choice: ReplicaChoice, given_up: set[str]
 ) -> AsyncIterator[tuple[ModelSpec, ModelSpec, int]]:
-    """(target, its replica, attempt number) in order: each target's retries, then the
-    next target. Every attempt handed out before the next was asked for failed."""
+    """(target, its replica, attempt number) in order: each target's retries (never again
+    to a replica in ``given_up``), then the next target. Every attempt handed out before
+    the next was asked for failed."""
     attempt = 0
     for model in targets:
         tried: list[ModelSpec] = []
@@ -73,6 +91,8 @@ async def _attempts(
             replica = choice.pick(model, tried)
             if replica is None:
                 break  # no healthy replica: on to the fallbacks
+            if retry and _replica_key(replica) in given_up:
+                break  # the one left gave up: on to the fallbacks
             attempt += 1
             if retry and any(replica is t for t in tried):  # another replica needs no pause
                 await asyncio.sleep(min(0.1 * 2 ** (retry - 1), 1.0))
@@ -108,13 +128,14 @@ async def execute_buffered(
     choice: ReplicaChoice | None = None,
 ) -> Buffered:
     failures: list[str] = []
+    given_up: set[str] = set()
     last: EdgerouteError | None = None
     deadline = targets[0].timeouts.total
     choice = choice or ReplicaChoice()
     load = choice.load
     try:
         async with asyncio.timeout(deadline):
-            async for target, model, attempt in _attempts(targets, choice):
+            async for target, model, attempt in _attempts(targets, choice, given_up):
                 started = load.started(model)
                 try:
                     body = await adapter_for(model).send(
@@ -125,6 +146,8 @@ async def execute_buffered(
                         raise
                     last = exc
                     failures.append(f"{model.name}: {exc.code}")
+                    if _gave_up(exc):
+                        given_up.add(_replica_key(model))
                     await on_failure(model, attempt, exc)
                     continue
                 finally:
@@ -162,11 +185,12 @@ async def execute_stream(
     Returns the answer and the loop-time deadline the rest of the stream must meet.
     """
     failures: list[str] = []
+    given_up: set[str] = set()
     last: EdgerouteError | None = None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + targets[0].timeouts.total
     choice = choice or ReplicaChoice()
-    async for target, model, attempt in _attempts(targets, choice):
+    async for target, model, attempt in _attempts(targets, choice, given_up):
         started = choice.load.started(model)
         chunks = choice.load.held(
             model, adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
@@ -200,6 +224,8 @@ async def execute_stream(
             )
             return answer, deadline
         failures.append(f"{model.name}: {last.code}")
+        if _gave_up(last):
+            given_up.add(_replica_key(model))
         await on_failure(model, attempt, last)
         if loop.time() >= deadline:
             break

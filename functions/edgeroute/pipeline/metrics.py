@@ -67,9 +67,19 @@ def record_request(
 
 def upstream_error(model: str) -> None:
     """An upstream attempt failed (before any fallback answered): alarms watch this."""
+    _count_for_model("UpstreamErrors", model)
+
+
+def upstream_auth_failure(model: str) -> None:
+    """An upstream refused edgeroute's credential, or it could not be read: this does not
+    heal on its own, so alarms page on any."""
+    _count_for_model("UpstreamAuthFailures", model)
+
+
+def _count_for_model(name: str, model: str) -> None:
     if not enabled():
         return
     metrics = _metrics()
     metrics.add_dimensions(model=model or "none")
-    metrics.add_metric("UpstreamErrors", MetricUnit.Count, 1)
+    metrics.add_metric(name, MetricUnit.Count, 1)
     metrics.flush_metrics()

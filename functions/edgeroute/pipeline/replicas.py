@@ -25,7 +25,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.health.circuits import Health, circuit_key, circuit_open_until, queue_depth
+from edgeroute.health.availability import endpoint_down_reason
+from edgeroute.health.circuits import Health, circuit_key, queue_depth
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.types import Chunks
@@ -83,9 +84,7 @@ _RANDOM = random.Random()
 
 def healthy(replica: ModelSpec, health: Health, now: float) -> bool:
     """Circuit closed and not marked down by the probe; no data is healthy."""
-    if circuit_open_until(health.get(circuit_key(replica)), now) is not None:
-        return False
-    return (health.get(replica.endpoint) or {}).get("ok") is not False
+    return endpoint_down_reason(replica, health, now) is None
 
 
 def effective_weight(replica: ModelSpec, health: Health) -> float:

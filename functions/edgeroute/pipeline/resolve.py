@@ -3,6 +3,8 @@
 An explicitly named model (or alias) is honoured as asked, with only its declared
 fallbacks, after checking that this key may use it and that it can serve this
 request: route, capabilities (tools, JSON mode, images), parameters and context.
+Targets that are down (circuit open, probe down) are skipped; only a model whose
+registry entry says ``degrade: true`` may end on a lower-tier model it did not declare.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeroute.config.registry import ModelSpec, Protocol, Registry
+from edgeroute.config.registry import TIER_ORDER, ModelSpec, Protocol, Registry, Tier
 from edgeroute.errors import (
     ContextLengthExceeded,
     InvalidRequest,
@@ -19,6 +21,7 @@ from edgeroute.errors import (
     PermissionDenied,
     UpstreamUnavailable,
 )
+from edgeroute.health.availability import down_reason
 from edgeroute.health.circuits import Health, circuit_key, circuit_open_until
 from edgeroute.pipeline.autoroute import Decision
 from edgeroute.pipeline.params import accepts, apply_parameter_rules
@@ -45,6 +48,12 @@ class Plan:
     reserve_tokens: int  # at least the true count: what token limits and prices reserve
     min_tier: str | None = None
     candidates: list[Any] = field(default_factory=list)  # autoroute.Candidate, for /v1/route
+    # An answer from below this tier is degraded (auto: the minimum tier; a named model:
+    # its own), and why that would be: the targets above it that were down.
+    tier_asked: Tier | None = None
+    degrade_notes: list[str] = field(default_factory=list)
+    # A named model with ``degrade: true``: lower-tier models to end on, best first.
+    degrade: list[ModelSpec] = field(default_factory=list)
 
 
 def _prompt_tokens(kind: Kind, payload: Json) -> int:
@@ -134,22 +143,37 @@ def plan(registry: Registry, principal: ApiKey, kind: Kind, payload: Json) -> Pl
     context_tokens = _context_tokens(kind, payload, prompt_tokens)
     _check_context(model, kind, payload, context_tokens)
     targets = [model]
+
+    def serves(other: ModelSpec | None) -> bool:
+        return (
+            other is not None
+            and other not in targets
+            and principal.allows(other.name)
+            and all(other.supports(c) for c in needed)
+            and context_tokens <= other.context_window
+            and accepts(other, payload)
+        )
+
     for fallback_name in model.fallbacks:
         fallback = registry.get(fallback_name)
-        if (
-            fallback is not None
-            and fallback not in targets
-            and principal.allows(fallback.name)
-            and all(fallback.supports(c) for c in needed)
-            and context_tokens <= fallback.context_window
-            and accepts(fallback, payload)
-        ):
+        if fallback is not None and serves(fallback):
             targets.append(fallback)
+    lower = [
+        m
+        for m in registry.models()
+        if model.degrade
+        and m.tier != "edge"
+        and TIER_ORDER.index(m.tier) < TIER_ORDER.index(model.tier)
+        and serves(m)
+    ]
+    lower.sort(key=lambda m: (-TIER_ORDER.index(m.tier), m.price.input_per_mtok))
     return Plan(
         targets=targets,
         reason="model named in the request",
         prompt_tokens=prompt_tokens,
         reserve_tokens=prompt_reservation(kind, payload),
+        tier_asked=model.tier,
+        degrade=lower,
     )
 
 
@@ -175,23 +199,56 @@ def plan_from_decision(
         reserve_tokens=reserve_tokens,
         min_tier=decision.min_tier,
         candidates=decision.candidates,
+        tier_asked=decision.min_tier,
+        degrade_notes=decision.degrade_notes,
     )
 
 
-def skip_open_circuits(plan: Plan, health: Health, now: float) -> Plan:
-    """Drop targets whose endpoint's circuit is open; 503 when that leaves none."""
-    open_until = {m.name: circuit_open_until(health.get(circuit_key(m)), now) for m in plan.targets}
-    kept = [m for m in plan.targets if open_until[m.name] is None]
+def skip_down(plan: Plan, health: Health, now: float) -> Plan:
+    """Drop targets that are down (circuit open, probe down), end on the best healthy
+    lower-tier model when the named model allows degrading; 503 when none is left."""
+    down = {m.name: down_reason(m, health, now) for m in plan.targets}
+    kept = [m for m in plan.targets if down[m.name] is None]
+    lower = next((m for m in plan.degrade if down_reason(m, health, now) is None), None)
+    plan.degrade_notes = [f"{m.name}: {down[m.name]}" for m in plan.targets if down[m.name]]
+    plan.candidates = [
+        {
+            "model": m.name,
+            "tier": m.tier,
+            "kept": down[m.name] is None,
+            "why": down[m.name] or ("named in the request" if i == 0 else "declared fallback"),
+        }
+        | ({"dropped": down[m.name]} if down[m.name] else {})
+        for i, m in enumerate(plan.targets)
+    ]
+    if lower is not None:
+        why = f"degrade fallback: below the tier asked for, {plan.tier_asked}"
+        plan.candidates.append({"model": lower.name, "tier": lower.tier, "kept": True, "why": why})
+        kept.append(lower)
     if kept:
-        if len(kept) < len(plan.targets):
-            skipped = ", ".join(m.name for m in plan.targets if m not in kept)
-            plan.reason += f"; skipped {skipped} (circuit open)"
+        if plan.degrade_notes:
+            plan.reason += f"; skipped {', '.join(plan.degrade_notes)}"
         plan.targets = kept
         return plan
     first = plan.targets[0]
-    wait = max(int((open_until[first.name] or now) - now + 0.999), 1)
+    replicas = [r for r in first.replica_set if r.weight > 0]
+    untils = [circuit_open_until(health.get(circuit_key(r)), now) for r in replicas]
+    # Paused while every replica's circuit is open: until the first of them closes.
+    until = min(u for u in untils if u is not None) if None not in untils else None
+    subject = (
+        f"Every replica of model '{first.name}'" if len(replicas) > 1 else f"Model '{first.name}'"
+    )
+    if until is None:
+        raise UpstreamUnavailable(
+            f"{subject} is down ({down[first.name]}), and no fallback is "
+            "available. Retry later or call another model.",
+            code="upstream_down",
+            headers={"Retry-After": "30"},
+            detail=f"endpoint {first.endpoint} is down: {down[first.name]}",
+        )
+    wait = max(int(until - now + 0.999), 1)
     raise UpstreamUnavailable(
-        f"Model '{first.name}' failed repeatedly and is paused for {wait} s more (circuit "
+        f"{subject} failed repeatedly and is paused for {wait} s more (circuit "
         f"open), and no fallback is available. Retry after {wait} s or call another model.",
         code="circuit_open",
         headers={"Retry-After": str(wait)},
@@ -220,3 +277,4 @@ def within_cost_ceiling(plan: Plan, kind: Kind, payload: Json, ceiling_usd: floa
             param="x-edgeroute-max-cost",
         )
     plan.targets = [first, *(m for m in plan.targets[1:] if predicted(m) <= ceiling_usd)]
+    plan.degrade = [m for m in plan.degrade if predicted(m) <= ceiling_usd]

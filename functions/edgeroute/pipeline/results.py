@@ -38,6 +38,9 @@ class Outcome:
             headers["x-edgeroute-replica"] = self.model.replica_label
         if call.admission is not None:
             headers.update(call.admission.headers())
+        if call.degraded:
+            headers["x-edgeroute-degraded"] = "true"
+            headers["x-edgeroute-degraded-reason"] = call.degraded
         # Header values must be Latin-1; reasons quote model names, which may not be.
         return {k: v.encode("ascii", "replace").decode() for k, v in headers.items()}
 

@@ -45,6 +45,7 @@ from edgeroute.pipeline.cache import (
 )
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.execute import FailureHook, execute_buffered, execute_stream, relay
+from edgeroute.pipeline.failover import attempt_failed, degraded_reason
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.guardrail import screen_input, screen_output
 from edgeroute.pipeline.pii import protect, restore
@@ -54,7 +55,7 @@ from edgeroute.pipeline.resolve import (
     plan,
     plan_from_decision,
     prompt_reservation,
-    skip_open_circuits,
+    skip_down,
     within_cost_ceiling,
 )
 from edgeroute.pipeline.results import Buffered, Streamed
@@ -123,6 +124,7 @@ async def _account(
         started=call.started,
         attempts=attempts,
         cache_hit=hit,
+        degraded=call.degraded,
     )
     metrics.record_request(
         record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
@@ -219,7 +221,7 @@ async def route(gw: Gateway, call: Call) -> Plan:
         decided = plan(gw.registry, call.principal, call.kind, call.payload)
         if call.max_cost_usd is not None:
             within_cost_ceiling(decided, call.kind, call.payload, call.max_cost_usd)
-        return skip_open_circuits(decided, await gw.health.snapshot(models, tenant), now)
+        return skip_down(decided, await gw.health.snapshot(models, tenant), now)
     assert call.classifying is not None and isinstance(name, str)
     classification, health, budget_left = await asyncio.gather(
         call.classifying,
@@ -274,6 +276,7 @@ def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
         )
         record = _failure_record(call, model, error, attempt, attempt_id(call.request_id, attempt))
         metrics.upstream_error(model.name)
+        attempt_failed(model, error, call.failed_attempts)
         try:  # best effort: a store hiccup here must not stop the fallbacks
             await asyncio.gather(
                 gw.health.record_failure(model, gw.policy.circuit, error, call.principal.tenant),
@@ -321,6 +324,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
     await _settled_if_refused(gw, call, model, Usage(), 0, screen_input(gw, call))
     if entry is not None:
         call.cache_status = "hit"
+        call.degraded = degraded_reason(decided, model, [])
         hit = await _hit_outcome(gw, call, decided, entry)
         if isinstance(hit, Buffered):
             await _settled_if_refused(
@@ -347,6 +351,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
             await settle(gw, call, model, Usage(), 500, 0)
         raise
     call.route_reason = answer.reason
+    call.degraded = degraded_reason(decided, answer.model, call.failed_attempts)
     screened = screen_output(gw, call, answer.body)
     await _settled_if_refused(gw, call, answer.model, answer.usage, answer.attempts, screened)
     # Only an answer from the model the key was made for (any replica) may fill the cache.
@@ -386,6 +391,7 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
 
     own = key if answer.model.name == decided.targets[0].name else None
     call.route_reason = answer.reason
+    call.degraded = degraded_reason(decided, answer.model, call.failed_attempts)
     kept: list[tuple[AuditRecord, Json]] = []
 
     async def done(usage: Usage, status: int, chunks: list[Json]) -> None:
@@ -461,6 +467,7 @@ async def explain(gw: Gateway, call: Call) -> Json:
         "reason": decided.reason,
         "min_tier": decided.min_tier,
         "targets": [m.name for m in decided.targets],
+        "degraded": degraded_reason(decided, first, []),
         "classification": classification.as_json(),
         "candidates": [c if isinstance(c, dict) else c.as_json() for c in candidates],
     }

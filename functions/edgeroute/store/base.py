@@ -118,6 +118,7 @@ class UsageRecord:
     usage_estimated: bool = False  # True when the upstream reported no usage and we counted
     replica: str = ""  # the replica that served it, by label ("" for a single endpoint)
     version: str = ""  # that replica's version label, to compare a canary with the rest
+    degraded: str = ""  # why a model below the tier asked for answered; '' when none did
 
     @property
     def failed_attempt(self) -> bool:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     EdgerouteError,
+    UpstreamAuthFailed,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -223,10 +224,9 @@ def map_aws_error(exc: Exception, model: ModelSpec, located: str, actions: str) 
     if code.startswith("Internal"):
         return UpstreamError(f"{where} failed inside AWS. Retry the request.", detail=detail)
     if _DENIED.search(code) or isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-        return UpstreamError(
+        return UpstreamAuthFailed(
             f"{where} refused edgeroute's AWS credentials. This is the gateway's "
             "configuration, not your request: call another model or retry later.",
-            code="upstream_auth_failed",
             detail=f"{detail}. An operator must grant the gateway's IAM role {actions}.",
         )
     if isinstance(exc, bx.NoRegionError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import UpstreamError
+from edgeroute.errors import UpstreamAuthFailed
 from edgeroute.upstreams.base import upstream_for
 
 _SECRET_MAX_AGE_S = 300
@@ -38,8 +38,8 @@ def resolve(model: ModelSpec) -> dict[str, str]:
     return {credential.header: f"{credential.scheme} {value}".strip()}
 
 
-def _unreadable(model: ModelSpec, detail: str) -> UpstreamError:
-    return UpstreamError(
+def _unreadable(model: ModelSpec, detail: str) -> UpstreamAuthFailed:
+    return UpstreamAuthFailed(
         f"{upstream_for(model)} cannot be called: edgeroute could not read its credential. "
         "This is the gateway's configuration, not your request: call another model or "
         "retry later.",

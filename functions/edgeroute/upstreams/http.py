@@ -20,8 +20,10 @@ from httpx_sse import EventSource, ServerSentEvent
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
     InvalidRequest,
+    UpstreamAuthFailed,
     UpstreamError,
     UpstreamRejected,
+    UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -215,16 +217,17 @@ def map_status_error(
     if status in (400, 422):
         return InvalidRequest(f"{where} rejected the request: {message}", detail=detail)
     if status in (401, 403):
-        return UpstreamError(
+        return UpstreamAuthFailed(
             f"{where} refused edgeroute's credential ({status}). This is the gateway's "
             "configuration, not your request: call another model or retry later.",
-            code="upstream_auth_failed",
             detail=f"{detail}. An operator must fix the model's 'credential' in the registry.",
         )
     if status == 429 or status == 503:
         given = headers.get("retry-after", "")
         retry_after = given if given.isdigit() else "5"  # an HTTP date or junk: our default
-        return UpstreamUnavailable(
+        # A 429 that names its wait is honoured: the target is skipped until then.
+        named = status == 429 and given.isdigit()
+        return (UpstreamThrottled if named else UpstreamUnavailable)(
             f"{where} is overloaded ({status}). Retry after {retry_after} s or call another model.",
             headers={"Retry-After": retry_after},
             detail=detail,
