@@ -36,6 +36,7 @@ from edgeroute.wire.capabilities import required_capabilities
 TIER_NAMES: frozenset[str] = frozenset(TIER_ORDER)
 VIRTUAL: frozenset[str] = RESERVED_NAMES
 _GENERATING: tuple[Tier, ...] = ("small", "medium", "large")
+_ROUTED_BY_RULES = frozenset({"auto", "auto:cheap"})  # the names policy rules decide for
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Decision:
     reason: str
     min_tier: Tier
     candidates: list[Candidate] = field(default_factory=list)
+    rule: Json | None = None  # the policy rule that set the minimum tier, for /v1/route
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Limits:
     budget_left_usd: float | None = None  # what remains of the key's monthly budget
 
 
-def _matches(rule: Rule, c: Classification) -> bool:
+def _matches(rule: Rule, c: Classification, principal: ApiKey, now: float) -> bool:
     w = rule.when
     return (
         (not w.task or c.task in w.task)
@@ -80,11 +82,34 @@ def _matches(rule: Rule, c: Classification) -> bool:
         and (w.complexity_at_least is None or c.complexity >= w.complexity_at_least)
         and (w.complexity_below is None or c.complexity < w.complexity_below)
         and (w.prompt_tokens_at_least is None or c.prompt_tokens >= w.prompt_tokens_at_least)
+        and (not w.key_name or principal.name in w.key_name)
+        and (w.priority_below is None or principal.priority < w.priority_below)
+        and (w.schedule is None or w.schedule.covers(now))
     )
 
 
-def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tuple[Tier, str]:
-    """The cheapest tier this request may go to, and why."""
+def matching_rule(policy: Policy, c: Classification, principal: ApiKey, now: float) -> Rule | None:
+    """The first policy rule that holds for this request at epoch time ``now``."""
+    return next((r for r in policy.rules if _matches(r, c, principal, now)), None)
+
+
+def rule_json(rule: Rule) -> Json:
+    """A matched rule as ``/v1/route`` shows it."""
+    shown: Json = {"name": rule.name, "tier": rule.tier}
+    if rule.when.schedule is not None:
+        shown["schedule"] = rule.when.schedule.describe()
+    return shown
+
+
+def minimum_tier(
+    name: str,
+    kind: Kind,
+    c: Classification,
+    policy: Policy,
+    rule: Rule | None = None,
+) -> tuple[Tier, str]:
+    """The cheapest tier this request may go to, and why; ``rule`` is the policy rule
+    that holds for it (``matching_rule``), if any."""
     if kind is Kind.EMBEDDINGS:
         return "edge", "embeddings are served from the edge tier up"
     if name in TIER_NAMES:
@@ -92,10 +117,10 @@ def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tu
         return (tier if tier != "edge" else "small"), f"tier '{name}' asked for"
     if name == "auto:best":
         return "large", "auto:best asks for the most capable tier"
-    for rule in policy.rules:
-        if _matches(rule, c):
-            tier, why = rule.tier, f"rule '{rule.name}'"
-            break
+    if rule is not None:
+        tier, why = rule.tier, f"rule '{rule.name}'"
+        if rule.when.schedule is not None:
+            why += f" ({rule.when.schedule.describe()})"
     else:
         tier = policy.tier_for_complexity(c.complexity)
         why = f"complexity {c.complexity:.2f}"
@@ -120,7 +145,9 @@ def decide(
     limits: Limits,
     now: float,
 ) -> Decision:
-    min_tier, why_tier = minimum_tier(name, kind, c, policy)
+    ruled = name in _ROUTED_BY_RULES and kind is not Kind.EMBEDDINGS
+    rule = matching_rule(policy, c, principal, now) if ruled else None
+    min_tier, why_tier = minimum_tier(name, kind, c, policy, rule)
     needed = required_capabilities(kind, payload)
     low = TIER_ORDER.index(min_tier)
     candidates: list[Candidate] = []
@@ -202,7 +229,13 @@ def decide(
     reason = f"{why_tier}; {first.name} is the cheapest {first.tier} model that fits"
     if notes:
         reason += "; " + "; ".join(notes)
-    return Decision(targets=targets, reason=reason, min_tier=min_tier, candidates=candidates)
+    return Decision(
+        targets=targets,
+        reason=reason,
+        min_tier=min_tier,
+        candidates=candidates,
+        rule=rule_json(rule) if rule is not None else None,
+    )
 
 
 def _too_long(

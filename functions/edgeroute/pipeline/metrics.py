@@ -73,3 +73,14 @@ def upstream_error(model: str) -> None:
     metrics.add_dimensions(model=model or "none")
     metrics.add_metric("UpstreamErrors", MetricUnit.Count, 1)
     metrics.flush_metrics()
+
+
+def config_refused(what: str) -> None:
+    """A changed registry or policy file was not valid and the old one keeps serving:
+    alarms watch this, since requests keep working and nobody else would notice."""
+    if not enabled():
+        return
+    metrics = _metrics()
+    metrics.add_dimensions(config=what)
+    metrics.add_metric("ConfigRefused", MetricUnit.Count, 1)
+    metrics.flush_metrics()

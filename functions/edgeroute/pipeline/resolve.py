@@ -38,6 +38,7 @@ class Plan:
     prompt_tokens: int
     min_tier: str | None = None
     candidates: list[Any] = field(default_factory=list)  # autoroute.Candidate, for /v1/route
+    rule: Json | None = None  # the policy rule that set the minimum tier, for /v1/route
 
 
 def _prompt_tokens(kind: Kind, payload: Json) -> int:
@@ -152,6 +153,7 @@ def plan_from_decision(decision: Decision, payload: Json, prompt_tokens: int) ->
         prompt_tokens=prompt_tokens,
         min_tier=decision.min_tier,
         candidates=decision.candidates,
+        rule=decision.rule,
     )
 
 

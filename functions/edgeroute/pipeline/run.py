@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 import re
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
 
@@ -211,10 +210,11 @@ async def route(gw: Gateway, call: Call) -> Plan:
     virtual = isinstance(name, str) and name in VIRTUAL
     if virtual:
         _start_classifying(call)
-    models, tenant = gw.registry.models(), call.principal.tenant
-    now = time.time()
+    registry = gw.registry  # read once: a reload swaps in a whole new one
+    models, tenant = registry.models(), call.principal.tenant
+    now = gw.clock()
     if not virtual:
-        decided = plan(gw.registry, call.principal, call.kind, call.payload)
+        decided = plan(registry, call.principal, call.kind, call.payload)
         if call.max_cost_usd is not None:
             within_cost_ceiling(decided, call.kind, call.payload, call.max_cost_usd)
         return skip_open_circuits(decided, await gw.health.snapshot(models, tenant), now)
@@ -229,7 +229,7 @@ async def route(gw: Gateway, call: Call) -> Plan:
         kind=call.kind,
         payload=call.payload,
         c=classification,
-        registry=gw.registry,
+        registry=registry,
         policy=gw.policy,
         principal=call.principal,
         health=health,
@@ -450,6 +450,7 @@ async def explain(gw: Gateway, call: Call) -> Json:
         "tier": first.tier,
         "reason": decided.reason,
         "min_tier": decided.min_tier,
+        "rule": decided.rule,
         "targets": [m.name for m in decided.targets],
         "classification": classification.as_json(),
         "candidates": [c if isinstance(c, dict) else c.as_json() for c in candidates],
