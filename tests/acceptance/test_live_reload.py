@@ -79,6 +79,10 @@ async def _ask(client: openai.AsyncOpenAI) -> str:
     return answer.choices[0].message.content or ""
 
 
+async def _from_fault_server(client: openai.AsyncOpenAI) -> bool:
+    return await _ask(client) == INSTANT
+
+
 async def _until(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
     deadline = time.monotonic() + HANG_GUARD_S
     while not await predicate():
@@ -109,10 +113,7 @@ async def test_a_registry_rewritten_under_load_switches_whole(
         await asyncio.sleep(RELOAD_S * 2)
         half.write(text[cut:])
 
-    async def moved() -> bool:
-        return await _ask(client) == INSTANT
-
-    await _until(moved, "the rewritten registry was never picked up")
+    await _until(lambda: _from_fault_server(client), "the rewrite was never picked up")
     answers = await asyncio.gather(*in_flight, *late)  # any failure raises here
     assert all(answers), "every request in flight got a whole answer"
     # Later requests all go to the new endpoint.
@@ -132,10 +133,7 @@ async def test_a_broken_rewrite_is_refused_and_the_registry_before_it_serves(
     gateway, registry = served
     registry.write_text(_yaml(_on_fault_server(fault_upstream.url)))
 
-    async def on_fault_server() -> bool:
-        return await _ask(client) == INSTANT
-
-    await _until(on_fault_server, "the registry did not serve")
+    await _until(lambda: _from_fault_server(client), "the registry did not serve")
     refusals = gateway.log.read_text().count("changed and was refused")
     broken = {**_on_fault_server(fault_upstream.url), "fallbacks": ["nowhere"]}
     registry.write_text(_yaml(broken))
