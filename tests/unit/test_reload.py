@@ -202,3 +202,23 @@ async def test_a_rewritten_policy_serves_after_the_next_check(tmp_path: Path) ->
         await _models(client)
         await asyncio.sleep(0.02)
     assert gw.policy.max_attempts == 5
+
+
+async def test_a_model_sent_to_another_upstream_model_does_not_answer_from_the_cache(
+    tmp_path: Path, upstream: ScriptedUpstream
+) -> None:
+    gw = _gateway(tmp_path, [_model("alpha")], reload_s=0.02)
+    client = await _client(gw)
+    first = await client.chat("alpha", temperature=0)
+    assert first.headers["x-edgeroute-cache"] == "miss"
+    assert (await client.chat("alpha", temperature=0)).headers["x-edgeroute-cache"] == "hit"
+    renamed = {**_model("alpha"), "upstream_model": "alpha-v2"}
+    _write(tmp_path / "models.yaml", {"models": [renamed]})
+    deadline = time.monotonic() + HANG_GUARD_S
+    while (model := gw.registry.get("alpha")) is None or model.wire_name != "alpha-v2":
+        assert time.monotonic() < deadline, "hang guard: the registry was not reloaded"
+        await _models(client)
+        await asyncio.sleep(0.02)
+    again = await client.chat("alpha", temperature=0)
+    assert again.headers["x-edgeroute-cache"] == "miss"
+    assert [c.payload["model"] for c in upstream.calls] == ["alpha", "alpha-v2"]

@@ -297,7 +297,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
     if call.cache_mode == "force" or (
         call.cache_mode == "auto" and is_deterministic(call.kind, call.payload)
     ):
-        key = cache_key(call.principal.tenant, model.name, call.kind, call.payload)
+        key = cache_key(call.principal.tenant, model, call.kind, call.payload)
         call.cache_status = "miss"
     try:
         admission, entry = await asyncio.gather(
