@@ -5,6 +5,7 @@ until it is due, and what is derived from the registry (cached health views) fol
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ from edgeroute.config.watch import policy_file, registry_file
 from edgeroute.errors import ConfigError
 from edgeroute.health.circuits import circuit_key
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.reload import fresh
 from edgeroute.settings import Settings
 from edgeroute.store.keys import mint_key
 from tests.support.inprocess import Client
@@ -222,3 +224,17 @@ async def test_a_model_sent_to_another_upstream_model_does_not_answer_from_the_c
     again = await client.chat("alpha", temperature=0)
     assert again.headers["x-edgeroute-cache"] == "miss"
     assert [c.payload["model"] for c in upstream.calls] == ["alpha", "alpha-v2"]
+
+
+async def test_a_refused_file_is_counted_in_a_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "routing.yaml"
+    _write(path, "max_attempts: 2\n")
+    policy = policy_file(str(path))
+    policy.read()
+    _write(path, "max_attempts: [\n")  # not YAML
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # print EMF off Lambda too
+    assert await fresh(policy) is None
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "ConfigRefused" in x]
+    assert line["ConfigRefused"] == [1.0] and line["config"] == "EDGEROUTE_POLICY"

@@ -29,14 +29,14 @@ class Watched(Generic[T]):
         ``EDGEROUTE_REGISTRY``)."""
         self.location = location
         self.what = what
-        self._variable = variable
+        self.variable = variable
         self._parse = parse
         self._version: str | None = None  # of the value last handed out
         self._refused: str | None = None  # the latest version that did not validate
 
     def read(self) -> T:
         """The file's value now (at start: a ConfigError stops the start). Blocking."""
-        text, version = read_versioned(self.location, self.what, self._variable)
+        text, version = read_versioned(self.location, self.what, self.variable)
         try:
             value = self._parse(text, self.location)
         except ConfigError:
@@ -50,7 +50,7 @@ class Watched(Generic[T]):
         not, or when this version was already refused. A ConfigError when the file
         cannot be read or its new version is not valid. Blocking: a stat or a HEAD
         request, and on a change a read and a parse."""
-        version = version_of(self.location, self.what, self._variable)
+        version = version_of(self.location, self.what, self.variable)
         if version in (self._version, self._refused):
             return None
         return self.read()

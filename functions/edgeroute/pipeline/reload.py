@@ -65,7 +65,7 @@ async def fresh(watched: Watched[T]) -> T | None:
             watched.location,
             exc,
         )
-        metrics.config_refused(watched.what.split()[0])
+        metrics.config_refused(watched.variable)
         return None
     except Exception:  # never let a reload take the gateway down
         log.exception("re-reading %s %s failed", watched.what, watched.location)
