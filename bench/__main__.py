@@ -9,6 +9,7 @@ from tests.support import memory_attack
 
 from bench import (
     cold_start,
+    config_reload,
     edge_models,
     gateway_overhead,
     header_caps,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "headers": header_caps.main,
     "memory": memory_attack.main,
     "recovery": recovery.main,
+    "reload": config_reload.main,
 }
 
 

@@ -165,6 +165,14 @@ class Settings(BaseSettings):
         "the routing policy: a file or `s3://` URI (empty: `infra/routing.yaml`)",
         "a file path or s3://bucket/key URI",
     )
+    config_reload_s: float = _setting(
+        30.0,
+        "seconds between checks whether the registry or the policy changed (a file's mtime "
+        "and size, an `s3://` object's ETag); a changed file serves once it validates "
+        "(0: read once at start)",
+        "a number of seconds, 0 or more, e.g. 30",
+        ge=0,
+    )
     store: StoreBackend = _setting(
         "sqlite",
         "`sqlite` (embedded) or `dynamodb` (tables from `EDGEROUTE_TABLE_*`)",

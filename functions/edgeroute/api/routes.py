@@ -59,6 +59,7 @@ _STARTED = int(time.time())
 
 def gateway(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
+    gw.check_config()  # a clock comparison; a due look at the files runs in the background
     return gw
 
 

@@ -227,6 +227,7 @@ class BatchRunner:
     async def _answer(self, principal: ApiKey, line: BatchLine) -> Json:
         request_id = new_request_id()
         call: pipeline.Call | None = None
+        self.gw.check_config()  # a long job picks up a changed registry or policy too
         try:
             require(principal, Scope.for_kind(line.kind), f"batch line {line.number}")
             call = pipeline.Call(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,29 +27,67 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _read_s3(uri: str) -> str:
+def _s3_location(uri: str) -> tuple[Any, str, str]:
+    """An S3 client and the bucket and key ``uri`` names."""
     import boto3  # imported here: only deployments that keep files in S3 pay for it
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise ConfigError(f"{uri}: an S3 location must look like s3://bucket/key.yaml")
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return boto3.client("s3", endpoint_url=endpoint), bucket, key
+
+
+def _read_s3(uri: str) -> tuple[str, str]:
+    client, bucket, key = _s3_location(uri)
     try:
-        body = boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=bucket, Key=key)["Body"]
+        got = client.get_object(Bucket=bucket, Key=key)
+        text = got["Body"].read().decode("utf-8")
     except Exception as exc:  # botocore raises many kinds; the message says which
         raise ConfigError(f"{uri}: cannot be read from S3: {exc}") from exc
-    return str(body.read().decode("utf-8"))
+    return str(text), str(got.get("ETag", ""))
 
 
-def read_text(location: str | os.PathLike[str], what: str, variable: str) -> str:
-    """The file's text; a ConfigError naming the location and the variable otherwise."""
+def _local_version(path: Path, location: str, what: str, variable: str) -> str:
+    try:
+        found = path.stat()
+    except OSError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise ConfigError(f"{location}: {what} not found (set {variable})")
+    return f"{found.st_mtime_ns}:{found.st_size}"
+
+
+def version_of(location: str | os.PathLike[str], what: str, variable: str) -> str:
+    """What changes whenever the file does: a local file's mtime and size, an S3
+    object's ETag (one HEAD request). A ConfigError when it cannot be read."""
+    location = str(location)
+    if not location.startswith("s3://"):
+        return _local_version(Path(location), location, what, variable)
+    client, bucket, key = _s3_location(location)
+    try:
+        return str(client.head_object(Bucket=bucket, Key=key).get("ETag", ""))
+    except Exception as exc:  # botocore raises many kinds; the message says which
+        raise ConfigError(f"{location}: cannot be read from S3: {exc}") from exc
+
+
+def read_versioned(location: str | os.PathLike[str], what: str, variable: str) -> tuple[str, str]:
+    """The file's text and its ``version_of``: the version is taken first, so a file
+    changing while it is read is read again on the next check, never missed."""
     location = str(location)
     if location.startswith("s3://"):
         return _read_s3(location)
     path = Path(location)
-    if not path.is_file():
-        raise ConfigError(f"{location}: {what} not found (set {variable})")
-    return path.read_text(encoding="utf-8")
+    version = _local_version(path, location, what, variable)
+    try:
+        return path.read_text(encoding="utf-8"), version
+    except OSError as exc:
+        raise ConfigError(f"{location}: {what} cannot be read: {exc}") from exc
+
+
+def read_text(location: str | os.PathLike[str], what: str, variable: str) -> str:
+    """The file's text; a ConfigError naming the location and the variable otherwise."""
+    return read_versioned(location, what, variable)[0]
 
 
 def parse_yaml(text: str, source: str) -> Any:

@@ -12,13 +12,15 @@ from pydantic import Field, model_validator
 
 from edgeroute.config.loading import StrictModel, parse_yaml, read_text, validated
 from edgeroute.config.registry import TIER_ORDER, Tier
+from edgeroute.config.schedule import Schedule
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_POLICY = _REPO_ROOT / "infra" / "routing.yaml"
 
 
 class Match(StrictModel):
-    """Conditions over the classification; every condition given must hold."""
+    """Conditions over the classification, the caller's key and the time; every
+    condition given must hold."""
 
     task: tuple[str, ...] = ()
     language: tuple[str, ...] = ()
@@ -26,6 +28,9 @@ class Match(StrictModel):
     complexity_at_least: float | None = Field(default=None, ge=0, le=1)
     complexity_below: float | None = Field(default=None, ge=0, le=1)
     prompt_tokens_at_least: int | None = Field(default=None, ge=0)
+    key_name: tuple[str, ...] = ()  # the API key's name, as `edgeroute keys create --name`
+    priority_below: int | None = None  # keys whose priority is lower than this
+    schedule: Schedule | None = None  # days, hours and time zone (config/schedule.py)
 
 
 class Rule(StrictModel):

@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeroute.config.registry import load_registry
+from edgeroute.config.watch import registry_file
 from edgeroute.health.probe import probe_all
+from edgeroute.pipeline.reload import fresh
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.upstreams.http import set_max_connections
 
 _settings = Settings.from_env()
 set_max_connections(_settings.max_connections)
-_registry = load_registry(_settings.registry, _settings.registry_env_allow)
+_registry_file = registry_file(_settings.registry, _settings.registry_env_allow)
+_registry = _registry_file.read()
 _store = open_store(_settings)
 _loop = asyncio.new_event_loop()  # kept, so the upstream HTTP pool survives between runs
 
 
+async def _probe() -> dict[str, dict[str, Any]]:
+    global _registry
+    _registry = await fresh(_registry_file) or _registry  # a changed registry is probed too
+    return await probe_all(_registry, _store, ttl_s=_settings.health_ttl_s)
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    results = _loop.run_until_complete(probe_all(_registry, _store, ttl_s=_settings.health_ttl_s))
+    results = _loop.run_until_complete(_probe())
     return {"endpoints": len(results), "down": sorted(e for e, s in results.items() if not s["ok"])}

@@ -98,6 +98,12 @@ class HealthView:
         # Per tenant: when its view was read, and the view (shared and own circuits).
         self._views: dict[str, tuple[float, Health]] = {}
 
+    def reset(self, ttl_s: float) -> None:
+        """Forget the cached views (the registry or the policy changed: new circuits, a
+        new TTL); the next request of each tenant reads the store again."""
+        self._ttl = ttl_s
+        self._views = {}
+
     async def snapshot(self, models: list[ModelSpec], tenant: str) -> Health:
         """Health per endpoint and circuit as ``tenant`` sees it: the shared circuits,
         with its own opened ones on top; one store read per tenant per TTL per instance."""

@@ -42,6 +42,7 @@ from edgeroute.wire.capabilities import required_capabilities
 TIER_NAMES: frozenset[str] = frozenset(TIER_ORDER)
 VIRTUAL: frozenset[str] = RESERVED_NAMES
 _GENERATING: tuple[Tier, ...] = ("small", "medium", "large")
+_ROUTED_BY_RULES = frozenset({"auto", "auto:cheap"})  # the names policy rules decide for
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Decision:
     # Why an answer from below min_tier would be degraded: targets at or above it that
     # are down, and moves down (congestion, cost).
     degrade_notes: list[str] = field(default_factory=list)
+    rule: Json | None = None  # the policy rule that set the minimum tier, for /v1/route
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Limits:
     budget_left_usd: float | None = None  # what remains of the key's monthly budget
 
 
-def _matches(rule: Rule, c: Classification) -> bool:
+def _matches(rule: Rule, c: Classification, principal: ApiKey, now: float) -> bool:
     w = rule.when
     return (
         (not w.task or c.task in w.task)
@@ -91,11 +93,34 @@ def _matches(rule: Rule, c: Classification) -> bool:
         and (w.complexity_at_least is None or c.complexity >= w.complexity_at_least)
         and (w.complexity_below is None or c.complexity < w.complexity_below)
         and (w.prompt_tokens_at_least is None or c.prompt_tokens >= w.prompt_tokens_at_least)
+        and (not w.key_name or principal.name in w.key_name)
+        and (w.priority_below is None or principal.priority < w.priority_below)
+        and (w.schedule is None or w.schedule.covers(now))
     )
 
 
-def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tuple[Tier, str]:
-    """The cheapest tier this request may go to, and why."""
+def matching_rule(policy: Policy, c: Classification, principal: ApiKey, now: float) -> Rule | None:
+    """The first policy rule that holds for this request at epoch time ``now``."""
+    return next((r for r in policy.rules if _matches(r, c, principal, now)), None)
+
+
+def rule_json(rule: Rule) -> Json:
+    """A matched rule as ``/v1/route`` shows it."""
+    shown: Json = {"name": rule.name, "tier": rule.tier}
+    if rule.when.schedule is not None:
+        shown["schedule"] = rule.when.schedule.describe()
+    return shown
+
+
+def minimum_tier(
+    name: str,
+    kind: Kind,
+    c: Classification,
+    policy: Policy,
+    rule: Rule | None = None,
+) -> tuple[Tier, str]:
+    """The cheapest tier this request may go to, and why; ``rule`` is the policy rule
+    that holds for it (``matching_rule``), if any."""
     if kind is Kind.EMBEDDINGS:
         return "edge", "embeddings are served from the edge tier up"
     if name in TIER_NAMES:
@@ -103,10 +128,10 @@ def minimum_tier(name: str, kind: Kind, c: Classification, policy: Policy) -> tu
         return (tier if tier != "edge" else "small"), f"tier '{name}' asked for"
     if name == "auto:best":
         return "large", "auto:best asks for the most capable tier"
-    for rule in policy.rules:
-        if _matches(rule, c):
-            tier, why = rule.tier, f"rule '{rule.name}'"
-            break
+    if rule is not None:
+        tier, why = rule.tier, f"rule '{rule.name}'"
+        if rule.when.schedule is not None:
+            why += f" ({rule.when.schedule.describe()})"
     else:
         tier = policy.tier_for_complexity(c.complexity)
         why = f"complexity {c.complexity:.2f}"
@@ -134,7 +159,9 @@ def decide(
 ) -> Decision:
     """``reserve_tokens``: the prompt as admission will reserve it (default: the
     classification's count), which prices the candidates."""
-    min_tier, why_tier = minimum_tier(name, kind, c, policy)
+    ruled = name in _ROUTED_BY_RULES and kind is not Kind.EMBEDDINGS
+    rule = matching_rule(policy, c, principal, now) if ruled else None
+    min_tier, why_tier = minimum_tier(name, kind, c, policy, rule)
     needed = required_capabilities(kind, payload)
     low = TIER_ORDER.index(min_tier)
     candidates: list[Candidate] = []
@@ -236,6 +263,7 @@ def decide(
         min_tier=min_tier,
         candidates=candidates,
         degrade_notes=down_above + notes,
+        rule=rule_json(rule) if rule is not None else None,
     )
 
 

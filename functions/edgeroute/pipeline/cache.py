@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
 from edgeroute.store.base import Store
 from edgeroute.types import Json, Kind
@@ -56,10 +57,14 @@ def is_deterministic(kind: Kind, payload: Json) -> bool:
     return payload.get("temperature") == 0 or payload.get("seed") is not None
 
 
-def cache_key(tenant: str, model: str, kind: Kind, payload: Json) -> str:
+def cache_key(tenant: str, model: ModelSpec, kind: Kind, payload: Json) -> str:
+    """The model is named as the caller and the upstream know it, so a registry that now
+    sends the name to another upstream model (a live reload) does not answer from the
+    previous one's entries."""
     content = {k: v for k, v in payload.items() if k not in _DELIVERY_FIELDS}
-    blob = json.dumps([tenant, model, kind.value, content], sort_keys=True, separators=(",", ":"))
-    return "v1:" + hashlib.sha256(blob.encode()).hexdigest()
+    named = [tenant, model.name, model.wire_name, kind.value, content]
+    blob = json.dumps(named, sort_keys=True, separators=(",", ":"))
+    return "v2:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,27 @@
 """The long-lived parts of one gateway process, built once from settings.
 
 A Lambda instance, a `edgeroute serve` process and a test each hold one
-``Gateway``; every request reads from it and nothing in it is per-request.
+``Gateway``; every request reads from it and nothing in it is per-request. The
+registry and the policy are live (pipeline/reload.py): each is replaced whole, with
+one assignment, when its file changes, so a request reads ``gw.registry`` once and
+keeps what it read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeroute.config.policy import Policy, load_policy
-from edgeroute.config.registry import Protocol, Registry, load_registry
+from edgeroute.config.policy import Policy
+from edgeroute.config.registry import Protocol, Registry
 from edgeroute.health.circuits import HealthView
 from edgeroute.pipeline.audit import AuditTrail
 from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
+from edgeroute.pipeline.reload import ConfigFiles
 from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
 from edgeroute.store.spool import UsageLedger
@@ -55,8 +62,12 @@ class Gateway:
     cache: ResponseCache
     policy: Policy
     health: HealthView
+    config_files: ConfigFiles | None = None  # None: registry and policy never change
+    # The wall clock routing reads (policy schedules, circuits' pauses, budget months).
+    clock: Callable[[], float] = field(default=time.time)
     ledger: UsageLedger = field(init=False)
     audit: AuditTrail = field(init=False)
+    _reloading: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         spool = self.settings.usage_spool
@@ -68,8 +79,8 @@ class Gateway:
         set_max_connections(settings.max_connections)
         configure_edge(settings)
         store = open_store(settings)
-        registry = load_registry(settings.registry, settings.registry_env_allow)
-        policy = load_policy(settings.policy or None)
+        files = ConfigFiles(settings)
+        registry, policy = files.registry.read(), files.policy.read()
         _warm_edge(registry)
         return cls(
             settings=settings,
@@ -81,4 +92,30 @@ class Gateway:
             ),
             policy=policy,
             health=HealthView(store, policy.health_ttl_s),
+            config_files=files,
         )
+
+    def check_config(self) -> None:
+        """Called as each request starts: at most every ``EDGEROUTE_CONFIG_RELOAD_S``,
+        start looking for a new registry or policy in the background; otherwise only a
+        monotonic-clock comparison."""
+        files = self.config_files
+        if files is None or (self._reloading is not None and not self._reloading.done()):
+            return
+        if files.due():
+            self._reloading = asyncio.get_running_loop().create_task(self.reload_config())
+
+    async def reload_config(self) -> None:
+        """Swap in whichever of the registry and the policy changed and validated; what
+        is derived from them follows (edge models warmed, cached health views read
+        again for the new circuits and their TTL)."""
+        if self.config_files is None:
+            return
+        registry, policy = await self.config_files.changes()
+        if registry is not None:
+            await asyncio.to_thread(_warm_edge, registry)  # before it serves: no cold request
+            self.registry = registry
+        if policy is not None:
+            self.policy = policy
+        if registry is not None or policy is not None:
+            self.health.reset(self.policy.health_ttl_s)

@@ -83,3 +83,15 @@ def _count_for_model(name: str, model: str) -> None:
     metrics.add_dimensions(model=model or "none")
     metrics.add_metric(name, MetricUnit.Count, 1)
     metrics.flush_metrics()
+
+
+def config_refused(variable: str) -> None:
+    """A changed registry or policy file was not valid and the old one keeps serving:
+    alarms watch this, since requests keep working and nobody else would notice.
+    ``variable`` names the file's setting (``EDGEROUTE_REGISTRY``)."""
+    if not enabled():
+        return
+    metrics = _metrics()
+    metrics.add_dimensions(config=variable)
+    metrics.add_metric("ConfigRefused", MetricUnit.Count, 1)
+    metrics.flush_metrics()

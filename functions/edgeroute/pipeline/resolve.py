@@ -54,6 +54,7 @@ class Plan:
     degrade_notes: list[str] = field(default_factory=list)
     # A named model with ``degrade: true``: lower-tier models to end on, best first.
     degrade: list[ModelSpec] = field(default_factory=list)
+    rule: Json | None = None  # the policy rule that set the minimum tier, for /v1/route
 
 
 def _prompt_tokens(kind: Kind, payload: Json) -> int:
@@ -201,6 +202,7 @@ def plan_from_decision(
         candidates=decision.candidates,
         tier_asked=decision.min_tier,
         degrade_notes=decision.degrade_notes,
+        rule=decision.rule,
     )
 
 

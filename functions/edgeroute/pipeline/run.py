@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 import re
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
 
@@ -215,10 +214,11 @@ async def route(gw: Gateway, call: Call) -> Plan:
     virtual = isinstance(name, str) and name in VIRTUAL
     if virtual:
         _start_classifying(call)
-    models, tenant = gw.registry.models(), call.principal.tenant
-    now = time.time()
+    registry = gw.registry  # read once: a reload swaps in a whole new one
+    models, tenant = registry.models(), call.principal.tenant
+    now = gw.clock()
     if not virtual:
-        decided = plan(gw.registry, call.principal, call.kind, call.payload)
+        decided = plan(registry, call.principal, call.kind, call.payload)
         if call.max_cost_usd is not None:
             within_cost_ceiling(decided, call.kind, call.payload, call.max_cost_usd)
         return skip_down(decided, await gw.health.snapshot(models, tenant), now)
@@ -234,7 +234,7 @@ async def route(gw: Gateway, call: Call) -> Plan:
         kind=call.kind,
         payload=call.payload,
         c=classification,
-        registry=gw.registry,
+        registry=registry,
         policy=gw.policy,
         principal=call.principal,
         health=health,
@@ -304,7 +304,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
     if call.cache_mode == "force" or (
         call.cache_mode == "auto" and is_deterministic(call.kind, call.payload)
     ):
-        key = cache_key(call.principal.tenant, model.name, call.kind, call.payload)
+        key = cache_key(call.principal.tenant, model, call.kind, call.payload)
         call.cache_status = "miss"
     try:
         admission, entry = await asyncio.gather(
@@ -466,6 +466,7 @@ async def explain(gw: Gateway, call: Call) -> Json:
         "tier": first.tier,
         "reason": decided.reason,
         "min_tier": decided.min_tier,
+        "rule": decided.rule,
         "targets": [m.name for m in decided.targets],
         "degraded": degraded_reason(decided, first, []),
         "classification": classification.as_json(),
