@@ -15,7 +15,7 @@ from edgeroute.pipeline.admit import admit
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.resolve import Plan, within_cost_ceiling
-from edgeroute.pipeline.run import settle
+from edgeroute.pipeline.settle import settle
 from edgeroute.types import Capability, Json, Kind, Usage
 from edgeroute.wire.tokens import estimate_tokens
 

@@ -29,9 +29,7 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
-from edgeroute.pipeline import metrics
-from edgeroute.pipeline.account import usage_record
-from edgeroute.pipeline.admit import admit, budget_left_usd, reconcile, release
+from edgeroute.pipeline.admit import admit, budget_left_usd
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
 from edgeroute.pipeline.cache import (
@@ -43,8 +41,8 @@ from edgeroute.pipeline.cache import (
     replay_chunks,
 )
 from edgeroute.pipeline.call import Call
-from edgeroute.pipeline.execute import FailureHook, execute_buffered, execute_stream, relay
-from edgeroute.pipeline.failover import attempt_failed, degraded_reason
+from edgeroute.pipeline.execute import execute_buffered, execute_stream, relay
+from edgeroute.pipeline.failover import degraded_reason
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.guardrail import screen_input, screen_output
 from edgeroute.pipeline.pii import protect, restore
@@ -58,7 +56,12 @@ from edgeroute.pipeline.resolve import (
     within_cost_ceiling,
 )
 from edgeroute.pipeline.results import Buffered, Streamed
-from edgeroute.store.base import UsageRecord, attempt_id
+from edgeroute.pipeline.settle import (
+    account_failure,
+    failure_hook,
+    settle,
+    settle_buffered,
+)
 from edgeroute.types import Json, Usage
 from edgeroute.wire.sse import DONE_EVENT, encode_event
 
@@ -76,66 +79,6 @@ __all__ = [  # the request path as the API, batch runner and CLI call it
 ]
 
 log = logging.getLogger("edgeroute.pipeline.run")
-
-
-async def settle(
-    gw: Gateway,
-    call: Call,
-    model: ModelSpec | None,
-    usage: Usage,
-    status: int,
-    attempts: int,
-    *,
-    answered: bool = False,
-) -> AuditRecord:
-    """Write the usage record, give back unused reservations and the key's concurrency
-    slot, and emit the audit record (returned, for ``AuditTrail.keep`` to archive with an
-    ``answered`` call's bodies once they are sent). Every admitted call ends here, once,
-    however it ended; the slot goes back even when the rest fails or the caller's task is
-    being cancelled."""
-    try:
-        return await _account(gw, call, model, usage, status, attempts, answered=answered)
-    finally:
-        if call.admission is not None:
-            with anyio.CancelScope(shield=True):
-                await release(gw.store, call.admission)
-
-
-async def _account(
-    gw: Gateway,
-    call: Call,
-    model: ModelSpec | None,
-    usage: Usage,
-    status: int,
-    attempts: int,
-    *,
-    answered: bool,
-) -> AuditRecord:
-    hit = call.cache_status == "hit"
-    billed = Usage() if hit else usage  # a hit cost no upstream tokens
-    record = usage_record(
-        request_id=call.request_id,
-        principal=call.principal,
-        kind=call.kind,
-        model=model,
-        usage=billed,
-        status=status,
-        started=call.started,
-        attempts=attempts,
-        cache_hit=hit,
-        degraded=call.degraded,
-    )
-    metrics.record_request(
-        record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
-    )
-    audited = gw.audit.settled(call, record, answered=answered)
-    writes = [gw.ledger.write(record)]
-    if call.admission is not None:
-        writes.append(
-            reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
-        )
-    await asyncio.gather(*writes)
-    return audited
 
 
 async def _replay(events: list[Json]) -> AsyncGenerator[bytes, None]:
@@ -245,49 +188,6 @@ async def route(gw: Gateway, call: Call) -> Plan:
     return plan_from_decision(decision, call.payload, classification.prompt_tokens, reserve)
 
 
-def _failure_record(
-    call: Call, model: ModelSpec | None, error: EdgerouteError, attempts: int, request_id: str
-) -> UsageRecord:
-    """A ledger line for a failed attempt or refused request: no tokens, its status."""
-    return usage_record(
-        request_id=request_id,
-        principal=call.principal,
-        kind=call.kind,
-        model=model,
-        usage=Usage(),
-        status=error.status_code,
-        started=call.started,
-        attempts=attempts,
-    )
-
-
-def _failure_hook(gw: Gateway, call: Call) -> FailureHook:
-    """After a failed attempt: count it against the target's circuit (by its cause and
-    the caller's tenant), and put the attempt in the ledger and the log."""
-
-    async def on_failure(model: ModelSpec, attempt: int, error: EdgerouteError) -> None:
-        log.warning(
-            "request %s attempt %d on %s failed: %s (%s)",
-            call.request_id,
-            attempt,
-            model.name,
-            error.code,
-            error.detail or error.message,
-        )
-        record = _failure_record(call, model, error, attempt, attempt_id(call.request_id, attempt))
-        metrics.upstream_error(model.name)
-        attempt_failed(model, error, call.failed_attempts)
-        try:  # best effort: a store hiccup here must not stop the fallbacks
-            await asyncio.gather(
-                gw.health.record_failure(model, gw.policy.circuit, error, call.principal.tenant),
-                gw.ledger.write(record),
-            )
-        except Exception:
-            log.exception("could not record failed attempt %s", record.request_id)
-
-    return on_failure
-
-
 async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     """Route, admit, look up the cache, execute. Streams settle their own accounts when
     they end; the caller settles buffered outcomes with ``settle_buffered``. The key's
@@ -340,7 +240,7 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
             decided.targets,
             decided.reason,
             decided.prompt_tokens,
-            _failure_hook(gw, call),
+            failure_hook(gw, call),
             await replica_choice(gw, call),
         )
     except EdgerouteError as exc:
@@ -385,7 +285,7 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
         call.payload,
         decided.targets,
         decided.reason,
-        _failure_hook(gw, call),
+        failure_hook(gw, call),
         await replica_choice(gw, call),
     )
 
@@ -418,31 +318,6 @@ async def _stream(gw: Gateway, call: Call, decided: Plan, key: str | None) -> St
         on_done=done,
     )
     return replace(answer, events=_then_keep(gw, call, events, kept))
-
-
-async def settle_buffered(gw: Gateway, call: Call, result: Buffered) -> None:
-    """After a buffered answer is sent: usage, reconciliation, the audit record and
-    bodies, cache fill."""
-    try:
-        record = await settle(
-            gw, call, result.model, result.usage, 200, result.attempts, answered=True
-        )
-        await gw.audit.keep(call, record, result.body)
-        if result.cache_fill is not None:
-            await gw.cache.put_shared(*result.cache_fill)
-    except Exception:  # the answer is already sent; keep the process serving
-        log.exception("settling request %s failed", call.request_id)
-
-
-async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> None:
-    """Requests refused before execution are in the ledger too, so error rates add up."""
-    if call.admission is not None:
-        return  # run() already settled it
-    name = call.payload.get("model")
-    model = gw.registry.get(name) if isinstance(name, str) else None
-    record = _failure_record(call, model, error, 0, call.request_id)
-    gw.audit.settled(call, record, answered=False)
-    await gw.ledger.write(record)
 
 
 async def explain(gw: Gateway, call: Call) -> Json:
