@@ -9,10 +9,8 @@ template.yaml; see tables.py for the names and for creating local tables.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
-import math
 import os
 import threading
 import time
@@ -34,6 +32,7 @@ from edgeroute.store.base import (
     usage_from_json,
     usage_to_json,
 )
+from edgeroute.store.dynamodb_leases import LeaseMaps, ttl_attribute
 from edgeroute.store.usage import GroupBy, UsageTotals, fold, ordered
 
 # Threads (and HTTP connections) for boto3 calls: enough for a burst of concurrent
@@ -46,12 +45,6 @@ _USAGE_INDEX = "by_shard"
 # Sort keys hold created_at zero-padded so string order is time order.
 _MAX_TIME = 1e13
 
-# Lease maps live in the counters table under this window_start, which no counter uses.
-_LEASE_WINDOW = -1
-# Conditional writes one acquire may take: create the map, sweep expired leases, retry.
-_LEASE_TRIES = 3
-# The lease map outlives its latest lease by this much before DynamoDB's TTL drops it.
-_LEASE_ITEM_GRACE_S = 3600
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -85,11 +78,6 @@ def shared_client(endpoint_url: str | None = None, region: str | None = None) ->
 
 def _endpoint_from_env() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
-
-
-def _ttl(expires_at: float) -> dict[str, str]:
-    # TTL wants whole epoch seconds; rounding up keeps an item at least as long as asked.
-    return {"N": str(math.ceil(expires_at))}
 
 
 def _expired(item: dict[str, Any], now: float | None = None) -> bool:
@@ -129,6 +117,7 @@ class DynamoDBStore:
     ) -> None:
         self.tables = tables
         self._client = client or shared_client(endpoint_url or _endpoint_from_env(), region)
+        self._leases = LeaseMaps(self._client, tables.counters)
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -268,7 +257,10 @@ class DynamoDBStore:
             "Key": key,
             "UpdateExpression": "ADD #v :n SET #e = :e",
             "ExpressionAttributeNames": {"#v": "v", "#e": "expires_at"},
-            "ExpressionAttributeValues": {":n": {"N": str(amount)}, ":e": _ttl(expires_at)},
+            "ExpressionAttributeValues": {
+                ":n": {"N": str(amount)},
+                ":e": ttl_attribute(expires_at),
+            },
             "ReturnValues": "UPDATED_NEW",
         }
         if amount > 0 and limit is not None:
@@ -299,103 +291,16 @@ class DynamoDBStore:
         return int(item["v"]["N"]) if item and "v" in item else 0
 
     # -- leases ----------------------------------------------------------------
-    # One counters item per name (window_start -1) holds a map holder -> lease end. Taking
-    # a slot is one conditional write on the map's size; expired leases are swept only
-    # when the map is full, so the common case stays one round trip.
-    def _lease_key(self, name: str) -> dict[str, Any]:
-        return {"counter": {"S": name}, "window_start": {"N": str(_LEASE_WINDOW)}}
-
     async def acquire_lease(
         self, name: str, holder: str, limit: int, expires_at: float, now: float
     ) -> CounterResult:
         result: CounterResult = await self._call(
-            self._acquire_lease, name, holder, limit, expires_at, now
+            self._leases.acquire, name, holder, limit, expires_at, now
         )
         return result
 
-    def _acquire_lease(
-        self, name: str, holder: str, limit: int, expires_at: float, now: float
-    ) -> CounterResult:
-        table, key = self.tables.counters, self._lease_key(name)
-        failed = self._client.exceptions.ConditionalCheckFailedException
-        held = 0
-        for _ in range(_LEASE_TRIES):
-            try:
-                resp = self._client.update_item(
-                    TableName=table,
-                    Key=key,
-                    UpdateExpression="SET #l.#h = :until, #e = :ttl",
-                    ConditionExpression=(
-                        "(attribute_exists(#l) AND size(#l) < :limit) OR attribute_exists(#l.#h)"
-                    ),
-                    ExpressionAttributeNames={"#l": "leases", "#h": holder, "#e": "expires_at"},
-                    ExpressionAttributeValues={
-                        ":until": {"N": repr(expires_at)},
-                        ":ttl": _ttl(expires_at + _LEASE_ITEM_GRACE_S),
-                        ":limit": {"N": str(limit)},
-                    },
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-                leases = resp["Attributes"]["leases"]["M"]
-                live = sum(1 for v in leases.values() if float(v["N"]) > now)
-                return CounterResult(admitted=True, value=max(live, 1))
-            except failed as exc:
-                old = exc.response.get("Item")
-            if old is None or "leases" not in old:
-                self._create_lease_map(name)  # first use (or swept by TTL): then retry
-                continue
-            leases = {h: float(v["N"]) for h, v in old["leases"]["M"].items()}
-            expired = [h for h, until in leases.items() if until <= now]
-            held = len(leases) - len(expired)
-            if not expired:
-                return CounterResult(admitted=False, value=held)
-            self._sweep_leases(name, {h: leases[h] for h in expired})
-        return CounterResult(admitted=False, value=held)
-
-    def _update_if(self, name: str, **request: Any) -> None:
-        """One conditional update of ``name``'s lease map; a failed condition means
-        another instance got there first, which leaves nothing to do."""
-        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            self._client.update_item(
-                TableName=self.tables.counters, Key=self._lease_key(name), **request
-            )
-
-    def _create_lease_map(self, name: str) -> None:
-        self._update_if(
-            name,
-            UpdateExpression="SET #l = :empty",
-            ConditionExpression="attribute_not_exists(#l)",
-            ExpressionAttributeNames={"#l": "leases"},
-            ExpressionAttributeValues={":empty": {"M": {}}},
-        )
-
-    def _sweep_leases(self, name: str, expired: dict[str, float]) -> None:
-        """Drop leases that ran out, each only if it was not renewed meanwhile."""
-        names = {"#l": "leases"}
-        values: dict[str, Any] = {}
-        removes, checks = [], []
-        for i, (holder, until) in enumerate(expired.items()):
-            names[f"#h{i}"] = holder
-            values[f":u{i}"] = {"N": repr(until)}
-            removes.append(f"#l.#h{i}")
-            checks.append(f"#l.#h{i} = :u{i}")
-        self._update_if(
-            name,
-            UpdateExpression="REMOVE " + ", ".join(removes),
-            ConditionExpression=" AND ".join(checks),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-
     async def release_lease(self, name: str, holder: str) -> None:
-        await self._call(
-            self._update_if,
-            name,
-            UpdateExpression="REMOVE #l.#h",
-            ConditionExpression="attribute_exists(#l)",  # no map: nothing held
-            ExpressionAttributeNames={"#l": "leases", "#h": holder},
-        )
+        await self._call(self._leases.release, name, holder)
 
     # -- cache -----------------------------------------------------------------
     async def cache_get(self, key: str) -> bytes | None:
@@ -416,7 +321,7 @@ class DynamoDBStore:
             "cache_key": {"S": key},
             "v": {"B": stored},
             "z": {"BOOL": compressed},
-            "expires_at": _ttl(expires_at),
+            "expires_at": ttl_attribute(expires_at),
         }
         await self._call(self._client.put_item, TableName=self.tables.cache, Item=item)
         return True
@@ -427,7 +332,7 @@ class DynamoDBStore:
             "endpoint": {"S": endpoint},
             "kind": {"S": "health"},
             "body": {"S": json.dumps(data)},
-            "expires_at": _ttl(expires_at),
+            "expires_at": ttl_attribute(expires_at),
         }
         await self._call(self._client.put_item, TableName=self.tables.health, Item=item)
 
@@ -436,7 +341,7 @@ class DynamoDBStore:
             "endpoint": {"S": endpoint},
             "kind": {"S": "circuit"},
             "until": {"N": repr(until)},
-            "expires_at": _ttl(until),
+            "expires_at": ttl_attribute(until),
         }
         await self._call(self._client.put_item, TableName=self.tables.health, Item=item)
 
@@ -475,7 +380,7 @@ class DynamoDBStore:
     ) -> None:
         item = _job_item(job_id, data)
         if expires_at is not None:
-            item["expires_at"] = _ttl(expires_at)
+            item["expires_at"] = ttl_attribute(expires_at)
         await self._call(self._client.put_item, TableName=self.tables.jobs, Item=item)
 
     async def claim_job(self, job_id: str, data: dict[str, Any], now: float) -> bool:
