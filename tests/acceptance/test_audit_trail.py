@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 import pytest
@@ -18,6 +19,8 @@ from tests.support.audit import audit_records
 from tests.support.fault_upstream import FaultUpstream, fault_model
 from tests.support.gateway import GatewayProcess, registry_gateway, state_folder
 from tests.support.openai_sdk import user_says
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +50,36 @@ def keys(served: GatewayProcess) -> dict[str, dict[str, Any]]:
     }
 
 
+def _eventually(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float = 15) -> T:
+    """``read()`` until ``done`` holds: a buffered answer's record and bodies are written
+    after the answer is sent, so the client may look before they exist."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = read()
+    return value
+
+
 def _record(served: GatewayProcess, request_id: str) -> dict[str, Any]:
-    mine = [r for r in audit_records(served.log.read_text()) if r["request_id"] == request_id]
-    assert len(mine) == 1, mine
-    return mine[0]
+    def mine() -> list[dict[str, Any]]:
+        return [r for r in audit_records(served.log.read_text()) if r["request_id"] == request_id]
+
+    found = _eventually(mine, bool)
+    time.sleep(0.2)  # and never a second one
+    found = mine()
+    assert len(found) == 1, found
+    return found[0]
 
 
-def _show(served: GatewayProcess, request_id: str) -> dict[str, Any]:
-    done = served.cli("audit", "show", request_id, "--json")
-    assert done.returncode == 0, done.stderr
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
+def _show(served: GatewayProcess, request_id: str, *, bodies: bool = False) -> dict[str, Any]:
+    def show() -> dict[str, Any]:
+        done = served.cli("audit", "show", request_id, "--json")
+        assert done.returncode == 0, done.stderr
+        document: dict[str, Any] = json.loads(done.stdout)
+        return document
+
+    return _eventually(show, lambda d: not bodies or d.get("bodies") is not None)
 
 
 @pytest.mark.parametrize("name", ["kept", "plain"])
@@ -79,7 +101,7 @@ def test_a_buffered_answer_is_audited_and_its_bodies_kept_if_asked(
     assert record["endpoint"] == "/v1/chat/completions"
     assert record["bodies_kept"] is (name == "kept")
 
-    document = _show(served, request_id)
+    document = _show(served, request_id, bodies=name == "kept")
     if name == "kept":
         assert document["request"]["messages"] == user_says("What is the capital of France?")
         assert document["answer"]["choices"][0]["message"]["content"] == (
@@ -106,7 +128,7 @@ def test_a_stream_is_audited_and_kept_assembled(
     request_id = raw.headers["x-request-id"]
 
     assert _record(served, request_id)["bodies_kept"] is True
-    document = _show(served, request_id)
+    document = _show(served, request_id, bodies=True)
     assert text and document["answer"]["choices"][0]["message"]["content"] == text
 
 
@@ -124,7 +146,9 @@ def test_refusals_are_audited_without_bodies(
     with pytest.raises(openai.InternalServerError):
         kept.chat.completions.create(model="broken", messages=user_says("hi"))
 
-    refused = audit_records(served.log.read_text())[before:]
+    refused = _eventually(
+        lambda: audit_records(served.log.read_text())[before:], lambda r: len(r) >= 3
+    )
     assert [(r["status"], bool(r["key_id"]), r["bodies_kept"]) for r in refused] == [
         (401, False, False),
         (404, True, False),

@@ -36,6 +36,7 @@ def test_adversarial_prompt_is_answered_and_the_loop_stays_live(
     body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
     health: list[float] = []
     done = threading.Event()
+    probing = threading.Event()
 
     def probe() -> None:
         with httpx.Client(timeout=CEILING_S) as client:
@@ -43,11 +44,15 @@ def test_adversarial_prompt_is_answered_and_the_loop_stays_live(
                 started = time.perf_counter()
                 client.get(gateway.url + "/healthz").raise_for_status()
                 health.append(time.perf_counter() - started)
+                probing.set()
                 time.sleep(0.02)
 
     prober = threading.Thread(target=probe)
     prober.start()
     try:
+        # The prober must be answering before the big request goes: on a loaded box the
+        # POST could otherwise end before the thread's first check does.
+        assert probing.wait(CEILING_S), "the gateway never answered /healthz"
         started = time.perf_counter()
         response = httpx.post(gateway.url + path, json=body, headers=headers, timeout=30)
         elapsed = time.perf_counter() - started
