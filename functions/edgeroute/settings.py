@@ -20,11 +20,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from edgeroute.config.loading import bundled
 from edgeroute.errors import ConfigError
 
 PREFIX = "EDGEROUTE_"
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 StoreBackend = Literal["sqlite", "dynamodb"]
 Classify = Literal["always", "auto"]
@@ -41,7 +41,11 @@ def _setting(default: Any, meaning: str, expected: str, **constraints: Any) -> A
 
 
 def _default_registry() -> str:
-    return str(_REPO_ROOT / "infra" / "models.yaml")
+    return bundled("models.yaml")
+
+
+def _default_policy() -> str:
+    return bundled("routing.yaml")
 
 
 _TABLE_NAME = "a DynamoDB table name each (set all six EDGEROUTE_TABLE_* or none)"
@@ -160,10 +164,24 @@ class Settings(BaseSettings):
         "beyond `EDGEROUTE_*`, separated by commas",
         "variable names separated by commas, e.g. VLLM_API_KEY,TGI_URL",
     )
+    registry_default: str = Field(
+        default_factory=_default_registry,
+        description="the registry served while an `s3://` `EDGEROUTE_REGISTRY` is missing or "
+        "not valid at start (default: the copy bundled with the function, else "
+        "`infra/models.yaml`; '': such an object stops the start)",
+        json_schema_extra={"expected": "a file path, or ''"},
+    )
     policy: str = _setting(
         "",
         "the routing policy: a file or `s3://` URI (empty: `infra/routing.yaml`)",
         "a file path or s3://bucket/key URI",
+    )
+    policy_default: str = Field(
+        default_factory=_default_policy,
+        description="the routing policy served while an `s3://` `EDGEROUTE_POLICY` is "
+        "missing or not valid at start, and when `EDGEROUTE_POLICY` is empty (default: the "
+        "copy bundled with the function, else `infra/routing.yaml`)",
+        json_schema_extra={"expected": "a file path, or ''"},
     )
     config_reload_s: float = _setting(
         30.0,

@@ -11,6 +11,7 @@ import pytest
 from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
 from edgeroute.store.dynamodb import shared_client
+from edgeroute.store.s3 import make_s3_client
 from edgeroute.store.tables import TableNames, create_tables
 from tests.support.moto_server import AWS_ENV, MotoServer
 
@@ -59,3 +60,13 @@ async def store_factory(
 @pytest.fixture
 def store(store_factory: StoreFactory) -> Store:
     return store_factory()
+
+
+@pytest.fixture
+def bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty S3 bucket in moto's server, which boto3 clients made from now on reach."""
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL_S3": moto_server.url}.items():
+        monkeypatch.setenv(name, value)
+    name = f"config-{uuid.uuid4().hex[:8]}"
+    make_s3_client().create_bucket(Bucket=name)
+    return name

@@ -5,7 +5,6 @@ change, and a broken new version refused while the old one keeps serving."""
 from __future__ import annotations
 
 import logging
-import uuid
 
 import pytest
 import yaml
@@ -15,16 +14,6 @@ from edgeroute.errors import ConfigError
 from edgeroute.pipeline.reload import ConfigFiles, fresh
 from edgeroute.settings import Settings
 from edgeroute.store.s3 import make_s3_client
-from tests.support.moto_server import AWS_ENV, MotoServer
-
-
-@pytest.fixture
-def bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL_S3": moto_server.url}.items():
-        monkeypatch.setenv(name, value)
-    name = f"config-{uuid.uuid4().hex[:8]}"
-    make_s3_client().create_bucket(Bucket=name)
-    return name
 
 
 def _put(bucket: str, key: str, models: list[str] | str) -> None:

@@ -19,6 +19,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from edgeroute.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def bundled(name: str) -> str:
+    """The default configuration file ``name`` (``models.yaml``, ``routing.yaml``): the
+    copy a build bundles into the package (functions/Makefile), else the repository's
+    ``infra/`` one."""
+    packaged = Path(__file__).resolve().parent / "bundled" / name
+    return str(packaged if packaged.is_file() else _REPO_ROOT / "infra" / name)
 
 
 class StrictModel(BaseModel):

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from edgeroute.config.loading import StrictModel, parse_yaml, read_text, validated
+from edgeroute.config.loading import StrictModel, bundled, parse_yaml, read_text, validated
 from edgeroute.config.registry import TIER_ORDER, Tier
 from edgeroute.config.schedule import Schedule
 
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_POLICY = _REPO_ROOT / "infra" / "routing.yaml"
+DEFAULT_POLICY = Path(bundled("routing.yaml"))
 
 
 class Match(StrictModel):

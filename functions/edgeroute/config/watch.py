@@ -33,10 +33,16 @@ class Watched(Generic[T]):
         self._parse = parse
         self._version: str | None = None  # of the value last handed out
         self._refused: str | None = None  # the latest version that did not validate
+        self._unreadable = False  # the latest look could not read it, and said so
 
     def read(self) -> T:
         """The file's value now (at start: a ConfigError stops the start). Blocking."""
-        text, version = read_versioned(self.location, self.what, self.variable)
+        try:
+            text, version = read_versioned(self.location, self.what, self.variable)
+        except ConfigError:
+            self._unreadable = True
+            raise
+        self._unreadable = False
         try:
             value = self._parse(text, self.location)
         except ConfigError:
@@ -48,26 +54,35 @@ class Watched(Generic[T]):
     def reread(self) -> T | None:
         """The new value if the file changed since the last ``read``; None when it did
         not, or when this version was already refused. A ConfigError when the file
-        cannot be read or its new version is not valid. Blocking: a stat or a HEAD
-        request, and on a change a read and a parse."""
-        version = version_of(self.location, self.what, self.variable)
+        cannot be read (once: then None until it can be) or its new version is not
+        valid. Blocking: a stat or a HEAD request, and on a change a read and a parse."""
+        try:
+            version = version_of(self.location, self.what, self.variable)
+        except ConfigError:
+            # Told once: a missing object stays missing between checks, and saying so
+            # every check would bury every other line of the log.
+            if self._unreadable:
+                return None
+            self._unreadable = True
+            raise
+        self._unreadable = False
         if version in (self._version, self._refused):
             return None
         return self.read()
 
 
-def registry_file(location: str, env_allow: Collection[str] = ()) -> Watched[Registry]:
-    """The registry at ``location`` (``EDGEROUTE_REGISTRY``), as ``load_registry`` reads it."""
+def registry_file(
+    location: str, env_allow: Collection[str] = (), variable: str = "EDGEROUTE_REGISTRY"
+) -> Watched[Registry]:
+    """The registry at ``location`` (``variable``), as ``load_registry`` reads it."""
     return Watched(
         location,
         "registry file",
-        "EDGEROUTE_REGISTRY",
+        variable,
         lambda text, source: parse_registry(text, source, env_allow),
     )
 
 
-def policy_file(location: str = "") -> Watched[Policy]:
-    """The routing policy at ``location`` (``EDGEROUTE_POLICY``; empty: the example)."""
-    return Watched(
-        location or str(DEFAULT_POLICY), "routing policy", "EDGEROUTE_POLICY", parse_policy
-    )
+def policy_file(location: str = "", variable: str = "EDGEROUTE_POLICY") -> Watched[Policy]:
+    """The routing policy at ``location`` (``variable``; empty: the bundled default)."""
+    return Watched(location or str(DEFAULT_POLICY), "routing policy", variable, parse_policy)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgeroute.config.watch import registry_file
 from edgeroute.health.probe import probe_all
-from edgeroute.pipeline.reload import fresh
+from edgeroute.pipeline.reload import first_value, fresh, registry_files
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.upstreams.http import set_max_connections
 
 _settings = Settings.from_env()
 set_max_connections(_settings.max_connections)
-_registry_file = registry_file(_settings.registry, _settings.registry_env_allow)
-_registry = _registry_file.read()
+_registry_file, _registry_default = registry_files(_settings)
+# An s3:// registry not uploaded yet: the bundled one is probed, and no run fails.
+_registry = first_value(_registry_file, _registry_default)
 _store = open_store(_settings)
 _loop = asyncio.new_event_loop()  # kept, so the upstream HTTP pool survives between runs
 

@@ -80,7 +80,7 @@ class Gateway:
         configure_edge(settings)
         store = open_store(settings)
         files = ConfigFiles(settings)
-        registry, policy = files.registry.read(), files.policy.read()
+        registry, policy = files.initial()
         _warm_edge(registry)
         return cls(
             settings=settings,

@@ -89,9 +89,20 @@ def config_refused(variable: str) -> None:
     """A changed registry or policy file was not valid and the old one keeps serving:
     alarms watch this, since requests keep working and nobody else would notice.
     ``variable`` names the file's setting (``EDGEROUTE_REGISTRY``)."""
+    _count_for_config("ConfigRefused", variable)
+
+
+def config_fallback(variable: str) -> None:
+    """At start, the ``s3://`` registry or policy was missing or not valid and the
+    bundled default serves instead: alarms watch this, since requests keep working
+    (with the default's models) and nobody else would notice."""
+    _count_for_config("ConfigFallback", variable)
+
+
+def _count_for_config(name: str, variable: str) -> None:
     if not enabled():
         return
     metrics = _metrics()
     metrics.add_dimensions(config=variable)
-    metrics.add_metric("ConfigRefused", MetricUnit.Count, 1)
+    metrics.add_metric(name, MetricUnit.Count, 1)
     metrics.flush_metrics()
