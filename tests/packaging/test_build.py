@@ -55,6 +55,14 @@ def test_functions_ship_without_developer_tools(sam_build: SamBuild) -> None:
         print(name, f"{_size(code) / 1e3:.0f} kB of code")  # shown with pytest -s
 
 
+def test_functions_carry_the_default_registry_and_policy(sam_build: SamBuild) -> None:
+    """What serves until the stack's bucket holds config/models.yaml and routing.yaml."""
+    for name in FUNCTIONS:
+        bundled = sam_build.build_dir / name / "edgeroute" / "config" / "bundled"
+        for file in ("models.yaml", "routing.yaml"):
+            assert (bundled / file).read_bytes() == (REPO / "infra" / file).read_bytes(), name
+
+
 def test_each_function_with_its_layers_leaves_30_mb_of_lambdas_limit(sam_build: SamBuild) -> None:
     sizes = {}
     for name in FUNCTIONS:

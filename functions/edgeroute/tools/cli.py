@@ -12,6 +12,7 @@ from edgeroute.errors import ConfigError
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.tools.audit import add_audit_parser
+from edgeroute.tools.deploy import add_deploy_parser
 from edgeroute.tools.keys import add_keys_parser
 
 
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_parser(sub)
     add_audit_parser(sub)
+    add_deploy_parser(sub)
     return parser
 
 
