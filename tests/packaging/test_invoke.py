@@ -5,11 +5,13 @@ DynamoDB (moto's server) and llama.cpp's server as the upstream."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edgeroute.store.s3 import make_s3_client
 from edgeroute.tools.invoke import function_environment, run_invoke, table_resources
 from tests.packaging.conftest import REPO, TEMPLATE, LocalStack, SamBuild, put_key
 
@@ -71,6 +73,35 @@ def test_router_answers_a_chat_completion(
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"]
     assert "Init Duration" in logs  # a cold start, reported as Lambda reports it
+
+
+def test_router_starts_on_its_bundled_configuration_while_the_bucket_is_empty(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sam_build: SamBuild,
+    local_stack: LocalStack,
+    llama_url: str,
+) -> None:
+    """A stack's first start: config/ in its bucket is still empty, as during the
+    SnapStart publish of a first `sam deploy`; the built function's bundled registry
+    (its smollm2-135m pointed at llama.cpp) answers."""
+    bucket = f"empty-{uuid.uuid4().hex[:8]}"
+    make_s3_client().create_bucket(Bucket=bucket)
+    secret, _ = put_key(local_stack, "invoke-bootstrap")
+    event = _event_file(tmp_path, "http-api-chat.json", headers__authorization=f"Bearer {secret}")
+    code, payload, logs = _invoke(
+        capsys,
+        "RouterFunction",
+        event,
+        sam_build,
+        EDGEROUTE_REGISTRY=f"s3://{bucket}/config/models.yaml",
+        EDGEROUTE_POLICY=f"s3://{bucket}/config/routing.yaml",
+        EDGEROUTE_LOCAL_LLM_URL=llama_url,
+    )
+    assert code == 0, logs
+    assert payload["statusCode"] == 200, payload
+    assert f"s3://{bucket}/config/models.yaml cannot serve" in logs
+    assert str(sam_build.build_dir / "RouterFunction" / "edgeroute" / "config" / "bundled") in logs
 
 
 def test_authorizer_allows_a_valid_key_and_denies_revoked_unknown_and_missing(
