@@ -128,9 +128,14 @@ def test_native_code_is_built_for_the_template_architecture(sam_build: SamBuild)
     libs += list(core.glob("pydantic_core/*.so")) + list(core.glob("cryptography/hazmat/*/*.so"))
     assert libs
     for lib in libs:
-        header = lib.read_bytes()[:20]
-        assert header[:4] == b"\x7fELF"
-        assert int.from_bytes(header[18:20], "little") == ELF_MACHINE[arch], lib
+        assert elf_machine(lib) == ELF_MACHINE[arch], lib
+
+
+def elf_machine(lib: Path) -> int:
+    """The CPU an ELF shared object is built for (``e_machine``: 0x3E x86-64, 0xB7 aarch64)."""
+    header = lib.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", f"{lib} is not an ELF file"
+    return int.from_bytes(header[18:20], "little")
 
 
 def test_edge_models_layer_holds_the_model_files(sam_build: SamBuild) -> None:
