@@ -29,7 +29,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "replicas": replicas.main,
     "pii": pii.main,
     "tokens": token_bound.main,
-    "cold": lambda: cold_start.main([]),
+    "cold": lambda: cold_start.main(["--function", "all"]),
     "headers": header_caps.main,
     "memory": memory_attack.main,
     "recovery": recovery.main,

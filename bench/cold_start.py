@@ -1,7 +1,10 @@
 """Cold start of a template function under the local Lambda emulator.
 
 Each run starts a fresh runtime process (``python -m awslambdaric``) and invokes the
-function once with the HTTP API event for ``GET /healthz``. Reported per run:
+function once: RouterFunction with the HTTP API event for ``GET /healthz``, the
+authorizer and the health probe with their sample events from ``infra/events/`` (the
+probe against a registry whose one endpoint refuses at once, so the figure is not a
+network's). Reported per run:
 
 - init: process start to the runtime's first ``/next`` poll (imports plus everything the
   handler module builds at import: registry, store client, edge model sessions), what
@@ -54,6 +57,13 @@ HEALTHZ_EVENT: dict[str, Any] = {
     },
     "isBase64Encoded": False,
 }
+EVENTS = REPO / "infra" / "events"
+# Each function's event; RouterFunction's is HEALTHZ_EVENT.
+EVENT_FILES = {
+    "AuthorizerFunction": EVENTS / "http-api-authorizer.json",
+    "HealthProbeFunction": EVENTS / "schedule-health-probe.json",
+}
+FUNCTIONS = ("RouterFunction", *EVENT_FILES)
 
 
 def measure(
@@ -64,8 +74,15 @@ def measure(
     assert spec.code_uri is not None
     code = code_dir(function, spec.code_uri, build_dir, template)
     layers = [code.parent / str(n) for n in spec.layers if str(n).isidentifier()]
+    event_file = EVENT_FILES.get(function)
+    event = json.loads(event_file.read_text()) if event_file else HEALTHZ_EVENT
     inits, firsts = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        if registry is None and function == "HealthProbeFunction":
+            registry = str(Path(tmp) / "models.yaml")
+            Path(registry).write_text(
+                "models:\n  - {name: m, endpoint: 'http://127.0.0.1:9/v1', tier: small}\n"
+            )
         overrides = {
             "EDGEROUTE_STORE": "sqlite",
             "EDGEROUTE_SQLITE_PATH": str(Path(tmp) / "store.db"),
@@ -87,7 +104,7 @@ def measure(
             )
             with fn:
                 started = time.perf_counter()
-                result = fn.invoke(HEALTHZ_EVENT)
+                result = fn.invoke(event)
                 first = (time.perf_counter() - started) * 1000
             if not result.ok or result.payload.get("statusCode", 200) != 200:
                 raise RuntimeError(f"{function} failed: {result.payload}\n{result.logs[-2000:]}")
@@ -108,14 +125,15 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--function", default="RouterFunction")
+    parser.add_argument("--function", default="RouterFunction", choices=[*FUNCTIONS, "all"])
     parser.add_argument(
         "--build-dir", default=".aws-sam/build", help="sam build output (source tree if absent)"
     )
     parser.add_argument("--registry", help="registry file (default: infra/models.yaml)")
     args = parser.parse_args(argv)
-    result = measure(args.function, args.runs, args.build_dir, args.registry)
-    print(json.dumps(result, indent=2))
+    names = FUNCTIONS if args.function == "all" else (args.function,)
+    results = [measure(name, args.runs, args.build_dir, args.registry) for name in names]
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
 
 
 if __name__ == "__main__":

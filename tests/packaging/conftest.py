@@ -50,20 +50,22 @@ class SamBuild:
     log: str
 
 
-@pytest.fixture(scope="session")
-def sam_build(tmp_path_factory: pytest.TempPathFactory) -> SamBuild:
-    """`sam build` of the repo's template, once per session, into a temporary folder."""
+def run_sam_build(out: Path, *args: str, arch: str | None = None) -> SamBuild:
+    """`sam build` of the repo's template into ``out`` (``args``: resources to build,
+    parameter overrides); ``arch`` sets EDGEROUTE_ARCH for the layers' Makefile."""
     if not SAM.exists():
         pytest.fail(f"{SAM} is missing: `make sam-cli` installs SAM CLI in its own venv")
-    out = tmp_path_factory.mktemp("sam")
     # SAM finds the interpreter for `Runtime: python3.12` on PATH: its own venv's.
     env = {**os.environ, "PATH": f"{SAM.parent}{os.pathsep}{os.environ['PATH']}"}
     env["SAM_CLI_TELEMETRY"] = "0"
+    if arch is not None:
+        env["EDGEROUTE_ARCH"] = arch
     started = time.perf_counter()
     done = subprocess.run(
         [
             str(SAM),
             "build",
+            *args,
             "--template",
             str(TEMPLATE),
             "--build-dir",
@@ -82,6 +84,12 @@ def sam_build(tmp_path_factory: pytest.TempPathFactory) -> SamBuild:
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     return SamBuild(out / "build", seconds, log)
+
+
+@pytest.fixture(scope="session")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> SamBuild:
+    """`sam build` of the repo's template, once per session, into a temporary folder."""
+    return run_sam_build(tmp_path_factory.mktemp("sam"))
 
 
 @dataclass(frozen=True)

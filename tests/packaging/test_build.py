@@ -1,5 +1,6 @@
 """`sam build` of the real template: it builds, each function with its layers fits, the
-dependencies layer holds what Lambda needs and nothing it must not, and the built
+dependencies layer holds what Lambda needs and nothing it must not, the authorizer and
+health probe carry the core layer and load without onnxruntime or numpy, and the built
 code imports on Python 3.12 with only its layers and the runtime's boto3."""
 
 from __future__ import annotations
@@ -20,8 +21,22 @@ from tests.packaging.test_template import FUNCTIONS
 # Lambda's hard limit is 250 MB unzipped; the edge models and their runtime keep at least
 # 30 MB of it spare. Room is counted for the one layer not built here: the Lambda Web
 # Adapter (~6 MB) on StreamFunction. Measured 2026-11-29: Router, Stream and Batch 189.5 MB,
-# Authorizer and HealthProbe 128.1 MB (230.2 and 168.8 MB before the layer's trims).
+# Authorizer and HealthProbe 128.1 MB on the full layer (230.2 and 168.8 MB before the
+# layer's trims); on the core layer see docs/deploy.md.
 MAX_UNZIPPED_BYTES = 220 * 1000 * 1000
+# The authorizer and probe on the core layer: what is left once the edge runtime is out.
+MAX_CORE_UNZIPPED_BYTES = 45 * 1000 * 1000
+# Which built layers each function runs with (the Web Adapter layer is not built here).
+LAYERS = {
+    "RouterFunction": ["DependenciesLayer", "EdgeModelsLayer"],
+    "StreamFunction": ["DependenciesLayer", "EdgeModelsLayer"],
+    "BatchFunction": ["DependenciesLayer", "EdgeModelsLayer"],
+    "AuthorizerFunction": ["CoreLayer"],
+    "HealthProbeFunction": ["CoreLayer"],
+}
+LEAN = ("AuthorizerFunction", "HealthProbeFunction")
+# What the lean functions must never load: the edge runtime and the app framework.
+HEAVY_MODULES = ("onnxruntime", "numpy", "sentencepiece", "py3langid", "fastapi", "mangum")
 EXTERNAL_LAYER_ALLOWANCE = 6_500_000
 # What Lambda's python3.12 runtime ships (boto3 and its dependencies).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
@@ -72,7 +87,23 @@ def test_each_function_with_its_layers_leaves_30_mb_of_lambdas_limit(sam_build: 
         total = _size(sam_build.build_dir / name) + sum(_size(layer) for layer in layers)
         sizes[name] = total
         assert total + external * EXTERNAL_LAYER_ALLOWANCE < MAX_UNZIPPED_BYTES, (name, total)
+        if name in LEAN:
+            assert total < MAX_CORE_UNZIPPED_BYTES, (name, total)
     print({k: f"{v / 1e6:.1f} MB" for k, v in sizes.items()})  # shown with pytest -s
+
+
+def test_each_function_has_its_layers_and_the_lean_ones_only_the_core_layer(
+    sam_build: SamBuild,
+) -> None:
+    for name in FUNCTIONS:
+        built = [layer.name for layer in _built_layers(name, sam_build.build_dir)]
+        assert built == LAYERS[name], (name, built)
+    core = sam_build.build_dir / "CoreLayer" / "python"
+    top = {p.name.lower() for p in core.iterdir()}
+    for heavy in (*HEAVY_MODULES, "phonenumbers", "starlette", "uvicorn"):
+        assert not any(n == heavy or n.startswith(heavy + "-") for n in top), heavy
+    for needed in ("pydantic_core", "jwt", "cryptography", "aiohttp", "aws_lambda_powertools"):
+        assert needed in top, needed
 
 
 def test_dependencies_layer_leaves_out_what_lambda_has_or_never_needs(sam_build: SamBuild) -> None:
@@ -100,12 +131,19 @@ def test_native_code_is_built_for_the_template_architecture(sam_build: SamBuild)
     arch = load_template(TEMPLATE)["Parameters"]["Architecture"]["Default"]
     assert arch == os.environ.get("EDGEROUTE_ARCH", "x86_64")
     site = sam_build.build_dir / "DependenciesLayer" / "python"
+    core = sam_build.build_dir / "CoreLayer" / "python"
     libs = list(site.glob("pydantic_core/*.so")) + list(site.glob("onnxruntime/capi/*.so"))
+    libs += list(core.glob("pydantic_core/*.so")) + list(core.glob("cryptography/hazmat/*/*.so"))
     assert libs
     for lib in libs:
-        header = lib.read_bytes()[:20]
-        assert header[:4] == b"\x7fELF"
-        assert int.from_bytes(header[18:20], "little") == ELF_MACHINE[arch], lib
+        assert elf_machine(lib) == ELF_MACHINE[arch], lib
+
+
+def elf_machine(lib: Path) -> int:
+    """The CPU an ELF shared object is built for (``e_machine``: 0x3E x86-64, 0xB7 aarch64)."""
+    header = lib.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", f"{lib} is not an ELF file"
+    return int.from_bytes(header[18:20], "little")
 
 
 def test_edge_models_layer_holds_the_model_files(sam_build: SamBuild) -> None:
@@ -158,7 +196,23 @@ def _run_with_layers(
     )
 
 
-@pytest.mark.parametrize("name", ["RouterFunction", "AuthorizerFunction", "BatchFunction"])
+@pytest.mark.parametrize("name", LEAN)
+def test_lean_function_loads_without_the_edge_runtime(
+    name: str, sam_build: SamBuild, runtime_boto3: Path, tmp_path: Path
+) -> None:
+    module, _, attr = load_function(TEMPLATE, name).handler.rpartition(".")
+    code = (
+        f"import sys, {module} as m; assert callable(m.{attr})\n"
+        f"loaded = sorted(set({HEAVY_MODULES!r}) & {{k.partition('.')[0] for k in sys.modules}})\n"
+        "assert not loaded, loaded\n"
+        "try:\n    import numpy\nexcept ImportError:\n    pass\n"
+        "else:\n    sys.exit('numpy is on the lean layer')\n"
+    )
+    done = _run_with_layers(name, sam_build.build_dir, runtime_boto3, tmp_path, ["-c", code])
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["RouterFunction", "BatchFunction"])
 def test_built_function_imports_with_only_its_layers(
     name: str, sam_build: SamBuild, runtime_boto3: Path, tmp_path: Path
 ) -> None:

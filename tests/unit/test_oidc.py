@@ -23,8 +23,8 @@ from edgeroute.errors import (
     PermissionDenied,
     TokenKeysUnavailable,
 )
-from edgeroute.pipeline.authenticate import Authenticator
-from edgeroute.pipeline.oidc import TokenVerifier, looks_like_jwt
+from edgeroute.pipeline.authenticate import Authenticator, looks_like_jwt
+from edgeroute.pipeline.oidc import TokenVerifier
 from edgeroute.settings import Settings
 from edgeroute.store.base import KeyLimits
 from edgeroute.store.sqlite import SQLiteStore

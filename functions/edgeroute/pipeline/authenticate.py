@@ -5,23 +5,34 @@ The cache bounds store reads on the hot path; its TTL (``EDGEROUTE_KEY_CACHE_TTL
 5 s by default) is also the longest a revoked key keeps working on a warm instance. An
 expired key stops at its expiry: the time is checked on every request, cached or not.
 Tokens are not cached: each request verifies its token's signature and expiry.
+PyJWT and cryptography (~0.1 s to import) load only when an issuer is configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from edgeroute.config.oidc import load_oidc
 from edgeroute.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
-from edgeroute.pipeline.oidc import TokenVerifier, looks_like_jwt
 from edgeroute.settings import Settings
 from edgeroute.store.base import ApiKey, Store
 from edgeroute.store.keys import KEY_PREFIX, hash_key, key_id_for
 
+if TYPE_CHECKING:
+    from edgeroute.pipeline.oidc import TokenVerifier
+
 _MAX_CACHED = 10_000
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def looks_like_jwt(secret: str) -> bool:
+    """Three base64url parts joined by dots (an unsigned token's last one is empty)."""
+    return _JWT_SHAPE.fullmatch(secret) is not None
 
 
 def bearer_token(authorization: str | None, api_key_header: str | None = None) -> str:
@@ -52,8 +63,11 @@ class Authenticator:
     def from_settings(cls, store: Store, settings: Settings) -> Authenticator:
         """Keys from ``store``; tokens from the issuers in ``EDGEROUTE_OIDC_CONFIG``, if any."""
         oidc = load_oidc(settings.oidc_config)
-        tokens = None if oidc is None else TokenVerifier(oidc)
-        return cls(store, settings.key_cache_ttl_s, tokens)
+        if oidc is None:
+            return cls(store, settings.key_cache_ttl_s)
+        from edgeroute.pipeline.oidc import TokenVerifier  # PyJWT: only with an issuer
+
+        return cls(store, settings.key_cache_ttl_s, TokenVerifier(oidc))
 
     async def authenticate(self, secret: str, address: str | None = None) -> ApiKey:
         """The key's record or the token's principal, or a 401 (no such key, revoked,

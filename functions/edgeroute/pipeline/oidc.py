@@ -49,15 +49,9 @@ from edgeroute.errors import (
 from edgeroute.pipeline.scopes import SCOPE_NAMES
 from edgeroute.store.base import ApiKey, KeyLimits, KeyPolicy
 
-_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 MAX_TOKEN_CHARS = 16_384
 _TENANT = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
 _REQUIRED = ["exp", "iss", "aud", "sub"]
-
-
-def looks_like_jwt(secret: str) -> bool:
-    """Three base64url parts joined by dots (an unsigned token's last one is empty)."""
-    return _JWT_SHAPE.fullmatch(secret) is not None
 
 
 def _invalid(problem: str, code: str = "invalid_token") -> AuthenticationFailed:

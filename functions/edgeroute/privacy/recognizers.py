@@ -20,8 +20,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import phonenumbers
-
 from edgeroute.privacy.checks import (
     entropy_bits,
     is_card,
@@ -279,6 +277,8 @@ class _Phones:
             self.lookups -= 1
             offset = max(0, run.start() - _PHONE_MARGIN)
             window = text[offset : run.end() + _PHONE_MARGIN]
+            import phonenumbers  # here: routers with no PII mode never load it (~30 ms)
+
             matcher = phonenumbers.PhoneNumberMatcher(
                 window, self.region, leniency=phonenumbers.Leniency.VALID
             )
