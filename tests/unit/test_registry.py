@@ -124,6 +124,22 @@ def test_load_registry_passes_the_allowance(
             "'x' is used twice",
         ),
         ("models: [", "not valid YAML"),
+        (
+            "models:\n  - name: x\n    tier: small\n    endpoint: http://h\n"
+            "    inference_component: ic-1",
+            "inference_component: only a SageMaker endpoint",
+        ),
+        (
+            "models:\n  - name: x\n    tier: small\n    protocol: sagemaker\n"
+            "    inference_component: ic-1\n    replicas:\n      - {region: eu-west-1}\n"
+            "      - {endpoint: 'http://h', protocol: openai}",
+            "set 'protocol: sagemaker' (on the model and every replica)",
+        ),
+        (
+            "models:\n  - name: x\n    tier: small\n    protocol: sagemaker\n"
+            "    inference_component: ''",
+            "models.x.inference_component",
+        ),
     ],
 )
 def test_errors_name_file_and_field(text: str, words: str) -> None:

@@ -221,6 +221,48 @@ async def test_send_posts_the_openai_body_without_model(stub: Stubber) -> None:
     assert await SageMakerEndpoint().send(Kind.CHAT, CHAT, MODEL) == answer
 
 
+async def test_an_inference_component_is_named_on_every_call(stub: Stubber) -> None:
+    component = MODEL.model_copy(update={"inference_component": "llama-ic-1"})
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}]}
+    stub.add_response(
+        "invoke_endpoint",
+        {"Body": body(json.dumps(answer).encode())},
+        {
+            "EndpointName": "llama-endpoint",
+            "InferenceComponentName": "llama-ic-1",
+            "Body": BODY,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    assert await SageMakerEndpoint().send(Kind.CHAT, CHAT, component) == answer
+    expected = {**STREAM_EXPECTED, "InferenceComponentName": "llama-ic-1"}
+    add_stream(
+        stub,
+        "invoke_endpoint_with_response_stream",
+        "Body",
+        _parts(_sse(_delta("Hi", "stop"))),
+        expected,
+    )
+    chunks = [c async for c in SageMakerEndpoint().stream(Kind.CHAT, CHAT, component)]
+    assert chunks[0]["choices"][0]["delta"]["content"] == "Hi"
+
+
+async def test_a_missing_inference_component_is_a_registry_fix(stub: Stubber) -> None:
+    component = MODEL.model_copy(update={"inference_component": "gone"})
+    stub.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        service_message="Inference Component Name gone not found.",
+        http_status_code=400,
+    )
+    with pytest.raises(UpstreamError, match="configuration for it is wrong") as caught:
+        await SageMakerEndpoint().send(Kind.CHAT, CHAT, component)
+    detail = caught.value.detail or ""
+    assert "inference component 'gone' on SageMaker endpoint 'llama-endpoint'" in detail
+    assert "'inference_component'" in detail
+
+
 async def test_send_names_the_fix_when_the_container_is_not_openai(stub: Stubber) -> None:
     stub.add_response("invoke_endpoint", {"Body": body(b'[{"generated_text": "Hello"}]')})
     with pytest.raises(UpstreamError, match="not an OpenAI chat response") as caught:

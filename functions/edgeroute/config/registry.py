@@ -133,6 +133,11 @@ class ModelSpec(StrictModel):
     protocol: Protocol = Protocol.OPENAI
     endpoint: str = ""
     upstream_model: str | None = Field(default=None, description="name sent upstream")
+    inference_component: str | None = Field(
+        default=None,
+        min_length=1,
+        description="sagemaker only: the inference component on the endpoint that serves it",
+    )
     credential: Credential | None = None
     tier: Tier
     capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
@@ -161,6 +166,11 @@ class ModelSpec(StrictModel):
 
     @model_validator(mode="after")
     def _endpoint_needed(self) -> ModelSpec:
+        if self.inference_component is not None and not self._sagemaker_only():
+            raise ValueError(
+                "inference_component: only a SageMaker endpoint has inference components; "
+                "set 'protocol: sagemaker' (on the model and every replica) or remove it"
+            )
         if self.replicas:
             _check_replicas(self)
         elif self.protocol not in _NO_URL and not self.endpoint:
@@ -169,6 +179,10 @@ class ModelSpec(StrictModel):
                 "(or a 'replicas' list of endpoints)"
             )
         return self
+
+    def _sagemaker_only(self) -> bool:
+        protocols = {r.protocol or self.protocol for r in self.replicas} or {self.protocol}
+        return protocols == {Protocol.SAGEMAKER}
 
     @property
     def wire_name(self) -> str:

@@ -3,6 +3,8 @@
 Registry fields read:
 
 - ``upstream_model`` (``wire_name``): the SageMaker *endpoint name*.
+- ``inference_component`` (optional): the inference component on that endpoint that
+  serves the model (``InferenceComponentName``); left out, the endpoint's own model answers.
 - ``endpoint`` (optional): an ``https://runtime.sagemaker.<region>.amazonaws.com`` URL, or
   a VPC endpoint URL; the region is read from its host and the URL is used as boto3's
   ``endpoint_url``. Left out, boto3 uses ``AWS_REGION``/``AWS_DEFAULT_REGION`` (on Lambda,
@@ -44,7 +46,9 @@ SERVICE = "sagemaker-runtime"
 
 
 def _located(model: ModelSpec) -> str:
-    return describe("SageMaker endpoint", model)
+    located = describe("SageMaker endpoint", model)
+    component = model.inference_component
+    return f"inference component '{component}' on {located}" if component else located
 
 
 def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
@@ -80,7 +84,7 @@ def _map_error(exc: Exception, model: ModelSpec) -> EdgerouteError:
                 f"{where} cannot be called: the gateway's configuration for it is wrong. "
                 "Call another model.",
                 detail=f"{detail}. An operator must fix the model's 'upstream_model' (the "
-                "endpoint name) or its region in the registry.",
+                "endpoint name), its 'inference_component' or its region in the registry.",
             )
         if "too large" in lowered or "exceed" in lowered:
             return PayloadTooLarge(
@@ -119,11 +123,13 @@ def _invoke(model: ModelSpec, body: bytes, *, stream: bool) -> Any:
     call it in a worker thread)."""
     client = aws_client(SERVICE, model)
     invoke = client.invoke_endpoint_with_response_stream if stream else client.invoke_endpoint
+    target = {"InferenceComponentName": model.inference_component}
     response = invoke(
         EndpointName=model.wire_name,
         Body=body,
         ContentType="application/json",
         Accept="text/event-stream" if stream else "application/json",
+        **(target if model.inference_component else {}),
     )
     return response["Body"]
 

@@ -104,7 +104,9 @@ def load_function(
         raise TemplateError(
             f"{logical_id!r} is not a function in {template_path} (functions: {known})"
         )
-    resolver = _Resolver(tpl, parameters or {}, resources or {}, region, account_id, stack_name)
+    resolver = TemplateResolver(
+        tpl, parameters or {}, resources or {}, region, account_id, stack_name
+    )
     props = dict(res.get("Properties") or {})
     if res["Type"] == "AWS::Serverless::Function":
         props = _merge_globals(tpl.get("Globals", {}).get("Function") or {}, props)
@@ -129,6 +131,16 @@ def load_function(
         function_name=str(name),
         layers=[v for v in resolver.resolve(props.get("Layers") or []) if v is not _NO_VALUE],
         unresolved=sorted(set(resolver.unresolved)),
+    )
+
+
+def template_resolver(
+    tpl: Mapping[str, Any], parameters: Mapping[str, str] | None = None
+) -> TemplateResolver:
+    """Resolves intrinsic functions and conditions of ``tpl`` for ``parameters`` (defaults
+    for the rest), as CloudFormation would in us-east-1 for account 123456789012."""
+    return TemplateResolver(
+        tpl, parameters or {}, {}, "us-east-1", "123456789012", "edgeroute-local"
     )
 
 
@@ -164,7 +176,7 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class _Resolver:
+class TemplateResolver:
     def __init__(
         self,
         tpl: Mapping[str, Any],
@@ -193,11 +205,16 @@ class _Resolver:
                 self.refs[name] = parameters[name]
             elif isinstance(spec, dict) and "Default" in spec:
                 self.refs[name] = spec["Default"]
+            else:
+                continue
+            kind = str(spec.get("Type", "")) if isinstance(spec, dict) else ""
+            if kind == "CommaDelimitedList" or kind.startswith("List<"):
+                self.refs[name] = str(self.refs[name]).split(",")
         self._conditions: dict[str, bool] = {}
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+        if isinstance(value, list):  # !Ref AWS::NoValue removes a list item, as in a map
+            return [v for v in (self.resolve(item) for item in value) if v is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -290,6 +307,10 @@ class _Resolver:
         if isinstance(value, dict) and set(value) == {"Condition"}:
             return self._condition(str(value["Condition"]))
         return bool(self.resolve(value))
+
+    def condition(self, name: str) -> bool:
+        """Whether the template's condition ``name`` holds for these parameters."""
+        return self._condition(name)
 
     def _condition(self, name: str) -> bool:
         if name not in self._conditions:
