@@ -91,6 +91,11 @@ def _invoke(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeroute", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgeroute {_version()}")
+    parser.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="operate a deployed CloudFormation stack: its tables and bucket from its outputs",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gateway on this machine (SQLite store)")
@@ -178,7 +183,12 @@ def _fail(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = args.func(args, Settings.from_env())
+        settings = Settings.from_env()
+        if args.stack:
+            from edgeroute.tools.stack import stack_settings
+
+            settings = stack_settings(settings, args.stack)
+        result = args.func(args, settings)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
     except (ConfigError, UsageError) as exc:
