@@ -144,3 +144,48 @@ def test_license_matches_pyproject() -> None:
     assert 'license = { text = "Apache-2.0" }' in (REPO / "pyproject.toml").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_usage_totals_per_model(cli: Cli, tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from edgeroute.store.base import UsageRecord
+    from edgeroute.store.sqlite import SQLiteStore
+
+    async def record() -> None:
+        store = SQLiteStore(tmp_path / "edgeroute.db")
+        now = time.time()
+        for i, (model, status) in enumerate([("qwen3-32b", 200), ("qwen3-32b", 500), ("s", 200)]):
+            await store.record_usage(
+                UsageRecord(
+                    f"r{i}",
+                    "k",
+                    "acme",
+                    "chat",
+                    model,
+                    "large",
+                    10,
+                    5,
+                    7,
+                    20.0 * (i + 1),
+                    status,
+                    now - 60,
+                )
+            )
+        old = UsageRecord("old", "k", "acme", "chat", "s", "small", 1, 1, 1, 1.0, 200, now - 7200)
+        await store.record_usage(old)
+        await store.close()
+
+    asyncio.run(record())
+    code, out, _ = cli("usage", "--since", "1h", "--json")
+    assert code == 0
+    rows = {row["model"]: row for row in json.loads(out)["data"]}
+    assert rows["qwen3-32b"]["requests"] == 2 and rows["qwen3-32b"]["errors"] == 1
+    assert rows["qwen3-32b"]["total_tokens"] == 30 and rows["s"]["requests"] == 1
+    code, out, _ = cli("usage", "--since", "1h")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["model", "requests", "errors"]
+    assert lines[1].split()[:3] == ["qwen3-32b", "2", "1"] and lines[2].split()[:2] == ["s", "1"]
+    code, out, _ = cli("usage", "--tenant", "nobody")
+    assert code == 0 and "no usage" in out

@@ -16,6 +16,7 @@ from edgeroute.store import open_store
 from edgeroute.tools.arguments import UsageError
 from edgeroute.tools.audit import add_audit_parser
 from edgeroute.tools.keys import add_keys_parser
+from edgeroute.tools.usage import add_usage_parser
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_parser(sub)
     add_audit_parser(sub)
+    add_usage_parser(sub)
     return parser
 
 
