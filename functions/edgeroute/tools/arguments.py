@@ -1,4 +1,5 @@
-"""argparse types the ``edgeroute`` commands share: durations, networks, scopes."""
+"""What the ``edgeroute`` commands share about their arguments: the usage error, and argparse
+types for durations, networks and scopes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import ipaddress
 from edgeroute.pipeline.scopes import parse_scopes
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+class UsageError(Exception):
+    """A command's arguments do not fit what they name (a key name a tenant already has, a
+    model the registry lacks): ``main`` prints the message on one line and exits 2."""
 
 
 def duration_s(text: str) -> float:

@@ -6,14 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
+from importlib import metadata
 
 from edgeroute.errors import ConfigError
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
+from edgeroute.tools.arguments import UsageError
 from edgeroute.tools.audit import add_audit_parser
 from edgeroute.tools.deploy import add_deploy_parser
 from edgeroute.tools.keys import add_keys_parser
+from edgeroute.tools.usage import add_usage_parser
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,6 +92,12 @@ def _invoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeroute", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edgeroute {_version()}")
+    parser.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="operate a deployed CloudFormation stack: its tables and bucket from its outputs",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gateway on this machine (SQLite store)")
@@ -139,18 +149,59 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_parser(sub)
     add_audit_parser(sub)
     add_deploy_parser(sub)
+    add_usage_parser(sub)
     return parser
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml's, through the package metadata)."""
+    try:
+        return metadata.version("edgeroute")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def _environment_failure(exc: Exception) -> str | None:
+    """The one-line reason for a failure of the machine's configuration rather than of
+    edgeroute (no AWS credentials or region, an unreachable store, an unwritable
+    file), or None for a bug, which keeps its traceback."""
+    # botocore is only loaded when a command used AWS; never imported here for SQLite.
+    aws = sys.modules.get("botocore.exceptions")
+    if aws is not None and isinstance(exc, aws.BotoCoreError | aws.ClientError):
+        return (
+            f"AWS: {exc} (check AWS_REGION, the credentials, and the stack or "
+            "EDGEROUTE_TABLE_* names)"
+        )
+    if isinstance(exc, sqlite3.Error):
+        return f"the SQLite store: {exc} (check EDGEROUTE_SQLITE_PATH)"
+    if isinstance(exc, OSError):
+        return str(exc)
+    return None
+
+
+def _fail(message: str) -> int:
+    print("error: " + "; ".join(line.strip() for line in message.splitlines()), file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = args.func(args, Settings.from_env())
+        settings = Settings.from_env()
+        if args.stack:
+            from edgeroute.tools.stack import stack_settings
+
+            settings = stack_settings(settings, args.stack)
+        result = args.func(args, settings)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, UsageError) as exc:
+        return _fail(str(exc))
+    except Exception as exc:
+        reason = _environment_failure(exc)
+        if reason is None:
+            raise
+        return _fail(reason)
     return int(result)
 
 

@@ -13,18 +13,24 @@ through to the runtime. Third-party dependencies come from the interpreter runni
 this command (Lambda's come from the layers, built for Lambda's Linux and Python);
 variables naming /opt paths (layer contents, e.g. the edge models) point at the built
 layers instead.
+With no tables named at all, the function runs on local stand-ins instead
+(tools/invoke_local.py: the SQLite store, the local registry, the development key).
 Like ``sam local invoke``: the payload goes to stdout, logs to stderr.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+from edgeroute.settings import Settings
 from edgeroute.store.tables import TableNames
+from edgeroute.tools import invoke_local
 from edgeroute.tools.localinvoke import TemplateError, invoke, load_function
 
 # Handlers that are executables for the Lambda Web Adapter, not Python functions.
@@ -87,6 +93,7 @@ def run_invoke(
     template: str = "template.yaml",
     build_dir: str | None = ".aws-sam/build",
     env_overrides: dict[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> int:
     """Invoke ``logical_id`` with the event in ``event_path`` (``-`` reads stdin).
     Exit status: 0 on success, 1 on a function error, 2 when it cannot be run here."""
@@ -97,8 +104,9 @@ def run_invoke(
     except (OSError, ValueError) as exc:
         print(f"error: cannot read the event {event_path}: {exc}", file=sys.stderr)
         return 2
+    caller_env = {**os.environ, **(env_overrides or {})}
     try:
-        tables = table_resources({**os.environ, **(env_overrides or {})})
+        tables = table_resources(caller_env)
         spec = load_function(template_path, logical_id, resources=tables)
     except (OSError, TemplateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -114,20 +122,44 @@ def run_invoke(
     if spec.code_uri is None:
         print(f"error: {logical_id} has no CodeUri in {template_path}", file=sys.stderr)
         return 2
+    if importlib.util.find_spec("awslambdaric") is None:
+        print(
+            "error: the Lambda runtime client (awslambdaric) is not installed: "
+            "pip install -e '.[local]' (make run installs it)",
+            file=sys.stderr,
+        )
+        return 2
+    local = invoke_local.runs_locally(caller_env)
+    settings = settings or Settings.from_env()
+    env = dict(spec.environment)
+    if local:
+        env = invoke_local.without_tables(env)
+        event = json.loads(invoke_local.with_dev_key(raw, settings))
     for name in spec.unresolved:
         print(f"warning: {name} left unresolved in {logical_id}'s settings", file=sys.stderr)
     code = code_dir(logical_id, spec.code_uri, build_dir, template_path)
     layers = [code.parent / str(n) for n in spec.layers if str(n).isidentifier()]
-    env = function_environment(spec.environment, os.environ, env_overrides)
-    result = invoke(
-        spec.handler,
-        event,
-        code_dirs=[code],
-        env=layer_paths(env, [d for d in layers if d.is_dir()]),
-        timeout_s=spec.timeout_s,
-        function_name=spec.function_name,
-        memory_mb=spec.memory_mb,
+    upstream: AbstractContextManager[dict[str, str]] = (
+        invoke_local.local_upstream(settings, caller_env) if local else nullcontext({})
     )
+    try:
+        with upstream as upstream_env:
+            stand_ins = invoke_local.local_environment(settings) if local else {}
+            env = function_environment(
+                env, os.environ, {**stand_ins, **upstream_env, **(env_overrides or {})}
+            )
+            result = invoke(
+                spec.handler,
+                event,
+                code_dirs=[code],
+                env=layer_paths(env, [d for d in layers if d.is_dir()]),
+                timeout_s=spec.timeout_s,
+                function_name=spec.function_name,
+                memory_mb=spec.memory_mb,
+            )
+    except RuntimeError as exc:  # the local upstream did not start
+        print(f"error: {exc} (pip install -e '.[local]' installs it)", file=sys.stderr)
+        return 2
     sys.stderr.write(result.logs)
     payload = result.payload if result.ok else result.error
     if isinstance(payload, bytes):  # a handler that returned something other than JSON

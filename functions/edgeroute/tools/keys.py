@@ -10,12 +10,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from edgeroute.errors import ConfigError
 from edgeroute.pipeline.scopes import SCOPE_NAMES
 from edgeroute.settings import Settings
 from edgeroute.store import ApiKey, KeyLimits, KeyPolicy, Store, open_store
 from edgeroute.store.base import GUARDRAIL_STAGES, PII_MODES
 from edgeroute.store.keys import hash_key, key_id_for, mint_key
-from edgeroute.tools.arguments import duration_s, networks, scopes
+from edgeroute.tools.arguments import UsageError, duration_s, networks, scopes
 
 
 def _store(settings: Settings) -> Store:
@@ -50,14 +51,62 @@ def _key_summary(key: ApiKey) -> dict[str, Any]:
     }
 
 
+def _live(key: ApiKey, now: float) -> bool:
+    return not key.revoked and not key.expired(now)
+
+
+async def _named(store: Store, name: str) -> list[ApiKey]:
+    """The keys named ``name`` that still work, newest first (a rotated key's replacement
+    before the key it replaces)."""
+    now = time.time()
+    named = [k for k in await store.list_keys() if k.name == name and _live(k, now)]
+    return sorted(named, key=lambda k: k.created_at, reverse=True)
+
+
 async def _find_key(store: Store, target: str) -> ApiKey | None:
-    """A key by id, by the key itself, or by name when the name is unique."""
+    """A key by id, by the key itself, or by name (names are unique per tenant)."""
     key_id = key_id_for(hash_key(target)) if target.startswith("er-") else target
     record = await store.get_key(key_id)
-    if record is None:
-        matches = [k for k in await store.list_keys() if k.name == target]
-        record = matches[0] if len(matches) == 1 else None
-    return record
+    if record is not None:
+        return record
+    named = await _named(store, target)
+    tenants = sorted({k.tenant for k in named})
+    if len(tenants) > 1:
+        raise UsageError(
+            f"tenants {', '.join(tenants)} each have a key named '{target}': name it by its "
+            "key id (see 'edgeroute keys list')"
+        )
+    if named:
+        return named[0]
+    # A revoked or expired key, named by its (then unique) name.
+    matches = [k for k in await store.list_keys() if k.name == target]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _known_models(settings: Settings, values: list[str] | None) -> tuple[str, ...]:
+    """``--models`` as the registry's model names (an alias names its model); a model the
+    registry lacks, or a registry that does not load, is a usage error."""
+    wanted = _models(values)
+    if not wanted:
+        return ()
+    from edgeroute.config.registry import load_registry
+
+    try:
+        registry = load_registry(settings.registry, settings.registry_env_allow)
+    except ConfigError as exc:
+        raise UsageError(
+            f"--models cannot be checked: the registry does not load ({exc}); fix it or "
+            "EDGEROUTE_REGISTRY"
+        ) from None
+    specs = {name: registry.get(name) for name in wanted}
+    unknown = [name for name, spec in specs.items() if spec is None]
+    if unknown:
+        known = ", ".join(sorted(m.name for m in registry.models()))
+        raise UsageError(
+            f"--models: {', '.join(unknown)} not in the registry {registry.source}; "
+            f"known models: {known}"
+        )
+    return tuple(dict.fromkeys(spec.name for spec in specs.values() if spec is not None))
 
 
 async def _open_key(settings: Settings, target: str) -> tuple[Store, ApiKey] | None:
@@ -81,7 +130,7 @@ async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
         "policy": _policy(args, record.policy),
     }
     if args.models is not None:
-        changes["models"] = _models(args.models)
+        changes["models"] = _known_models(settings, args.models)
     if args.priority is not None:
         changes["priority"] = args.priority
     if args.expires_in is not None:
@@ -132,11 +181,21 @@ def _policy(args: argparse.Namespace, base: KeyPolicy | None = None) -> KeyPolic
 
 
 async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    models = _known_models(settings, args.models)
+    tenant = args.tenant or args.name
     store = _store(settings)
+    taken = [k for k in await _named(store, args.name) if k.tenant == tenant]
+    if taken:
+        await store.close()
+        raise UsageError(
+            f"tenant '{tenant}' already has a key named '{args.name}' ({taken[0].key_id}): "
+            f"choose another --name, 'edgeroute keys rotate {args.name}' to replace it, or "
+            f"'edgeroute keys revoke {args.name}' first"
+        )
     secret, record = mint_key(
         args.name,
-        tenant=args.tenant,
-        models=_models(args.models),
+        tenant=tenant,
+        models=models,
         admin=args.admin,
         priority=args.priority or 0,
         limits=_limits(args),
@@ -215,9 +274,12 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
             f"error: no key with id or name '{target}' (see 'edgeroute keys list')", file=sys.stderr
         )
         return 1
-    await store.put_key(replace(record, revoked=True))
+    # By name: the key a rotation is retiring goes too, not only its replacement.
+    named = [k for k in await _named(store, target) if k.tenant == record.tenant]
+    for key in named or [record]:
+        await store.put_key(replace(key, revoked=True))
+        print(f"revoked {key.key_id} ({key.name})")
     await store.close()
-    print(f"revoked {record.key_id} ({record.name})")
     return 0
 
 

@@ -8,7 +8,6 @@ the banner lands in logs), so a fresh checkout answers requests with no GPU or n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
@@ -18,27 +17,8 @@ import uvicorn
 
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
-from edgeroute.store import Store
-from edgeroute.store.files import narrow, write_private
-from edgeroute.store.keys import hash_key, key_id_for, mint_key
+from edgeroute.tools.devkey import dev_key, dev_key_file
 from edgeroute.tools.header_guard import capped
-
-
-async def _valid(store: Store, secret: str | None) -> bool:
-    record = await store.get_key(key_id_for(hash_key(secret))) if secret else None
-    return record is not None and not record.revoked
-
-
-def _dev_key(store: Store, path: Path) -> None:
-    """The development key: reused while it is valid, minted otherwise; its file is
-    readable by its owner only (0600, in a 0700 folder when edgeroute creates it)."""
-    secret = path.read_text().strip() if path.is_file() else None
-    if secret and asyncio.run(_valid(store, secret)):
-        narrow(path)  # a key file an older version left readable by others
-        return
-    secret, record = mint_key("dev", tenant="dev")
-    asyncio.run(store.put_key(record))
-    write_private(path, secret + "\n")
 
 
 def _banner(host: str, port: int, key_file: Path) -> str:
@@ -74,8 +54,8 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         gateway = Gateway.from_settings(settings)
         if gateway.audit.archive is not None:
             gateway.audit.archive.sweep()  # then on the first write, and hourly
-        key_file = (Path(settings.sqlite_path).parent / "dev-key").absolute()
-        _dev_key(gateway.store, key_file)
+        key_file = dev_key_file(settings)
+        dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
         protocol = capped(settings.max_header_bytes, settings.max_headers)
         uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning", http=protocol)
