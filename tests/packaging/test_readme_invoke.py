@@ -66,9 +66,10 @@ def test_make_invoke_runs_the_same_command() -> None:
     lines = _readme_lines("make invoke")
     assert lines, "README.md shows no `make invoke` command"
     for line in lines:
-        # -n prints the recipe without running anything (nor installing the venv).
+        # -n prints the recipe without running anything (nor installing the venv); under
+        # `make test` this is a sub-make, which would also print the directories it enters.
         done = subprocess.run(
-            ["make", "-n", *shlex.split(line)[1:]],
+            ["make", "-n", "--no-print-directory", *shlex.split(line)[1:]],
             cwd=REPO,
             capture_output=True,
             text=True,
