@@ -35,7 +35,7 @@ run: $(VENV)/.run-deps
 
 # A template function on an event under the Lambda runtime client, no Docker (README).
 FUNCTION ?= RouterFunction
-EVENT ?= infra/events/http-api-chat.json
+EVENT ?= infra/events/rest-api-chat.json
 invoke: $(VENV)/.run-deps
 	$(BIN)/edgeroute invoke $(FUNCTION) --event $(EVENT)
 

@@ -60,7 +60,7 @@ HEALTHZ_EVENT: dict[str, Any] = {
 EVENTS = REPO / "infra" / "events"
 # Each function's event; RouterFunction's is HEALTHZ_EVENT.
 EVENT_FILES = {
-    "AuthorizerFunction": EVENTS / "http-api-authorizer.json",
+    "AuthorizerFunction": EVENTS / "rest-api-authorizer.json",
     "HealthProbeFunction": EVENTS / "schedule-health-probe.json",
 }
 FUNCTIONS = ("RouterFunction", *EVENT_FILES)

@@ -1,4 +1,4 @@
-"""handlers/api.py (Mangum) with an API Gateway HTTP API v2 event, in process."""
+"""handlers/api.py (Mangum) with the REST API's proxy event (payload 1.0), in process."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.support.audit import captured_audit
 from tests.support.gateway import GatewayProcess
 
-EVENT = Path(__file__).resolve().parents[2] / "infra" / "events" / "http-api-chat.json"
+EVENT = Path(__file__).resolve().parents[2] / "infra" / "events" / "rest-api-chat.json"
 
 
 class _Context:
@@ -42,6 +42,7 @@ def handler_module(gateway: GatewayProcess) -> ModuleType:
 def _event(api_key: str, **changes: Any) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(EVENT.read_text())
     event["headers"]["authorization"] = f"Bearer {api_key}"
+    event["multiValueHeaders"]["authorization"] = [f"Bearer {api_key}"]  # what Mangum reads
     event.update(changes)
     return event
 
@@ -79,5 +80,5 @@ def test_mangum_requests_are_audited_with_api_gateways_address(
     [record] = lines()
     assert record["request_id"] == result["headers"]["x-request-id"]
     assert record["status"] == status and record["endpoint"] == "/v1/chat/completions"
-    assert record["client_address"] == "203.0.113.10"  # requestContext.http.sourceIp
+    assert record["client_address"] == "203.0.113.10"  # requestContext.identity.sourceIp
     assert bool(record["key_id"]) is (status == 200)

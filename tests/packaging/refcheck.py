@@ -31,6 +31,7 @@ ATTRIBUTES: dict[str, frozenset[str]] = {
     "AWS::DynamoDB::Table": frozenset({"Arn", "StreamArn"}),
     "AWS::S3::Bucket": frozenset({"Arn", "DomainName", "RegionalDomainName"}),
     "AWS::Serverless::HttpApi": frozenset({"ApiEndpoint", "ApiId"}),
+    "AWS::Serverless::Api": frozenset({"RootResourceId", "RestApiId"}),
     "AWS::Serverless::LayerVersion": frozenset(),
 }
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
@@ -38,9 +39,13 @@ _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 
 def sam_generated(resources: dict[str, Any]) -> dict[str, str]:
     """Resources SAM adds that a template may reference: ``Fn.Alias``/``Fn.Version``
-    (AutoPublishAlias), ``FnUrl`` (FunctionUrlConfig) and ``FnRole`` (no Role given)."""
+    (AutoPublishAlias), ``FnUrl`` (FunctionUrlConfig), ``FnRole`` (no Role given) and
+    ``Api.Stage``/``Api.Deployment`` (every AWS::Serverless::Api)."""
     generated: dict[str, str] = {}
     for name, res in resources.items():
+        if res.get("Type") == "AWS::Serverless::Api":
+            generated[f"{name}.Stage"] = "AWS::ApiGateway::Stage"
+            generated[f"{name}.Deployment"] = "AWS::ApiGateway::Deployment"
         if res.get("Type") != "AWS::Serverless::Function":
             continue
         props = res.get("Properties") or {}

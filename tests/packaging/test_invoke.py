@@ -49,6 +49,12 @@ def _event_file(tmp_path: Path, source: str, **changes: Any) -> Path:
     return path
 
 
+def _bearer(secret: str) -> dict[str, Any]:
+    """The REST API event changes that carry ``secret`` (Mangum reads multiValueHeaders)."""
+    header = f"Bearer {secret}"
+    return {"headers__authorization": header, "multiValueHeaders__authorization": [header]}
+
+
 @pytest.fixture(scope="module")
 def policy_env() -> dict[str, str]:
     # The routing policy file, where the code under test reads one.
@@ -65,7 +71,7 @@ def test_router_answers_a_chat_completion(
     policy_env: dict[str, str],
 ) -> None:
     secret, _ = put_key(local_stack, "invoke-router")
-    event = _event_file(tmp_path, "http-api-chat.json", headers__authorization=f"Bearer {secret}")
+    event = _event_file(tmp_path, "rest-api-chat.json", **_bearer(secret))
     code, payload, logs = _invoke(capsys, "RouterFunction", event, sam_build, **policy_env)
     assert code == 0, logs
     assert payload["statusCode"] == 200, payload
@@ -88,7 +94,7 @@ def test_router_starts_on_its_bundled_configuration_while_the_bucket_is_empty(
     bucket = f"empty-{uuid.uuid4().hex[:8]}"
     make_s3_client().create_bucket(Bucket=bucket)
     secret, _ = put_key(local_stack, "invoke-bootstrap")
-    event = _event_file(tmp_path, "http-api-chat.json", headers__authorization=f"Bearer {secret}")
+    event = _event_file(tmp_path, "rest-api-chat.json", **_bearer(secret))
     code, payload, logs = _invoke(
         capsys,
         "RouterFunction",
@@ -116,17 +122,21 @@ def test_authorizer_allows_a_valid_key_and_denies_revoked_unknown_and_missing(
         f"Bearer {good}": True,
         f"Bearer {revoked}": False,
         "Bearer er-not-a-key-anyone-minted": False,
-        "Basic dXNlcjpwYXNz": False,
     }
     for header, allowed in cases.items():
-        event = _event_file(tmp_path, "http-api-authorizer.json", identitySource=[header])
+        event = _event_file(tmp_path, "rest-api-authorizer.json", headers__authorization=header)
         code, payload, logs = _invoke(capsys, "AuthorizerFunction", event, sam_build)
         assert code == 0, logs
-        assert payload["isAuthorized"] is allowed, (header, payload)
+        [statement] = payload["policyDocument"]["Statement"]
+        assert statement["Effect"] == ("Allow" if allowed else "Deny"), (header, payload)
         if allowed:
             assert payload["context"] == {"key_id": good_id, "tenant": "invoke-auth", "scopes": ""}
         else:
-            assert "context" not in payload
+            assert payload["context"]["error_type"] == "authentication_error"
+    # No bearer credential: the error whose message API Gateway turns into its 401.
+    event = _event_file(tmp_path, "rest-api-authorizer.json", headers__authorization="Basic eDp5")
+    code, payload, logs = _invoke(capsys, "AuthorizerFunction", event, sam_build)
+    assert code == 1 and payload["errorMessage"] == "Unauthorized", logs
 
 
 def test_health_probe_writes_endpoint_health(
@@ -161,7 +171,7 @@ def test_an_init_failure_is_a_function_error(
     code, payload, logs = _invoke(
         capsys,
         "RouterFunction",
-        EVENTS / "http-api-chat.json",
+        EVENTS / "rest-api-chat.json",
         None,
         EDGEROUTE_REGISTRY="/nonexistent/models.yaml",
     )
@@ -170,9 +180,9 @@ def test_an_init_failure_is_a_function_error(
 
 
 def test_what_cannot_run_here_says_why(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert run_invoke("StreamFunction", str(EVENTS / "http-api-chat.json")) == 2
+    assert run_invoke("StreamFunction", str(EVENTS / "rest-api-chat.json")) == 2
     assert "Lambda Web Adapter" in capsys.readouterr().err
-    assert run_invoke("NoSuchFunction", str(EVENTS / "http-api-chat.json")) == 2
+    assert run_invoke("NoSuchFunction", str(EVENTS / "rest-api-chat.json")) == 2
     assert "not a function" in capsys.readouterr().err
     assert run_invoke("RouterFunction", str(tmp_path / "missing.json")) == 2
     assert "cannot read the event" in capsys.readouterr().err

@@ -157,27 +157,68 @@ def test_stream_function_runs_under_the_web_adapter(template: dict[str, Any]) ->
     env = props["Environment"]["Variables"]
     assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
-    assert props["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
+    # REST API events put the stage in front of the path the adapter forwards.
+    assert env["AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"] == "true"
+    # The function's timeout bounds a stream; the integration allows API Gateway's most.
+    assert props["Timeout"] == {"Ref": "StreamTimeoutSeconds"}
+    assert template["Parameters"]["StreamTimeoutSeconds"]["MaxValue"] == 900
+    for event in props["Events"].values():
+        assert event["Properties"]["ResponseTransferMode"] == "RESPONSE_STREAM"
+        assert event["Properties"]["TimeoutInMillis"] == 900_000
 
 
 def test_public_entry_points_are_throttled_and_logged(template: dict[str, Any]) -> None:
-    api = _props(template, "HttpApi")
-    throttle = api["DefaultRouteSettings"]
+    api = _props(template, "RestApi")
+    assert api["EndpointConfiguration"]["Type"] == "REGIONAL"  # edge ends idle streams at 30 s
+    [throttle] = api["MethodSettings"]
+    assert (throttle["ResourcePath"], throttle["HttpMethod"]) == ("/*", "*")
     assert throttle["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRate"}
     assert throttle["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurst"}
-    logs = api["AccessLogSettings"]
+    logs = api["AccessLogSetting"]
     assert logs["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLog", "Arn"]}
     record = json.loads(logs["Format"])  # one JSON object per request
     assert {"requestId", "ip", "routeKey", "status", "keyId", "tenant"} <= set(record)
     assert not any("header" in v.lower() or "body" in v.lower() for v in record.values())
     assert _props(template, "ApiAccessLog")["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    # REST API access logs need the account's logs role: the stack's own, or the one given.
+    account = _props(template, "ApiGatewayAccount")["CloudWatchRoleArn"]
+    assert account == {
+        "Fn::If": [
+            "CreatesApiLogsRole",
+            {"Fn::GetAtt": ["ApiLogsRole", "Arn"]},
+            {"Ref": "ApiLogsRoleArn"},
+        ]
+    }
+    assert template["Resources"]["RestApi"]["DependsOn"] == "ApiGatewayAccount"
 
 
-def test_function_url_has_an_auth_mode_and_bounded_concurrency(template: dict[str, Any]) -> None:
+def test_the_api_is_the_only_way_in(template: dict[str, Any]) -> None:
+    """No Function URL beside the API (its authorizer would not sit in front of it), and
+    the streaming function's concurrency is bounded."""
+    for name in FUNCTIONS:
+        assert "FunctionUrlConfig" not in _props(template, name), name
+    assert "StreamUrlAuthType" not in template["Parameters"]
     props = _props(template, "StreamFunction")
-    assert props["FunctionUrlConfig"]["AuthType"] == {"Ref": "StreamUrlAuthType"}
-    assert template["Parameters"]["StreamUrlAuthType"]["AllowedValues"] == ["NONE", "AWS_IAM"]
     assert props["ReservedConcurrentExecutions"] == {"Ref": "StreamReservedConcurrency"}
+
+
+def test_api_refusals_are_openai_errors(template: dict[str, Any]) -> None:
+    responses = _props(template, "RestApi")["GatewayResponses"]
+    statuses = {name: r["StatusCode"] for name, r in responses.items()}
+    assert statuses == {
+        "ACCESS_DENIED": "403",
+        "UNAUTHORIZED": "401",
+        "MISSING_AUTHENTICATION_TOKEN": "404",
+        "THROTTLED": "429",
+        "INTEGRATION_TIMEOUT": "504",
+    }
+    for name, response in responses.items():
+        body = response["ResponseTemplates"]["application/json"]
+        filled = re.sub(r"\$context\.[a-zA-Z_.]+", "x", body)
+        error = json.loads(filled)["error"]  # valid JSON whatever the context holds
+        assert set(error) == {"message", "type", "param", "code"}, name
+    denied = responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"]
+    assert "$context.authorizer.message" in denied and "$context.authorizer.code" in denied
 
 
 def test_dashboard_body_is_json_with_the_four_views(template: dict[str, Any]) -> None:
@@ -211,7 +252,10 @@ def test_the_audit_archive_expires_and_only_request_functions_write_it(
 
 
 def test_outputs_carry_what_the_cli_reads_for_a_stack(template: dict[str, Any]) -> None:
-    """`edgeroute --stack NAME` reads the table names and the bucket from these outputs."""
+    """`edgeroute --stack NAME` reads the table names and the bucket from these outputs,
+    `edgeroute deploy` the base URL as well."""
+    from edgeroute.tools.deploy import placeholder_outputs
     from edgeroute.tools.stack import required_outputs
 
     assert set(required_outputs()) <= set(template["Outputs"])
+    assert set(placeholder_outputs()) <= set(template["Outputs"])

@@ -76,3 +76,26 @@ def test_a_missing_sam_ends_the_deploy_with_a_message(
     plan = deploy.Plan(stack="s", sam="/nonexistent/sam")
     assert deploy.deploy(plan) == 1
     assert "error: /nonexistent/sam not found: install it (make sam-cli)" in capsys.readouterr().err
+
+
+def test_a_deploy_prints_the_one_base_url(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stack's ApiUrl serves buffered and streamed calls: one base URL, no second
+    (streaming) output to wait for."""
+    outputs = {name: f"value-of-{name}" for name in deploy.placeholder_outputs()}
+    outputs["ApiUrl"] = "https://abc.execute-api.us-east-1.amazonaws.com/dev/"
+    assert "StreamUrl" not in outputs
+    monkeypatch.setattr(deploy, "_run", lambda command: None)
+    monkeypatch.setattr(deploy, "_stack_outputs", lambda plan: outputs)
+
+    class NoS3:
+        def put_object(self, **kwargs: Any) -> None:
+            pass
+
+    monkeypatch.setattr("boto3.client", lambda *args, **kwargs: NoS3())
+    assert deploy.deploy(deploy.Plan(stack="s", sam="sam")) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [
+        "base URL (buffered and streamed calls): https://abc.execute-api.us-east-1.amazonaws.com/dev/v1"
+    ]

@@ -1,6 +1,6 @@
 """Scopes limit the endpoints a key or a token may call: a call outside them is a 403
 ``insufficient_scope`` naming the scope it needs, checked once per request where the
-credential is (the app's dependency, and the Lambda authorizer when the route key names
+credential is (the app's dependency, and the Lambda authorizer when the resource names
 an endpoint). No scopes: every endpoint, as before. Cross-tenant usage needs the admin
 flag, and, for a scoped principal, the ``admin`` scope too."""
 
@@ -176,12 +176,22 @@ def authorizer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return importlib.import_module("edgeroute.handlers.authorizer")
 
 
-def _event(authorization: str, route_key: str = "ANY /v1/{proxy+}") -> dict[str, Any]:
+def _event(authorization: str, resource: str = "/v1/{proxy+}") -> dict[str, Any]:
+    """A REST API REQUEST authorizer event (the parts the authorizer reads)."""
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/dev/POST/v1/x"
     return {
-        "identitySource": [authorization],
-        "routeKey": route_key,
-        "requestContext": {"http": {"sourceIp": "203.0.113.10"}},
+        "type": "REQUEST",
+        "methodArn": arn,
+        "resource": resource,
+        "httpMethod": "POST",
+        "headers": {"Authorization": authorization},
+        "requestContext": {"resourcePath": resource, "identity": {"sourceIp": "203.0.113.10"}},
     }
+
+
+def _effect(answer: dict[str, Any]) -> str:
+    [statement] = answer["policyDocument"]["Statement"]
+    return str(statement["Effect"])
 
 
 def test_the_authorizer_applies_the_same_token_and_scope_rules(
@@ -197,22 +207,20 @@ def test_the_authorizer_applies_the_same_token_and_scope_rules(
     asyncio.run(put())
     handler = authorizer.handler
     allowed = handler(_event(f"Bearer {secret}"), None)
-    assert allowed == {
-        "isAuthorized": True,
-        "context": {"key_id": record.key_id, "tenant": "t1", "scopes": "embeddings"},
-    }
-    assert handler(_event(f"Bearer {secret}", "POST /v1/embeddings"), None)["isAuthorized"]
-    assert handler(_event(f"Bearer {secret}", "POST /v1/chat/completions"), None) == {
-        "isAuthorized": False
-    }
+    assert _effect(allowed) == "Allow"
+    assert allowed["context"] == {"key_id": record.key_id, "tenant": "t1", "scopes": "embeddings"}
+    assert _effect(handler(_event(f"Bearer {secret}", "/v1/embeddings"), None)) == "Allow"
+    refused = handler(_event(f"Bearer {secret}", "/v1/chat/completions"), None)
+    assert _effect(refused) == "Deny"
+    assert refused["context"]["code"] == "insufficient_scope"
     token = ISSUER_KEY.sign(claims())
-    by_token = handler(_event(f"Bearer {token}", "POST /v1/chat/completions"), None)
-    assert by_token["isAuthorized"] and by_token["context"]["key_id"].startswith("jwt_")
+    by_token = handler(_event(f"Bearer {token}", "/v1/chat/completions"), None)
+    assert _effect(by_token) == "Allow" and by_token["context"]["key_id"].startswith("jwt_")
     assert by_token["context"]["tenant"] == "acme"
     expired = ISSUER_KEY.sign(claims(exp=int(time.time()) - 100))
-    assert handler(_event(f"Bearer {expired}"), None) == {"isAuthorized": False}
+    assert _effect(handler(_event(f"Bearer {expired}"), None)) == "Deny"
     forged = SigningKey("k1").sign(claims())  # the issuer's kid, another key
-    assert handler(_event(f"Bearer {forged}"), None) == {"isAuthorized": False}
+    assert _effect(handler(_event(f"Bearer {forged}"), None)) == "Deny"
 
 
 def test_the_limits_a_token_maps_are_key_limits() -> None:

@@ -1,14 +1,20 @@
-"""HTTP API Lambda authorizer (payload format 2.0, simple responses).
+"""REST API Lambda authorizer (REQUEST type): an IAM policy for every answer.
 
 It runs the gateway's own credential check (``Authenticator``: keys against the store,
 JWTs against the OIDC issuers of ``EDGEROUTE_OIDC_CONFIG``), so a bad key or token is
-refused before RouterFunction is ever invoked, and API Gateway caches the answer per
-``Authorization`` header, source address and route key for ``AuthorizerCacheTtl``
-seconds. Scopes are checked here when the route key names an endpoint
-(``POST /v1/chat/completions``); the template's catch-all routes do not, and the app
-behind checks scopes on every request either way. A store or JWKS outage raises (API
-Gateway answers 500 and caches nothing), never a cached denial. The store client and
-the caches are built at import, during init, so SnapStart snapshots them.
+refused before RouterFunction or StreamFunction is ever invoked. API Gateway caches the
+answer per ``Authorization`` header, source address and resource path for
+``AuthorizerCacheTtl`` seconds; so its answers name the whole stage (``policies``).
+Scopes are checked here when
+the resource names an endpoint (``/v1/chat/completions``); the catch-all resources do
+not, and the app behind checks scopes on every request either way.
+
+What API Gateway does with the answer: no bearer credential at all raises
+``Unauthorized`` (its 401); a wrong, revoked or expired one, or a scope it lacks, is a
+Deny (always its 403), whose context carries the OpenAI error's message, type and code
+for the template's ACCESS_DENIED response. A store or JWKS outage raises anything else
+(API Gateway answers 500 and caches nothing), never a cached denial. The store client
+and the caches are built at import, during init, so SnapStart snapshots them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 from typing import Any
 
 from edgeroute.errors import AuthenticationFailed, PermissionDenied
+from edgeroute.handlers.policies import allow, deny
 from edgeroute.pipeline.authenticate import Authenticator, bearer_token
 from edgeroute.pipeline.scopes import require, scope_for_path
 from edgeroute.settings import Settings
@@ -27,33 +34,37 @@ _authenticator = Authenticator.from_settings(open_store(_settings), _settings)
 # One loop for the life of the instance: the store's thread pool and clients stay warm.
 _loop = asyncio.new_event_loop()
 
-DENY: dict[str, Any] = {"isAuthorized": False}
+
+class Unauthorized(Exception):
+    """No credential: API Gateway answers 401 for an authorizer error whose message is
+    exactly ``Unauthorized`` (any other message is a 500)."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
 
 
-def _authorization(event: dict[str, Any]) -> str | None:
-    sources = event.get("identitySource") or []
-    if sources and isinstance(sources[0], str):
-        return sources[0]
-    headers = event.get("headers") or {}
-    return headers.get("authorization") or headers.get("Authorization")
+def _header(event: dict[str, Any], name: str) -> str | None:
+    """A request header by name, whatever case the client sent it in."""
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name and isinstance(value, str):
+            return value
+    return None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    method_arn = str(event["methodArn"])
     try:
-        secret = bearer_token(_authorization(event))
-        address = (event.get("requestContext") or {}).get("http", {}).get("sourceIp")
+        secret = bearer_token(_header(event, "authorization"))
+    except AuthenticationFailed:
+        raise Unauthorized() from None
+    request = event.get("requestContext") or {}
+    address = (request.get("identity") or {}).get("sourceIp")
+    try:
         key = _loop.run_until_complete(_authenticator.authenticate(secret, address))
-        route_key = str(event.get("routeKey") or "")
-        needed = scope_for_path(route_key.partition(" ")[2])
+        resource = str(event.get("resource") or request.get("resourcePath") or "")
+        needed = scope_for_path(resource)
         if needed is not None:
-            require(key, needed, route_key)
-    except (AuthenticationFailed, PermissionDenied):
-        return DENY
-    return {
-        "isAuthorized": True,
-        "context": {
-            "key_id": key.key_id,
-            "tenant": key.tenant,
-            "scopes": " ".join(key.policy.scopes),  # empty: every endpoint
-        },
-    }
+            require(key, needed, f"{event.get('httpMethod', '')} {resource}")
+    except (AuthenticationFailed, PermissionDenied) as refused:
+        return deny(method_arn, refused)
+    return allow(method_arn, key)

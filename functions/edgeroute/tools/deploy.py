@@ -99,7 +99,7 @@ def key_command(plan: Plan, outputs: dict[str, str]) -> Command:
 
 def placeholder_outputs() -> dict[str, str]:
     """The outputs a dry run shows: each as ``<OutputKey>``."""
-    names = ["ApiUrl", "StreamUrl", "BucketName"]
+    names = ["ApiUrl", "BucketName"]
     names += [f"{TableNames.logical_id(role)}Name" for role in TableNames.roles()]
     return {name: f"<{name}>" for name in names}
 
@@ -135,7 +135,7 @@ def _stack_outputs(plan: Plan) -> dict[str, str]:
     client: Any = boto3.client("cloudformation", region_name=plan.region)
     stack = client.describe_stacks(StackName=plan.stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    missing = [k for k in placeholder_outputs() if k not in outputs and k != "StreamUrl"]
+    missing = [k for k in placeholder_outputs() if k not in outputs]
     if missing:
         raise DeployError(f"stack {plan.stack} has no output {', '.join(missing)}: redeploy it")
     return outputs
@@ -157,9 +157,7 @@ def deploy(plan: Plan) -> int:
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"base URL: {outputs['ApiUrl']}v1")
-    if "StreamUrl" in outputs:
-        print(f"streams (stream=true): {outputs['StreamUrl']}v1")
+    print(f"base URL (buffered and streamed calls): {outputs['ApiUrl']}v1")
     return 0
 
 
