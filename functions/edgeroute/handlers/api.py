@@ -1,4 +1,4 @@
-"""Lambda entry point for buffered HTTP API requests: the FastAPI app behind Mangum.
+"""Lambda entry point for the REST API's buffered routes: the FastAPI app behind Mangum.
 
 The gateway (registry, store client) is built at import, during Lambda's init
 phase, so SnapStart snapshots it and warm invocations reuse it.

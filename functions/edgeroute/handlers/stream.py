@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The streaming entry point: the same ASGI app, served by uvicorn under the Lambda Web
-Adapter behind a Function URL in RESPONSE_STREAM mode (Python has no native Lambda
-response streaming; the adapter relays the app's SSE bytes as they come).
+Adapter, which the REST API invokes with InvokeWithResponseStream for the routes that may
+stream (Python has no native Lambda response streaming; the adapter relays the app's SSE
+bytes as they come, and a buffered answer in one piece).
 
 Lambda runs this file itself: the adapter's ``/opt/bootstrap`` wrapper executes
 ``$LAMBDA_TASK_ROOT/$_HANDLER``, and the template's Handler is this path, so it must
