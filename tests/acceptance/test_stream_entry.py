@@ -64,6 +64,12 @@ def _body(path: str, model: str, **extra: Any) -> dict[str, Any]:
     return {"model": model, "max_tokens": 8, **prompt, **extra}
 
 
+def _registry(fault_url: str) -> dict[str, Any]:
+    """One model that answers at once, one that streams a chunk every 50 ms."""
+    slow = fault_model("slow", fault_url, "slow-stream", timeouts={"read": 5, "total": 60})
+    return {"models": [fault_model("instant", fault_url, "instant"), slow]}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,11 +83,7 @@ def stream_function(
     """(base URL, API key) of handlers/stream.py started as the adapter starts it."""
     work = tmp_path_factory.mktemp("stream-function")
     registry = work / "models.yaml"
-    models = [
-        fault_model("instant", fault_upstream.url, "instant"),
-        fault_model("slow", fault_upstream.url, "slow-stream", timeouts={"read": 5, "total": 60}),
-    ]
-    registry.write_text(yaml.safe_dump({"models": models}))
+    registry.write_text(yaml.safe_dump(_registry(fault_upstream.url)))
     secret, record = mint_key("stream-entry", tenant="t")
 
     async def put() -> None:
