@@ -142,6 +142,12 @@ def test_an_empty_aws_default_region_is_named(
     assert "AWS_DEFAULT_REGION is set but empty" in err and "unset it" in err
 
 
+@pytest.mark.parametrize("command", ["revoke", "rotate", "update"])
+def test_a_key_command_on_an_unknown_key_is_a_usage_error(cli: Cli, command: str) -> None:
+    err = _one_line_error(*cli("keys", command, "no-such-key")[::2])
+    assert "no key with id or name 'no-such-key'" in err and "edgeroute keys list" in err
+
+
 def test_an_unwritable_sqlite_store(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
