@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        # `deploy --stack NAME` creates the stack; every other command reads an existing one.
-        if args.stack and args.command != "deploy":
+        if args.stack:
             from edgeroute.tools.stack import stack_settings
 
             settings = stack_settings(settings, args.stack)
