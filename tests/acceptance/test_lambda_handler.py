@@ -96,8 +96,9 @@ def test_only_a_snapshotted_init_loads_the_edge_models_and_the_http_client(
     init_type: str, tmp_path: Path
 ) -> None:
     script = (
-        "import sys\n"
+        "import gc, sys\n"
         "import edgeroute.handlers.api\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 0, 'collector state after init'\n"
         "print(' '.join(m for m in sys.argv[1:] if m in sys.modules))\n"
     )
     env = {
