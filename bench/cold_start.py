@@ -13,7 +13,10 @@ network's). Reported per run:
   on a cold instance (minus Lambda's own sandbox start, which no local run has).
 
 The store is SQLite in a temporary folder so the figure is the function's own cost,
-not a network's. Usage: ``python -m bench.cold_start [--runs 10] [--function ID]``.
+not a network's. Usage: ``python -m bench.cold_start [--runs 10] [--function ID]
+[--compare DIR]``; ``--compare`` also runs the function from another code folder (an
+older commit's ``functions/``, exported), alternating run by run so both see the same
+load on a shared machine.
 """
 
 from __future__ import annotations
@@ -67,8 +70,14 @@ FUNCTIONS = ("RouterFunction", *EVENT_FILES)
 
 
 def measure(
-    function: str, runs: int, build_dir: str | None, registry: str | None = None
-) -> dict[str, Any]:
+    function: str,
+    runs: int,
+    build_dir: str | None,
+    registry: str | None = None,
+    compare: Path | None = None,
+) -> list[dict[str, Any]]:
+    """The function's figures, then ``compare``'s (the same function from that code
+    folder) when given; the two alternate run by run."""
     template = REPO / "template.yaml"
     spec = load_function(template, function)
     assert spec.code_uri is not None
@@ -76,7 +85,9 @@ def measure(
     layers = [code.parent / str(n) for n in spec.layers if str(n).isidentifier()]
     event_file = EVENT_FILES.get(function)
     event = json.loads(event_file.read_text()) if event_file else HEALTHZ_EVENT
-    inits, firsts = [], []
+    codes = [code] if compare is None else [code, compare]
+    inits: dict[Path, list[float]] = {c: [] for c in codes}
+    firsts: dict[Path, list[float]] = {c: [] for c in codes}
     with tempfile.TemporaryDirectory() as tmp:
         if registry is None and function == "HealthProbeFunction":
             registry = str(Path(tmp) / "models.yaml")
@@ -93,10 +104,10 @@ def measure(
             function_environment(spec.environment, os.environ, overrides),
             [d for d in layers if d.is_dir()],
         )
-        for _ in range(runs):
+        for _, run_code in ((r, c) for r in range(runs) for c in codes):
             fn = LocalFunction(
                 spec.handler,
-                code_dirs=[code],
+                code_dirs=[run_code],
                 env=env,
                 timeout_s=spec.timeout_s,
                 memory_mb=spec.memory_mb,
@@ -108,18 +119,21 @@ def measure(
                 first = (time.perf_counter() - started) * 1000
             if not result.ok or result.payload.get("statusCode", 200) != 200:
                 raise RuntimeError(f"{function} failed: {result.payload}\n{result.logs[-2000:]}")
-            inits.append(result.init_ms)
-            firsts.append(first)
-    return {
-        "function": function,
-        "code": str(code),
-        "runs": runs,
-        "init_ms_median": round(statistics.median(inits), 1),
-        "first_response_ms_median": round(statistics.median(firsts), 1),
-        "init_ms_min": round(min(inits), 1),
-        "init_ms_max": round(max(inits), 1),
-        "python": sys.version.split()[0],
-    }
+            inits[run_code].append(result.init_ms)
+            firsts[run_code].append(first)
+    return [
+        {
+            "function": function,
+            "code": str(c),
+            "runs": runs,
+            "init_ms_median": round(statistics.median(inits[c]), 1),
+            "first_response_ms_median": round(statistics.median(firsts[c]), 1),
+            "init_ms_min": round(min(inits[c]), 1),
+            "init_ms_max": round(max(inits[c]), 1),
+            "python": sys.version.split()[0],
+        }
+        for c in codes
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,9 +144,16 @@ def main(argv: list[str] | None = None) -> None:
         "--build-dir", default=".aws-sam/build", help="sam build output (source tree if absent)"
     )
     parser.add_argument("--registry", help="registry file (default: infra/models.yaml)")
+    parser.add_argument(
+        "--compare", type=Path, help="another code folder to run alternately (before/after)"
+    )
     args = parser.parse_args(argv)
     names = FUNCTIONS if args.function == "all" else (args.function,)
-    results = [measure(name, args.runs, args.build_dir, args.registry) for name in names]
+    results = [
+        figures
+        for name in names
+        for figures in measure(name, args.runs, args.build_dir, args.registry, args.compare)
+    ]
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
 
 

@@ -95,12 +95,12 @@ def main() -> None:
     batch = [f"sentence number {i} about routing requests to models" for i in range(32)]
     modes: tuple[EmbedBatching, ...] = ("per-input", "batched")
     for mode in modes:
-        embedder.configure(mode)
+        models.configure(None, 1, mode)
         t0 = time.perf_counter()
         for _ in range(20):
             embedder.embed(batch)
         results[f"batch32_{mode}_texts_per_s"] = round(20 * 32 / (time.perf_counter() - t0), 1)
-    embedder.configure("per-input")
+    models.configure(None, 1)
 
     def classify_timed(text: str, runs: int) -> dict[str, float]:
         payload = {"messages": [{"role": "user", "content": text}]}

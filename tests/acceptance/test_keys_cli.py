@@ -41,8 +41,9 @@ def test_create_list_revoke(gateway: GatewayProcess) -> None:
 
 def test_revoke_unknown_key_fails_cleanly(gateway: GatewayProcess) -> None:
     done = gateway.cli("keys", "revoke", "key_doesnotexist")
-    assert done.returncode == 1
-    assert "no key" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: no key") and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
 
 
 def test_plain_create_prints_key_once(gateway: GatewayProcess) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -82,3 +85,38 @@ def test_mangum_requests_are_audited_with_api_gateways_address(
     assert record["status"] == status and record["endpoint"] == "/v1/chat/completions"
     assert record["client_address"] == "203.0.113.10"  # requestContext.identity.sourceIp
     assert bool(record["key_id"]) is (status == 200)
+
+
+# What only classification and upstream calls need: a snapshotted init loads them, an
+# on-demand init leaves them to the first request that does (handlers/api.py).
+_DEFERRED = ("numpy", "onnxruntime", "sentencepiece", "aiohttp", "httpx")
+
+
+@pytest.mark.parametrize("init_type", ["on-demand", "snap-start"])
+def test_only_a_snapshotted_init_loads_the_edge_models_and_the_http_client(
+    init_type: str, tmp_path: Path
+) -> None:
+    script = (
+        "import gc, sys\n"
+        "import edgeroute.handlers.api\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 0, 'collector state after init'\n"
+        "print(' '.join(m for m in sys.argv[1:] if m in sys.modules))\n"
+    )
+    env = {
+        **os.environ,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+        "EDGEROUTE_SQLITE_PATH": str(tmp_path / "store.db"),
+        "EDGEROUTE_USAGE_SPOOL": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, *_DEFERRED],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = done.stdout.split()
+    assert loaded == ([] if init_type == "on-demand" else list(_DEFERRED))

@@ -124,6 +124,30 @@ def test_an_unreachable_dynamodb_store(cli: Cli, monkeypatch: pytest.MonkeyPatch
     assert "AWS:" in err and "127.0.0.1:9" in err
 
 
+@pytest.mark.parametrize(
+    ("env", "argv"),
+    [
+        ({}, ("--stack", "x", "keys", "list")),  # CloudFormation
+        ({"EDGEROUTE_STORE": "dynamodb", **TableNames.with_prefix("t").as_env()}, ("keys", "list")),
+        ({"EDGEROUTE_REGISTRY": "s3://bucket/config/models.yaml"}, ("probe",)),  # S3
+    ],
+)
+def test_an_empty_aws_default_region_is_named(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], argv: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "")
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    err = _one_line_error(*cli(*argv)[::2])
+    assert "AWS_DEFAULT_REGION is set but empty" in err and "unset it" in err
+
+
+@pytest.mark.parametrize("command", ["revoke", "rotate", "update"])
+def test_a_key_command_on_an_unknown_key_is_a_usage_error(cli: Cli, command: str) -> None:
+    err = _one_line_error(*cli("keys", command, "no-such-key")[::2])
+    assert "no key with id or name 'no-such-key'" in err and "edgeroute keys list" in err
+
+
 def test_an_unwritable_sqlite_store(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from edgeroute.tools import deploy
-from edgeroute.tools.cli import main
+from edgeroute.tools.cli import build_parser, main
 
 
 @pytest.fixture
@@ -61,6 +61,13 @@ def test_without_overrides_samconfig_keeps_its_parameters(
     _, sam_deploy, *_ = _dry_run(capsys, "--config-env", "prod")
     assert "--parameter-overrides" not in sam_deploy
     assert sam_deploy[sam_deploy.index("--config-env") + 1] == "prod"
+
+
+def test_deploys_stack_is_its_own_argument_not_the_stack_other_commands_read() -> None:
+    parsed = build_parser().parse_args(["deploy", "--stack", "edgeroute-qa"])
+    assert parsed.deploy_stack == "edgeroute-qa" and parsed.stack is None
+    parsed = build_parser().parse_args(["--stack", "edgeroute-prod", "keys", "list"])
+    assert parsed.stack == "edgeroute-prod"
 
 
 def test_a_missing_stack_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from httpx_aiohttp import AiohttpTransport
 
-from edgeroute.edge import embedder, models
+from edgeroute.edge import models
 from edgeroute.errors import ConfigError
 from edgeroute.health import probe
 from edgeroute.pipeline import gateway as gateway_module
@@ -238,7 +238,7 @@ def test_unconfigured_modules_start_from_the_settings_defaults() -> None:
     defaults = Settings.from_env()
     assert http.max_connections() == defaults.max_connections
     assert models.intra_op_threads() == defaults.edge_threads
-    assert embedder.batched() is (defaults.embed_batching == "batched")
+    assert models.embed_batched() is (defaults.embed_batching == "batched")
     assert defaults.health_ttl_s == probe.DEFAULT_TTL_S
 
 
@@ -251,7 +251,7 @@ async def test_the_gateway_hands_process_settings_down(
         (http, "_clients"),
         (models, "_configured_dir"),
         (models, "_threads"),
-        (embedder, "_batching"),
+        (models, "_batching"),
     ]:
         monkeypatch.setattr(module, name, getattr(module, name))
     monkeypatch.setattr(http, "_clients", {})
@@ -273,7 +273,7 @@ async def test_the_gateway_hands_process_settings_down(
         assert isinstance(transport, AiohttpTransport)
         assert transport.limits.max_connections == 7
         assert models.models_dir() == tmp_path and models.intra_op_threads() == 3
-        assert embedder.batched()
+        assert models.embed_batched()
     finally:
         await http.close_shared_client()
         await gw.store.close()

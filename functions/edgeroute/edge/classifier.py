@@ -8,6 +8,9 @@ Nothing here calls a model upstream.
 
 py3langid takes ~0.6 s to load (it decompresses its model), so language is worked out
 only when something reads it: a policy rule on language, /v1/classify, /v1/route.
+Likewise numpy, onnxruntime and sentencepiece (the heads, the embedder) are imported by
+the first classification, not with this module: a process that classifies nothing (the
+router serving /healthz or key administration) never loads them.
 
 Cost is bounded for any input: the features read a bounded head and tail of the ask,
 token counts are exact for ``EXACT_CHARS`` characters and estimated past them, and
@@ -20,7 +23,6 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
-from edgeroute.edge import embedder, features, heads
 from edgeroute.wire.tokens import estimate_tokens
 
 _MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message
@@ -117,12 +119,16 @@ def request_text(payload: dict[str, Any]) -> tuple[str, str]:
 
 def count_tokens(text: str) -> int:
     """The embedder tokenizer's count (<s>/</s> included), exact up to EXACT_CHARS."""
+    from edgeroute.edge import embedder
+
     exact = len(embedder.pieces([text[:EXACT_CHARS]])[0])
     return exact + estimate_tokens(text[EXACT_CHARS:])
 
 
 def classify(payload: dict[str, Any]) -> Classification:
     """Classify a chat, completion or embeddings request body (blocking; a few ms)."""
+    from edgeroute.edge import features, heads
+
     ask, everything = request_text(payload)
     messages = payload.get("messages") or []
     found = features.extract(ask, everything, len(messages))

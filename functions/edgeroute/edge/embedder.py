@@ -12,22 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 import sentencepiece
 
-from edgeroute.edge.models import model_file, session
-
-if TYPE_CHECKING:
-    from edgeroute.settings import EmbedBatching
+from edgeroute.edge.models import embed_batched, model_file, session
 
 MODEL = "use-multilingual"
 MAX_TOKENS = 512
 GAP = -1  # a masked position between two texts in one row (see pooled())
 GAP_WIDTH = 2  # the widest n-gram reaches two tokens to either side
 DIMENSIONS = 512
-_batching: EmbedBatching = "per-input"  # Settings.embed_batching's default, until configure()
 
 
 @dataclass(frozen=True)
@@ -59,25 +54,9 @@ def encode(texts: list[str]) -> Encoded:
     return Encoded(ids=ids, lengths=[len(t) for t in ids], truncated=truncated)
 
 
-def configure(batching: EmbedBatching) -> None:
-    """How a request's inputs run (``Settings.embed_batching``); see ``batched()``."""
-    global _batching
-    _batching = batching
-
-
-def batched() -> bool:
-    """Whether a request's inputs run as one padded batch (``EDGEROUTE_EMBED_BATCHING``).
-
-    The vectors are the same either way (fp32 products, padding masked); one padded
-    batch is faster for many short texts, one inference per input wastes no work on
-    padding when lengths differ widely.
-    """
-    return _batching == "batched"
-
-
 def embed_ids(ids: list[list[int]]) -> np.ndarray:
     """Unit-length float32 vectors [len(ids), 512]."""
-    if len(ids) > 1 and not batched():
+    if len(ids) > 1 and not embed_batched():
         return np.concatenate([_run([tokens]) for tokens in ids])
     return _run(ids)
 

@@ -25,17 +25,17 @@ from edgeroute.pipeline.reload import ConfigFiles
 from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
 from edgeroute.store.spool import UsageLedger
-from edgeroute.upstreams.http import set_max_connections
+from edgeroute.upstreams.http import load_transport, set_max_connections
 
 
 def configure_edge(settings: Settings) -> None:
     """Hand the edge models their folder, threads and batching (process-wide, like their
     sessions); before the first edge model runs."""
-    # The edge modules import onnxruntime, numpy and sentencepiece: loaded only when used.
-    from edgeroute.edge import embedder, models
+    # edge.models imports onnxruntime only for a session; the other edge modules import
+    # numpy and sentencepiece, so they load only when a model first runs.
+    from edgeroute.edge import models
 
-    models.configure(settings.edge_models, settings.edge_threads)
-    embedder.configure(settings.embed_batching)
+    models.configure(settings.edge_models, settings.edge_threads, settings.embed_batching)
 
 
 def _warm_edge(registry: Registry) -> None:
@@ -75,13 +75,18 @@ class Gateway:
         self.audit = AuditTrail.from_settings(self.settings)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Gateway:
+    def from_settings(cls, settings: Settings, *, warm: bool = True) -> Gateway:
+        """``warm=False`` leaves the edge models and the upstream HTTP transport to the
+        first request that needs them (~0.5 s to import and load): for a process whose
+        init is on a cold request's path and not snapshotted."""
         set_max_connections(settings.max_connections)
         configure_edge(settings)
         store = open_store(settings)
         files = ConfigFiles(settings)
         registry, policy = files.initial()
-        _warm_edge(registry)
+        if warm:
+            load_transport()
+            _warm_edge(registry)
         return cls(
             settings=settings,
             registry=registry,

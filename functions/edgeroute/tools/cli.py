@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 from importlib import metadata
@@ -161,12 +162,22 @@ def _version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
+_REGION = "AWS_DEFAULT_REGION"
+
+
 def _environment_failure(exc: Exception) -> str | None:
     """The one-line reason for a failure of the machine's configuration rather than of
     edgeroute (no AWS credentials or region, an unreachable store, an unwritable
     file), or None for a bug, which keeps its traceback."""
     # botocore is only loaded when a command used AWS; never imported here for SQLite.
     aws = sys.modules.get("botocore.exceptions")
+    if aws is not None and isinstance(exc, ValueError) and os.environ.get(_REGION) == "":
+        # botocore takes the empty value for a region named '' and fails on the URL it
+        # makes of it (https://dynamodb..amazonaws.com), whichever client comes first.
+        return (
+            f"{_REGION} is set but empty: set it to the stack's region "
+            f"({_REGION}=us-east-1) or unset it"
+        )
     if aws is not None and isinstance(exc, aws.BotoCoreError | aws.ClientError):
         return (
             f"AWS: {exc} (check AWS_REGION, the credentials, and the stack or "
@@ -188,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        # `deploy --stack NAME` creates the stack; every other command reads an existing one.
-        if args.stack and args.command != "deploy":
+        if args.stack:
             from edgeroute.tools.stack import stack_settings
 
             settings = stack_settings(settings, args.stack)

@@ -171,7 +171,14 @@ def add_deploy_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "deploy", help="sam build and deploy a stack, upload its configuration, mint a key"
     )
-    parser.add_argument("--stack", required=True, help="CloudFormation stack name")
+    # Its own destination: the top-level --stack names an existing stack to operate.
+    parser.add_argument(
+        "--stack",
+        dest="deploy_stack",
+        metavar="NAME",
+        required=True,
+        help="CloudFormation stack to create or update",
+    )
     parser.add_argument(
         "--config-env", default="default", help=f"environment in {SAMCONFIG} (default, prod)"
     )
@@ -188,7 +195,7 @@ def add_deploy_parser(sub: Any) -> None:
 
 def _deploy_command(args: argparse.Namespace, settings: object) -> int:
     plan = Plan(
-        stack=args.stack,
+        stack=args.deploy_stack,
         config_env=args.config_env,
         region=args.region,
         parameter_overrides=args.parameter_overrides,

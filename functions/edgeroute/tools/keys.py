@@ -19,10 +19,6 @@ from edgeroute.store.keys import hash_key, key_id_for, mint_key
 from edgeroute.tools.arguments import UsageError, duration_s, networks, scopes
 
 
-def _store(settings: Settings) -> Store:
-    return open_store(settings)
-
-
 def _key_summary(key: ApiKey) -> dict[str, Any]:
     limits = key.limits
     return {
@@ -109,22 +105,26 @@ def _known_models(settings: Settings, values: list[str] | None) -> tuple[str, ..
     return tuple(dict.fromkeys(spec.name for spec in specs.values() if spec is not None))
 
 
-async def _open_key(settings: Settings, target: str) -> tuple[Store, ApiKey] | None:
-    """The store and the key ``target`` names, or None (store closed, error printed)."""
-    store = _store(settings)
-    record = await _find_key(store, target)
+async def _open_key(settings: Settings, target: str) -> tuple[Store, ApiKey]:
+    """The store and the key ``target`` names; naming none is a usage error (exit 2),
+    raised with the store closed."""
+    store = open_store(settings)
+    try:
+        record = await _find_key(store, target)
+    except BaseException:
+        await store.close()
+        raise
     if record is None:
         await store.close()
-        print(f"error: no key '{target}' (see 'edgeroute keys list')", file=sys.stderr)
-        return None
+        raise UsageError(
+            f"no key with id or name '{target}': 'edgeroute keys list' lists them "
+            "(a key itself, er-..., names its key too)"
+        )
     return store, record
 
 
 async def _keys_update(args: argparse.Namespace, settings: Settings) -> int:
-    found = await _open_key(settings, args.key)
-    if found is None:
-        return 1
-    store, record = found
+    store, record = await _open_key(settings, args.key)
     changes: dict[str, Any] = {
         "limits": _limits(args, record.limits),
         "policy": _policy(args, record.policy),
@@ -183,7 +183,7 @@ def _policy(args: argparse.Namespace, base: KeyPolicy | None = None) -> KeyPolic
 async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     models = _known_models(settings, args.models)
     tenant = args.tenant or args.name
-    store = _store(settings)
+    store = open_store(settings)
     taken = [k for k in await _named(store, args.name) if k.tenant == tenant]
     if taken:
         await store.close()
@@ -218,7 +218,7 @@ async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
+    store = open_store(settings)
     keys = await store.list_keys()
     await store.close()
     for key in keys:
@@ -229,10 +229,7 @@ async def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     """A new key with the old one's name, tenant, models, limits and rights; the old one
     keeps working for ``--grace`` (so clients can move), then expires."""
-    found = await _open_key(settings, args.key)
-    if found is None:
-        return 1
-    store, old = found
+    store, old = await _open_key(settings, args.key)
     now = time.time()
     secret, new = mint_key(
         old.name,
@@ -265,15 +262,8 @@ async def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
     target = args.key
-    record = await _find_key(store, target)
-    if record is None:
-        await store.close()
-        print(
-            f"error: no key with id or name '{target}' (see 'edgeroute keys list')", file=sys.stderr
-        )
-        return 1
+    store, record = await _open_key(settings, target)
     # By name: the key a rotation is retiring goes too, not only its replacement.
     named = [k for k in await _named(store, target) if k.tenant == record.tenant]
     for key in named or [record]:

@@ -3,6 +3,9 @@ upstream (a JSON POST, an event stream), and the mapping of their failures.
 
 One ``httpx.AsyncClient`` per event loop, backed by aiohttp's connection pool
 (httpx-aiohttp): httpcore's pool costs more per request than the gateway itself.
+httpx and aiohttp (~0.2 s to import) load with the first call, not with this module, so
+a process that calls no upstream (a router's /healthz, key administration) never pays
+for them.
 """
 
 from __future__ import annotations
@@ -11,11 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
-
-import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
-from httpx_sse import EventSource, ServerSentEvent
+from typing import TYPE_CHECKING
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import (
@@ -30,6 +29,10 @@ from edgeroute.errors import (
 from edgeroute.types import Json
 from edgeroute.upstreams.base import context_exceeded, upstream_for
 from edgeroute.upstreams.credentials import resolve
+
+if TYPE_CHECKING:
+    import httpx
+    from httpx_sse import ServerSentEvent
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _max_connections = 512  # Settings.max_connections' default, until set_max_connections()
@@ -47,8 +50,17 @@ def max_connections() -> int:
     return _max_connections
 
 
+def load_transport() -> None:
+    """Import the client and its transport now, so the first upstream call does not."""
+    import httpx_aiohttp  # noqa: F401
+    import httpx_sse  # noqa: F401
+
+
 def shared_client() -> httpx.AsyncClient:
     """The client for the running loop (Mangum and tests may run more than one loop)."""
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
@@ -68,6 +80,8 @@ async def close_shared_client() -> None:
 
 
 def timeout_for(model: ModelSpec) -> httpx.Timeout:
+    import httpx
+
     t = model.timeouts
     return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
 
@@ -75,6 +89,8 @@ def timeout_for(model: ModelSpec) -> httpx.Timeout:
 async def post_json(url: str, body: Json, model: ModelSpec) -> httpx.Response:
     """POST ``body`` with the model's credential and timeouts; failing to reach the
     upstream, or a non-2xx answer, raises what the caller should see."""
+    import httpx
+
     credential = resolve(model)
     try:
         response = await shared_client().post(
@@ -96,6 +112,9 @@ async def event_stream(
     """POST ``body`` for a server-sent event stream and give its events. Failures, also
     while reading (in the ``async with`` body), raise as ``post_json``'s do; the response
     is closed on leaving, early or not."""
+    import httpx
+    from httpx_sse import EventSource
+
     client = shared_client()
     credential = resolve(model)
     request = client.build_request(
@@ -132,6 +151,9 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def map_transport_error(exc: Exception, model: ModelSpec) -> UpstreamError:
     """Turn a client-side failure into the caller-visible error; the endpoint and the
     failure's own text go to the detail."""
+    import aiohttp  # loaded already: the failure came from a client's transport
+    import httpx
+
     where = upstream_for(model)
     chain = _chain(exc)
     cause = chain[-1]

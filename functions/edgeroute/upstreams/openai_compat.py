@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from httpx_sse import SSEError
-
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import UpstreamError
 from edgeroute.types import Chunks, Json, Kind
@@ -38,6 +36,8 @@ class OpenAICompatible:
         return body
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:
+        from httpx_sse import SSEError  # loaded by event_stream already
+
         async with event_stream(_url(model, kind), payload, model) as events:
             reader = ChunkReader(upstream_for(model), model.endpoint)
             try:
