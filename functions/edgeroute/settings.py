@@ -167,6 +167,12 @@ class ResponsesConfig(BaseModel):
         "a whole number, 1 or more, e.g. 4",
         ge=1,
     )
+    worker_function: str = _setting(
+        "",
+        "Lambda function that runs background Responses, invoked asynchronously per job "
+        "(the template sets ResponsesWorkerFunction); '' runs them in the gateway process",
+        "a Lambda function name or ARN, or ''",
+    )
 
 
 class Settings(BaseSettings):

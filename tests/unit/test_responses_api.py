@@ -15,8 +15,10 @@ import openai
 import pytest
 
 from edgeroute.api.app import create_app
+from edgeroute.pipeline import background
 from edgeroute.pipeline.background import BackgroundResponses
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.settings import ResponsesConfig
 from edgeroute.store.base import KeyLimits, KeyPolicy
 from edgeroute.store.keys import mint_key
 from tests.support.inprocess import counters, ledger, memory_gateway
@@ -316,3 +318,27 @@ async def test_the_responses_scope_opens_the_responses_routes(harness: Harness) 
     scoped = await harness.client(policy=KeyPolicy(scopes=("responses",)))
     response = await scoped.responses.create(model="tiny", input="hello")
     assert (await scoped.responses.retrieve(response.id)).id == response.id
+
+
+async def test_with_a_worker_function_acceptance_invokes_it_and_it_runs_the_job(
+    harness: Harness, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On AWS: the job is queued and handed to the worker function by an asynchronous
+    invocation; its handler (``run_here``) runs it; a sweep finds a job whose
+    invocation was lost."""
+    invoked: list[tuple[str, Any]] = []
+    monkeypatch.setattr(background, "invoke_async", lambda fn, job: invoked.append((fn, job)))
+    config = ResponsesConfig(worker_function="edgeroute-dev-ResponsesWorker")
+    harness.gw.settings = harness.gw.settings.model_copy(update={"responses": config})
+    client = await harness.client()
+    queued = await client.responses.create(model="tiny", input="hello", background=True)
+    assert invoked == [("edgeroute-dev-ResponsesWorker", {"tenant": "t1", "id": queued.id})]
+    await asyncio.sleep(0.2)
+    assert (await client.responses.retrieve(queued.id)).status == "queued"  # not run here
+    worker = BackgroundResponses(harness.gw, here=True)
+    assert await worker.run_here("t1", queued.id) == 1
+    assert (await client.responses.retrieve(queued.id)).output_text == DEFAULT_TEXT
+
+    lost = await client.responses.create(model="tiny", input="hello", background=True)
+    assert await BackgroundResponses(harness.gw, here=True).run_here() == 1  # the sweep
+    assert (await client.responses.retrieve(lost.id)).status == "completed"

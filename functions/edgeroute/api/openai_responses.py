@@ -31,10 +31,11 @@ from edgeroute.wire.responses import ResponsesRequest
 
 def _workers(app: FastAPI | Any) -> BackgroundResponses:
     state = app.state
-    if getattr(state, "background_responses", None) is None:
-        state.background_responses = BackgroundResponses(state.gateway)
-        state.background_responses.start()
-    workers: BackgroundResponses = state.background_responses
+    workers: BackgroundResponses | None = getattr(state, "background_responses", None)
+    if workers is None:
+        state.background_responses = workers = BackgroundResponses(state.gateway)
+        if not workers.remote:  # a worker function sweeps for itself
+            workers.start()
     return workers
 
 

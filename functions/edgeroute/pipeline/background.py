@@ -11,17 +11,25 @@ Invariant: the store, not the process, holds every accepted job. A worker that s
 lease) takes over queued jobs and jobs whose lease expired, with their reservation.
 A worker looks at its job's record every ``POLL_S`` and stops the call when the record
 was cancelled, deleted, or taken over; a finish whose swap fails (a cancel won the
-race) is dropped. Locally the worker is an asyncio task in the gateway process.
+race) is dropped.
+
+Locally the worker is an asyncio task in the gateway process. On AWS
+(``EDGEROUTE_RESPONSES_WORKER_FUNCTION`` set) acceptance invokes that Lambda function
+asynchronously with the job's id (handlers/background.py), which runs it outside the
+HTTP request's 30 s; a scheduled invocation sweeps for jobs whose invocation was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import time
 from dataclasses import asdict
+from typing import Any
 
 import anyio
 
@@ -39,6 +47,21 @@ from edgeroute.wire.responses import failed, from_chat
 log = logging.getLogger("edgeroute.pipeline.background")
 
 POLL_S = 0.5  # how often a running job's record is read for a cancel
+
+
+@functools.cache
+def _lambda_client() -> Any:
+    import boto3  # only where a worker function is configured
+
+    return boto3.client("lambda")
+
+
+def invoke_async(function: str, payload: Json) -> None:
+    """Invoke ``function`` asynchronously (InvocationType Event): Lambda queues it and
+    retries it twice if it fails."""
+    _lambda_client().invoke(
+        FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode()
+    )
 
 
 def dump_admission(admission: Admission) -> Json:
@@ -74,8 +97,11 @@ def _claimable(record: Record, now: float) -> bool:
 class BackgroundResponses:
     """The background workers of one gateway process."""
 
-    def __init__(self, gw: Gateway, holder: str | None = None) -> None:
+    def __init__(self, gw: Gateway, holder: str | None = None, *, here: bool = False) -> None:
+        """``here``: run every job in this process, even where a worker function is
+        configured (that function's own handler)."""
         self.gw = gw
+        self.remote = "" if here else gw.settings.responses.worker_function
         self.holder = holder or os.urandom(8).hex()
         self._slots = asyncio.Semaphore(gw.settings.responses.workers)
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -101,8 +127,31 @@ class BackgroundResponses:
         except BaseException:
             await settle(self.gw, call, model, Usage(), 500, 0)
             raise
-        self.submit(call.principal.tenant, prepared.id)
+        await self.dispatch(call.principal.tenant, prepared.id)
         return response
+
+    async def dispatch(self, tenant: str, response_id: str) -> None:
+        """Start the job: here, or by an asynchronous invocation of the worker function.
+        A failed invocation leaves the job queued for the worker's next sweep."""
+        if not self.remote:
+            self.submit(tenant, response_id)
+            return
+        job = {"tenant": tenant, "id": response_id}
+        try:
+            await asyncio.to_thread(invoke_async, self.remote, job)
+        except Exception:
+            log.exception("invoking %s for response %s failed", self.remote, response_id)
+
+    async def run_here(self, tenant: str | None = None, response_id: str | None = None) -> int:
+        """Run one job (or, with no id, every job a sweep finds) to its end in this
+        process; how many were started. The worker function's handler."""
+        if tenant is not None and response_id is not None:
+            self.submit(tenant, response_id)
+            found = 1
+        else:
+            found = await self.sweep()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        return found
 
     def submit(self, tenant: str, response_id: str) -> None:
         key = (tenant, response_id)
