@@ -13,11 +13,14 @@ import httpx
 import httpx2
 import openai
 import pytest
+from fastapi.routing import APIRoute
 
+from edgeroute.api import openai_responses
 from edgeroute.api.app import create_app
 from edgeroute.pipeline import background
 from edgeroute.pipeline.background import BackgroundResponses
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.scopes import Scope, scope_for_path
 from edgeroute.settings import ResponsesConfig
 from edgeroute.store.base import KeyLimits, KeyPolicy
 from edgeroute.store.keys import mint_key
@@ -342,3 +345,10 @@ async def test_with_a_worker_function_acceptance_invokes_it_and_it_runs_the_job(
     lost = await client.responses.create(model="tiny", input="hello", background=True)
     assert await BackgroundResponses(harness.gw, here=True).run_here() == 1  # the sweep
     assert (await client.responses.retrieve(lost.id)).status == "completed"
+
+
+def test_every_responses_route_needs_the_responses_scope() -> None:
+    paths = {r.path for r in openai_responses.router.routes if isinstance(r, APIRoute)}
+    assert len(paths) == 4
+    assert {scope_for_path(p) for p in paths} == {Scope.RESPONSES}
+    assert scope_for_path("/v1/responses/resp_1/cancel") is Scope.RESPONSES  # as sent
