@@ -17,9 +17,11 @@ from fastapi.routing import APIRoute
 
 from edgeroute.api import openai_responses
 from edgeroute.api.app import create_app
+from edgeroute.errors import ContextLengthExceeded
 from edgeroute.pipeline import background
 from edgeroute.pipeline.background import BackgroundResponses
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.responses import as_responses_error
 from edgeroute.pipeline.scopes import Scope, scope_for_path
 from edgeroute.settings import ResponsesConfig
 from edgeroute.store.base import KeyLimits, KeyPolicy
@@ -352,3 +354,72 @@ def test_every_responses_route_needs_the_responses_scope() -> None:
     assert len(paths) == 4
     assert {scope_for_path(p) for p in paths} == {Scope.RESPONSES}
     assert scope_for_path("/v1/responses/resp_1/cancel") is Scope.RESPONSES  # as sent
+
+
+@pytest.mark.parametrize(
+    ("chat_param", "param"),
+    [
+        ("messages[2].content", "input"),
+        ("max_tokens", "max_output_tokens"),
+        ("response_format.json_schema", "text.format.json_schema"),
+        ("temperature", "temperature"),
+    ],
+)
+def test_chat_side_refusals_name_the_responses_field(chat_param: str, param: str) -> None:
+    error = ContextLengthExceeded(f"Fix '{chat_param}'.", param=chat_param)
+    renamed = as_responses_error(error)
+    assert isinstance(renamed, ContextLengthExceeded) and renamed.param == param
+    assert renamed.message == f"Fix '{param}'."
+
+
+async def test_a_cancelled_or_deleted_queued_job_gives_its_reservation_back(
+    harness: Harness, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(background, "invoke_async", lambda fn, job: None)  # never runs
+    config = ResponsesConfig(worker_function="worker")
+    harness.gw.settings = harness.gw.settings.model_copy(update={"responses": config})
+    client = await harness.client(limits=KeyLimits(tpm=100_000, max_concurrent=1))
+    since = time.time()
+    queued = await client.responses.create(model="tiny", input="hello", background=True)
+    assert (await counters(harness.gw, harness.key, since))["tokens"] > 0
+    assert (await client.responses.cancel(queued.id)).status == "cancelled"
+    assert (await counters(harness.gw, harness.key, since))["tokens"] == 0
+    # The concurrency slot came back too: another job is accepted, then deleted.
+    second = await client.responses.create(model="tiny", input="hello", background=True)
+    await client.responses.delete(second.id)
+    assert (await counters(harness.gw, harness.key, since))["tokens"] == 0
+    third = await client.responses.create(model="tiny", input="hello", background=True)
+    assert third.status == "queued"
+    assert upstream.calls == []
+
+
+async def test_image_input_reaches_the_upstream_and_store_false_keeps_nothing(
+    harness: Harness, upstream: ScriptedUpstream
+) -> None:
+    client = await harness.client()
+    image = "data:image/png;base64,iVBORw0KGgo="
+    response = await client.responses.create(
+        model="tiny",
+        store=False,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is in it?"},
+                    {"type": "input_image", "image_url": image, "detail": "auto"},
+                ],
+            }
+        ],
+    )
+    assert response.output_text == DEFAULT_TEXT
+    assert _messages(upstream) == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in it?"},
+                {"type": "image_url", "image_url": {"url": image, "detail": "auto"}},
+            ],
+        }
+    ]
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(response.id)

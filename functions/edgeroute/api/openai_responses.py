@@ -21,7 +21,7 @@ from edgeroute.api.openapi import STREAMING_OK, UPSTREAM, error_responses
 from edgeroute.api.responses import AnyTextJSONResponse
 from edgeroute.api.routes import Counted, Principal, gateway, single_query_values
 from edgeroute.errors import EdgerouteError, InvalidRequest
-from edgeroute.pipeline import responses
+from edgeroute.pipeline import background, responses
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.background import BackgroundResponses
 from edgeroute.pipeline.cache import cache_mode
@@ -105,15 +105,14 @@ async def retrieve_response(request: Request, response_id: str, principal: Count
 
 @router.delete(_ID, responses=error_responses(404))
 async def delete_response(request: Request, response_id: str, principal: Counted) -> Any:
-    if not await gateway(request).store.responses.delete(principal.tenant, response_id):
-        raise responses.response_not_found(response_id)
+    await background.delete(gateway(request), principal.tenant, response_id)
     _workers(request.app).cancel_local(principal.tenant, response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
 @router.post(_ID + "/cancel", responses=error_responses(404))
 async def cancel_response(request: Request, response_id: str, principal: Counted) -> Any:
-    cancelled = await responses.cancel(gateway(request), principal.tenant, response_id)
+    cancelled = await background.cancel(gateway(request), principal.tenant, response_id)
     _workers(request.app).cancel_local(principal.tenant, response_id)
     return cancelled
 

@@ -33,14 +33,23 @@ from typing import Any
 
 import anyio
 
-from edgeroute.errors import EdgerouteError
+from edgeroute.errors import EdgerouteError, InvalidRequest
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.admit import Admission, Lease, Limit, admit, reconcile, release
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
-from edgeroute.pipeline.responses import Prepared, conversation, finish, keep
+from edgeroute.pipeline.responses import (
+    Prepared,
+    conversation,
+    finish,
+    keep,
+    kept_until,
+    response_not_found,
+    shown,
+    stored,
+)
 from edgeroute.pipeline.settle import settle, settle_buffered
-from edgeroute.store.responses import Record, fence
+from edgeroute.store.responses import PENDING, Record, fence
 from edgeroute.types import Json, Kind, Usage
 from edgeroute.wire.responses import failed, from_chat
 
@@ -92,6 +101,58 @@ def _claimable(record: Record, now: float) -> bool:
     return status == "queued" or (
         status == "in_progress" and float(record.get("lease_until", 0)) <= now
     )
+
+
+async def _give_back(gw: Gateway, record: Record) -> None:
+    """The reservation of a job that ends before any worker ran it (cancelled or
+    deleted while queued): no worker will settle it, so it goes back here."""
+    if record.get("admission"):
+        admission = load_admission(record["admission"])
+        await reconcile(gw.store, admission, 0, 0)
+        await release(gw.store, admission)
+
+
+async def _cancelled(gw: Gateway, record: Record) -> Record | None:
+    """``record`` (queued or running) swapped to cancelled; None if it changed first. A
+    queued one's reservation goes back; a running one's worker sees the change and
+    settles its call as it stops."""
+    done = finish(record, "cancelled", {})
+    if not await gw.store.responses.swap(
+        record["tenant"], record["id"], record, done, kept_until(gw)
+    ):
+        return None
+    if record["status"] == "queued":
+        await _give_back(gw, record)
+    return done
+
+
+async def cancel(gw: Gateway, tenant: str, response_id: str) -> Json:
+    """``POST /v1/responses/{id}/cancel``: the Response cancelled, or as it is when it
+    had already finished."""
+    for _ in range(5):  # a worker's lease renewal may win the race: read again
+        record = await stored(gw, tenant, response_id)
+        if not record.get("background"):
+            raise InvalidRequest(
+                "Only background responses can be cancelled; this one was created "
+                "without 'background': true.",
+                param="response_id",
+            )
+        if record["status"] not in PENDING:
+            return shown(record)
+        done = await _cancelled(gw, record)
+        if done is not None:
+            return shown(done)
+    raise EdgerouteError("The response changed while cancelling it; retry the cancel.")
+
+
+async def delete(gw: Gateway, tenant: str, response_id: str) -> None:
+    """``DELETE /v1/responses/{id}``: a queued job is cancelled first (its reservation
+    given back); a running one's worker sees the record gone and stops."""
+    record = await stored(gw, tenant, response_id)
+    if record["status"] == "queued":
+        await _cancelled(gw, record)
+    if not await gw.store.responses.delete(tenant, response_id):
+        raise response_not_found(response_id)
 
 
 class BackgroundResponses:
@@ -216,7 +277,7 @@ class BackgroundResponses:
             lease_until=now + self.lease_s,
             response=dict(record["response"], status="in_progress"),
         )
-        if not await store.swap(tenant, response_id, record, current, self._expiry()):
+        if not await store.swap(tenant, response_id, record, current, kept_until(self.gw)):
             return  # another worker claimed it first
         work = asyncio.get_running_loop().create_task(self._execute(current))
         try:
@@ -227,7 +288,7 @@ class BackgroundResponses:
             with anyio.CancelScope(shield=True):
                 await _stopped(work)
                 again = dict(finish(current, "queued", {}), admission=None)
-                await store.swap(tenant, response_id, current, again, self._expiry())
+                await store.swap(tenant, response_id, current, again, kept_until(self.gw))
             raise
         if not work.done():
             return  # cancelled, deleted or taken over: the call settled as it stopped
@@ -235,7 +296,7 @@ class BackgroundResponses:
         done = finish(current, response["status"], {})
         done["response"] = dict(response)
         done["messages"] = conversation(current["messages"], response)
-        if not await store.swap(tenant, response_id, current, done, self._expiry()):
+        if not await store.swap(tenant, response_id, current, done, kept_until(self.gw)):
             log.info("background response %s changed while running; result dropped", response_id)
 
     async def _watch(
@@ -254,7 +315,7 @@ class BackgroundResponses:
                 break
             if current["lease_until"] - time.time() < self.lease_s / 2:
                 renewed = dict(latest, lease_until=time.time() + self.lease_s)
-                if await store.swap(tenant, response_id, latest, renewed, self._expiry()):
+                if await store.swap(tenant, response_id, latest, renewed, kept_until(self.gw)):
                     current = renewed
         return current
 
@@ -265,9 +326,6 @@ class BackgroundResponses:
         task = self._running.get((tenant, response_id))
         if task is not None:
             task.cancel()
-
-    def _expiry(self) -> float:
-        return time.time() + self.gw.settings.responses.ttl_s
 
     async def _execute(self, record: Record) -> Json:
         """Run the job's chat call to its end; the finished (or failed) Response."""

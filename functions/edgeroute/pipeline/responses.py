@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from edgeroute.errors import EdgerouteError, InvalidRequest, NotFound
+from edgeroute.errors import InvalidRequest, NotFound
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
@@ -40,23 +40,23 @@ from edgeroute.wire.sse import DONE, SSELines
 from edgeroute.wire.validation import validation_error
 
 # Chat fields named as a Responses caller sent them, for errors about the translation.
+# A message's index is not an input item's (instructions and earlier turns come first,
+# function calls in a row merge): "messages[...]..." is named as "input" alone.
 _PARAMS = {
     "messages": "input",
     "max_tokens": "max_output_tokens",
     "response_format": "text.format",
-    "tools": "tools",
 }
 
 
 def as_responses_error(error: InvalidRequest) -> InvalidRequest:
     """A chat-side refusal with its ``param`` named as the Responses request names it."""
     param = error.param or ""
-    head, dot, rest = param.partition(".")
-    base = head.split("[")[0]
+    base = param.split(".")[0].split("[")[0]
     if base not in _PARAMS:
         return error
-    renamed = _PARAMS[base] + head[len(base) :] + dot + rest
-    message = error.message.replace(f"'{param}'", f"'{renamed}'").replace(base, _PARAMS[base])
+    renamed = _PARAMS[base] + ("" if base == "messages" else param[len(base) :])
+    message = error.message.replace(f"'{param}'", f"'{renamed}'")
     return type(error)(message, param=renamed, code=error.code, headers=error.headers)
 
 
@@ -111,7 +111,8 @@ class Prepared:
             "response": response,
             "items": self.items,
             "messages": conversation(self.history + chat_messages(self.items), response),
-            "chat": self.chat,
+            # What a background worker runs; a finished response needs only its messages.
+            **({"chat": self.chat} if response["status"] == "queued" else {}),
         }
 
 
@@ -148,8 +149,7 @@ def response_not_found(response_id: str, param: str = "response_id") -> NotFound
 
 
 async def keep(gw: Gateway, record: Record) -> None:
-    expires = time.time() + gw.settings.responses.ttl_s
-    await gw.store.responses.put(record["tenant"], record["id"], record, expires)
+    await gw.store.responses.put(record["tenant"], record["id"], record, kept_until(gw))
 
 
 async def answer(gw: Gateway, call: Call, prepared: Prepared, result: pipeline.Buffered) -> Json:
@@ -204,32 +204,14 @@ async def stored(gw: Gateway, tenant: str, response_id: str) -> Record:
     return record
 
 
-async def cancel(gw: Gateway, tenant: str, response_id: str) -> Json:
-    """Cancel a queued or running background response; a finished one is shown as it
-    is. The worker running it sees the change at its next look and stops."""
-    for _ in range(5):  # a worker's lease renewal may win the race: read again
-        record = await stored(gw, tenant, response_id)
-        if not record.get("background"):
-            raise InvalidRequest(
-                "Only background responses can be cancelled; this one was created "
-                "without 'background': true.",
-                param="response_id",
-            )
-        if record["status"] not in ("queued", "in_progress"):
-            return shown(record)
-        done = finish(record, "cancelled", {})
-        if await gw.store.responses.swap(tenant, response_id, record, done, _kept(gw)):
-            return shown(done)
-    raise EdgerouteError("The response changed while cancelling it; retry the cancel.")
-
-
 def finish(record: Record, status: str, fields: dict[str, Any]) -> Record:
     """``record`` ended as ``status``, its worker's lease let go."""
     response = dict(record["response"], status=status, **fields)
     return dict(record, status=status, holder="", lease_until=0.0, response=response)
 
 
-def _kept(gw: Gateway) -> float:
+def kept_until(gw: Gateway) -> float:
+    """When a record written now expires."""
     return time.time() + gw.settings.responses.ttl_s
 
 
