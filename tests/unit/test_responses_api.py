@@ -21,7 +21,7 @@ from edgeroute.errors import ContextLengthExceeded
 from edgeroute.pipeline import background
 from edgeroute.pipeline.background import BackgroundResponses
 from edgeroute.pipeline.gateway import Gateway
-from edgeroute.pipeline.responses import as_responses_error
+from edgeroute.pipeline.responses import STORED_CONVERSATION_BYTES, as_responses_error
 from edgeroute.pipeline.scopes import Scope, scope_for_path
 from edgeroute.settings import ResponsesConfig
 from edgeroute.store.base import KeyLimits, KeyPolicy
@@ -423,3 +423,14 @@ async def test_image_input_reaches_the_upstream_and_store_false_keeps_nothing(
     ]
     with pytest.raises(openai.NotFoundError):
         await client.responses.retrieve(response.id)
+
+
+async def test_a_conversation_too_long_to_store_is_refused_before_the_model_runs(
+    harness: Harness, upstream: ScriptedUpstream
+) -> None:
+    client = await harness.client()
+    long_text = "word " * (STORED_CONVERSATION_BYTES // 5)
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="tiny", input=long_text)
+    assert caught.value.code == "conversation_too_large" and caught.value.param == "input"
+    assert upstream.calls == []

@@ -296,6 +296,8 @@ class BackgroundResponses:
         done = finish(current, response["status"], {})
         done["response"] = dict(response)
         done["messages"] = conversation(current["messages"], response)
+        for settled in ("chat", "admission"):  # what only running it needed
+            done.pop(settled, None)
         if not await store.swap(tenant, response_id, current, done, kept_until(self.gw)):
             log.info("background response %s changed while running; result dropped", response_id)
 

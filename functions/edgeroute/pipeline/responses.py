@@ -22,6 +22,7 @@ from edgeroute.errors import InvalidRequest, NotFound
 from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.store.base import MAX_ITEM_BYTES
 from edgeroute.store.responses import Record
 from edgeroute.types import Json
 from edgeroute.wire.responses import (
@@ -60,6 +61,11 @@ def as_responses_error(error: InvalidRequest) -> InvalidRequest:
     return type(error)(message, param=renamed, code=error.code, headers=error.headers)
 
 
+# A stored Response keeps its whole conversation in one store item (DynamoDB's limit,
+# which SQLite applies too): the input may take half, leaving room for the output.
+STORED_CONVERSATION_BYTES = MAX_ITEM_BYTES // 2
+
+
 class Prepared:
     """A Responses request checked and translated: the chat payload to run, and what
     the stored record needs."""
@@ -88,6 +94,14 @@ class Prepared:
         except ValidationError as exc:
             raise as_responses_error(validation_error(exc)) from None
         self.created_at = time.time()
+        if self.stored and len(json.dumps(self.chat["messages"])) > STORED_CONVERSATION_BYTES:
+            raise InvalidRequest(
+                "This conversation is too long to store as one Response (over "
+                f"{STORED_CONVERSATION_BYTES:,} bytes with its earlier turns): send "
+                "'store': false, with the turns you need in 'input'.",
+                param="store" if history else "input",
+                code="conversation_too_large",
+            )
 
     @property
     def stored(self) -> bool:
