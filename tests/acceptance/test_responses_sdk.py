@@ -212,3 +212,18 @@ def test_a_background_job_survives_a_gateway_restart(restartable: Any, stop: str
     again = openai.OpenAI(base_url=second.url + "/v1", api_key=key, max_retries=0, timeout=30)
     done = _until(again, queued.id, "completed", within_s=30)
     assert done.output_text == "Hello from the instant upstream."
+
+
+def test_upstream_failures_end_as_failed_responses(client: openai.OpenAI) -> None:
+    """Against the fault upstream: a stream that breaks mid-way ends with ``error`` then
+    ``response.failed``; a background job whose upstream fails is ``failed`` with the
+    error."""
+    events = list(client.responses.create(model="stream-error", input="Hi.", stream=True))
+    kinds = [e.type for e in events]
+    assert "response.output_text.delta" in kinds
+    assert kinds[-2:] == ["error", "response.failed"]
+    failed = events[-1]
+    assert failed.type == "response.failed" and failed.response.error is not None
+    queued = client.responses.create(model="broken", input="Hi.", background=True)
+    done = _until(client, queued.id, "failed", "completed")
+    assert done.status == "failed" and done.error is not None and done.output == []
