@@ -16,6 +16,7 @@ from bench import (
     pii,
     recovery,
     replicas,
+    responses_overhead,
     routing,
     store_hot_path,
     token_bound,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "memory": memory_attack.main,
     "recovery": recovery.main,
     "reload": config_reload.main,
+    "responses": responses_overhead.main,
 }
 
 

@@ -66,7 +66,8 @@ def acceptance_registry(llama_url: str, fault_url: str) -> dict[str, object]:
                 "protocol": "openai",
                 "endpoint": llama_url,
                 "tier": "small",
-                "capabilities": ["chat", "completions", "embeddings"],
+                # json: llama.cpp's server constrains output to a response_format schema.
+                "capabilities": ["chat", "completions", "embeddings", "json"],
                 "context_window": 2048,
                 "parameters": {
                     "temperature": {"min": 0, "max": 1.5, "rule": "reject"},

@@ -142,6 +142,39 @@ class AuditConfig(BaseModel):
     )
 
 
+class ResponsesConfig(BaseModel):
+    """How long stored Responses live and how background jobs run (the
+    ``EDGEROUTE_RESPONSES_*`` variables)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ttl_s: float = _setting(
+        30 * 86_400.0,
+        "seconds a stored Response (its result and conversation state) is kept",
+        "a number of seconds above 0, e.g. 2592000",
+        gt=0,
+    )
+    lease_s: float = _setting(
+        120.0,
+        "seconds a background Response's claim lasts without renewal; a job whose worker "
+        "stopped is taken over after it",
+        "a number of seconds above 0, e.g. 120",
+        gt=0,
+    )
+    workers: int = _setting(
+        4,
+        "background Responses one gateway process runs at once",
+        "a whole number, 1 or more, e.g. 4",
+        ge=1,
+    )
+    worker_function: str = _setting(
+        "",
+        "Lambda function that runs background Responses, invoked asynchronously per job "
+        "(the template sets ResponsesWorkerFunction); '' runs them in the gateway process",
+        "a Lambda function name or ARN, or ''",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX,
@@ -329,6 +362,9 @@ class Settings(BaseSettings):
     )
     audit: AuditConfig = Field(
         default=AuditConfig(), description="the audit archive of prompt and answer bodies"
+    )
+    responses: ResponsesConfig = Field(
+        default=ResponsesConfig(), description="stored Responses and background jobs"
     )
 
     @field_validator("registry_env_allow", mode="before")

@@ -32,6 +32,7 @@ LAYERS = {
     "RouterFunction": ["DependenciesLayer", "EdgeModelsLayer"],
     "StreamFunction": ["DependenciesLayer", "EdgeModelsLayer"],
     "BatchFunction": ["DependenciesLayer", "EdgeModelsLayer"],
+    "ResponsesWorkerFunction": ["DependenciesLayer", "EdgeModelsLayer"],
     "AuthorizerFunction": ["CoreLayer"],
     "HealthProbeFunction": ["CoreLayer"],
 }

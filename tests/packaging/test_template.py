@@ -29,6 +29,7 @@ FUNCTIONS = (
     "StreamFunction",
     "BatchFunction",
     "HealthProbeFunction",
+    "ResponsesWorkerFunction",
 )
 
 
@@ -248,7 +249,12 @@ def test_the_audit_archive_expires_and_only_request_functions_write_it(
                 if "/audit/" in json.dumps(statement["Resource"]):
                     assert statement["Action"] == "s3:PutObject", name  # never read back
                     writers.add(name)
-    assert writers == {"RouterFunction", "StreamFunction", "BatchFunction"}
+    assert writers == {
+        "RouterFunction",
+        "StreamFunction",
+        "BatchFunction",
+        "ResponsesWorkerFunction",
+    }
 
 
 def test_outputs_carry_what_the_cli_reads_for_a_stack(template: dict[str, Any]) -> None:
@@ -259,3 +265,25 @@ def test_outputs_carry_what_the_cli_reads_for_a_stack(template: dict[str, Any]) 
 
     assert set(required_outputs()) <= set(template["Outputs"])
     assert set(placeholder_outputs()) <= set(template["Outputs"])
+
+
+def test_background_responses_run_in_their_worker_function(template: dict[str, Any]) -> None:
+    """The request functions store Responses in the jobs table and may invoke exactly the
+    worker function (asynchronously); the worker reads the same tables and sweeps on a
+    schedule."""
+    worker = {"Ref": "ResponsesWorkerFunction"}
+    for name in ("RouterFunction", "StreamFunction"):
+        props = _props(template, name)
+        assert props["Environment"]["Variables"]["EDGEROUTE_RESPONSES_WORKER_FUNCTION"] == worker
+        policies = [p for p in props["Policies"] if isinstance(p, dict)]
+        assert {"LambdaInvokePolicy": {"FunctionName": worker}} in policies, name
+        assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "JobsTable"}}} in policies, name
+    props = _props(template, "ResponsesWorkerFunction")
+    assert props["Handler"] == "edgeroute.handlers.background.handler"
+    assert props["Timeout"] == 900
+    assert "EDGEROUTE_RESPONSES_WORKER_FUNCTION" not in str(props)  # never invokes itself
+    assert "LambdaInvokePolicy" not in str(props["Policies"])
+    [sweep] = props["Events"].values()
+    assert sweep["Type"] == "Schedule" and json.loads(sweep["Properties"]["Input"]) == {
+        "sweep": True
+    }

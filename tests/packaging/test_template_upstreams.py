@@ -12,7 +12,8 @@ import pytest
 from edgeroute.tools.localinvoke.template import load_template, template_resolver
 from tests.packaging.conftest import TEMPLATE
 
-CALLERS = ("RouterFunction", "StreamFunction", "BatchFunction")  # invoke Bedrock/SageMaker
+# They invoke Bedrock/SageMaker.
+CALLERS = ("RouterFunction", "StreamFunction", "BatchFunction", "ResponsesWorkerFunction")
 IN_VPC = (*CALLERS, "HealthProbeFunction")  # reach private endpoints (the probe: HTTP only)
 ACCOUNT_ENDPOINT = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/"
 BEDROCK_MODEL = (

@@ -21,6 +21,7 @@ Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counte
   stream-error stream one chunk, then an SSE error event
   stall        stream one chunk, then go silent
   slow-stream  a chunk every 50 ms, 200 of them (for disconnect tests)
+  slow         like instant, after 3 s (a long call a gateway may stop in the middle of)
   echo-400, echo-401  that status, with an error message quoting the Authorization
                header it got (as upstreams that repeat a rejected key do)
 
@@ -258,6 +259,8 @@ class FaultUpstream(Served):
         if behaviour == "timeout":
             await asyncio.sleep(3600)
             return False
+        if behaviour == "slow":
+            await asyncio.sleep(3)
         if behaviour == "reset":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

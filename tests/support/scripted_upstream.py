@@ -37,6 +37,9 @@ class Answer:
 
     text: str = DEFAULT_TEXT
     usage: Usage | None = DEFAULT_USAGE
+    # Chat tool calls ({"id", "type": "function", "function": {"name", "arguments"}}):
+    # answered instead of the text, with finish_reason "tool_calls".
+    tool_calls: tuple[Json, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,18 @@ def _error(step: Fail | Status, model: ModelSpec) -> Exception:
 
 
 def _body(kind: Kind, model: ModelSpec, answer: Answer) -> Json:
-    if kind is Kind.CHAT:
+    if kind is Kind.CHAT and answer.tool_calls:
         choice: Json = {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [copy.deepcopy(c) for c in answer.tool_calls],
+            },
+            "finish_reason": "tool_calls",
+        }
+    elif kind is Kind.CHAT:
+        choice = {
             "index": 0,
             "message": {"role": "assistant", "content": answer.text},
             "finish_reason": "stop",
@@ -192,6 +205,19 @@ def _chunks(kind: Kind, model: ModelSpec, answer: Answer) -> list[Json]:
         }
 
     out = [chunk(p) for p in pieces] + [chunk("", "stop")]
+    if answer.tool_calls:  # each call's name first, then its arguments in one more delta
+        out = []
+        for index, call in enumerate(answer.tool_calls):
+            function = call["function"]
+            head = {"index": index, "id": call["id"], "type": "function"}
+            for delta in (
+                {**head, "function": {"name": function["name"], "arguments": ""}},
+                {"index": index, "function": {"arguments": function["arguments"]}},
+            ):
+                out.append(
+                    {**chunk(""), "choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]}
+                )
+        out.append(chunk("", "tool_calls"))
     if answer.usage is not None:
         out.append({**chunk(""), "choices": [], "usage": answer.usage.to_openai()})
     return out

@@ -29,7 +29,7 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
-from edgeroute.pipeline.admit import admit, budget_left_usd
+from edgeroute.pipeline.admit import Admission, admit, budget_left_usd
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
 from edgeroute.pipeline.cache import (
@@ -208,7 +208,12 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
         call.cache_status = "miss"
     try:
         admission, entry = await asyncio.gather(
-            admit(gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens),
+            # A background Response was admitted when it was accepted (pipeline/background).
+            _admitted(call.admission)
+            if call.admission is not None
+            else admit(
+                gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens
+            ),
             gw.cache.get(key) if key else asyncio.sleep(0, None),
         )
     except EdgerouteError:
@@ -258,6 +263,10 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
     own = key if answer.model.name == model.name else None
     fill = (own, gw.cache.put_local(own, Entry(completion=answer.body))) if own else None
     return replace(answer, cache_fill=fill)
+
+
+async def _admitted(admission: Admission) -> Admission:
+    return admission
 
 
 async def _settled_if_refused(

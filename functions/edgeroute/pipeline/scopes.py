@@ -26,6 +26,7 @@ class Scope(StrEnum):
     ROUTE = "route"
     MODELS = "models"
     USAGE = "usage"
+    RESPONSES = "responses"  # /v1/responses and its stored responses
     ADMIN = "admin"  # other tenants' usage; needs the principal's admin flag as well
 
     @classmethod
@@ -43,6 +44,10 @@ _BY_PATH: dict[str, Scope] = {
     "/v1/models": Scope.MODELS,
     "/v1/models/{model_id:path}": Scope.MODELS,
     "/v1/usage": Scope.USAGE,
+    "/v1/responses": Scope.RESPONSES,
+    "/v1/responses/{response_id}": Scope.RESPONSES,
+    "/v1/responses/{response_id}/cancel": Scope.RESPONSES,
+    "/v1/responses/{response_id}/input_items": Scope.RESPONSES,
 }
 
 
@@ -51,6 +56,8 @@ def scope_for_path(path: str) -> Scope | None:
     or as a caller sends it (``/v1/models/smollm2``); ``None`` for a path no scope names."""
     if path in _BY_PATH:
         return _BY_PATH[path]
+    if path.startswith("/v1/responses/"):
+        return Scope.RESPONSES
     return Scope.MODELS if path.startswith("/v1/models/") else None
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from edgeroute.store.responses import ResponseStore
     from edgeroute.store.usage import GroupBy, UsageTotals
 
 # DynamoDB's item limit: "400 KB" of attribute names and values, read as 400,000 bytes
@@ -198,6 +199,10 @@ def decode_cache_value(stored: bytes, compressed: bool) -> bytes:
 
 class Store(Protocol):
     """What the gateway needs from storage. Both backends pass tests/contract."""
+
+    @property
+    def responses(self) -> ResponseStore:
+        """Stored Responses and their background jobs (store/responses)."""
 
     # -- keys ------------------------------------------------------------------
     async def put_key(self, key: ApiKey) -> None:

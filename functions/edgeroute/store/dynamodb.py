@@ -33,6 +33,7 @@ from edgeroute.store.base import (
     usage_to_json,
 )
 from edgeroute.store.dynamodb_leases import LeaseMaps, ttl_attribute
+from edgeroute.store.responses import DynamoResponses
 from edgeroute.store.usage import GroupBy, UsageTotals, fold, ordered
 
 # Threads (and HTTP connections) for boto3 calls: enough for a burst of concurrent
@@ -118,6 +119,7 @@ class DynamoDBStore:
         self.tables = tables
         self._client = client or shared_client(endpoint_url or _endpoint_from_env(), region)
         self._leases = LeaseMaps(self._client, tables.counters)
+        self.responses = DynamoResponses(self._client, tables.jobs, self._call)
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()

@@ -32,6 +32,7 @@ from edgeroute.store.base import (
     usage_to_json,
 )
 from edgeroute.store.files import create_private, narrow
+from edgeroute.store.responses import SQLiteResponses
 from edgeroute.store.usage import NO_MODEL, GroupBy, UsageTotals
 
 # What /v1/usage groups by, as SQL over the usage table (fixed text, never user input).
@@ -131,6 +132,7 @@ class SQLiteStore:
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._db.executescript(_SCHEMA)
         self._writes = 0
+        self.responses = SQLiteResponses(self._db, self._lock)
 
     # -- keys ------------------------------------------------------------------
     async def put_key(self, key: ApiKey) -> None:
