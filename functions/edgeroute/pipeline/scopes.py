@@ -43,6 +43,9 @@ _BY_PATH: dict[str, Scope] = {
     "/v1/models": Scope.MODELS,
     "/v1/models/{model_id:path}": Scope.MODELS,
     "/v1/usage": Scope.USAGE,
+    # Anthropic's Messages API is chat by another name: the same scope.
+    "/v1/messages": Scope.CHAT,
+    "/v1/messages/count_tokens": Scope.CHAT,
 }
 
 
