@@ -222,6 +222,8 @@ async def test_fallbacks_serve_messages_too(
     message = await sdk.messages.create(model="primary", max_tokens=8, messages=user("hi"))
     assert message.model == "claude-ish"
     assert upstream.attempts() == ["primary", "claude-ish"]
+    async with sdk.messages.stream(model="primary", max_tokens=8, messages=user("hi")) as stream:
+        assert (await stream.get_final_message()).model == "claude-ish"
 
 
 async def test_a_stream_that_breaks_ends_with_an_error_event(

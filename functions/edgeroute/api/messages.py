@@ -55,7 +55,7 @@ def _error_response(request: Request, error: EdgerouteError) -> AnyTextJSONRespo
     headers = dict(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
-        headers["request-id"] = request_id  # where Anthropic's SDKs look for it
+        headers["request-id"] = request_id
     return AnyTextJSONResponse(body, status_code=status, headers=headers)
 
 
@@ -98,9 +98,11 @@ async def messages(request: Request) -> Response:
             return messages_stream(chat, MessageEvents(msg_id, body.model, stops))
 
         shape = AnswerShape(body=lambda chat: message_from_chat(chat, msg_id, stops), events=events)
-        return await serve(request, principal, Kind.CHAT, _chat_body(body), shape)
+        answer = await serve(request, principal, Kind.CHAT, _chat_body(body), shape)
     except EdgerouteError as exc:
         return _error_response(request, exc)
+    answer.headers["request-id"] = request.state.request_id  # where Anthropic's SDKs look
+    return answer
 
 
 @router.post("/v1/messages/count_tokens", responses=_ERRORS)

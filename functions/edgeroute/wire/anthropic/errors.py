@@ -13,6 +13,9 @@ from __future__ import annotations
 from edgeroute.errors import EdgerouteError
 from edgeroute.types import Json
 
+ANTHROPIC_PATHS = ("/v1/messages",)
+"""The routes that answer in Anthropic's shape (the body limit refuses before routing)."""
+
 # Status edgeroute answers → (Anthropic's status, Anthropic's error type).
 _BY_STATUS: dict[int, tuple[int, str]] = {
     400: (400, "invalid_request_error"),

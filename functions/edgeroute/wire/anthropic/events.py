@@ -39,13 +39,17 @@ class MessageEvents:
         self.usage: Usage | None = None
         self.reason: tuple[str | None, str | None] = (None, None)
         self.failed = False
+        self.started = False
 
-    def start(self) -> list[Event]:
+    def _start(self, model: str) -> list[Event]:
+        """``message_start`` and a ``ping``, named after the model that answers (the
+        first chunk's: a fallback's or the router's choice, not necessarily the one asked)."""
+        self.started = True
         message: Json = {
             "id": self.msg_id,
             "type": "message",
             "role": "assistant",
-            "model": self.model,
+            "model": model,
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
@@ -74,11 +78,11 @@ class MessageEvents:
         return ("content_block_delta", data)
 
     def feed(self, chunk: Json) -> list[Event]:
+        events = [] if self.started else self._start(str(chunk.get("model") or self.model))
         if "error" in chunk:
             self.failed = True
-            return [("error", stream_error_event(chunk))]
+            return [*events, ("error", stream_error_event(chunk))]
         self.usage = Usage.from_openai(chunk.get("usage")) or self.usage
-        events: list[Event] = []
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
@@ -115,6 +119,7 @@ class MessageEvents:
         """The events after the last chunk (the chat stream's ``[DONE]``)."""
         if self.failed:
             return []
+        started = [] if self.started else self._start(self.model)
         reason, sequence = self.reason
         usage = anthropic_usage(self.usage or Usage())
         message_delta = {
@@ -123,6 +128,7 @@ class MessageEvents:
             "usage": usage,
         }
         return [
+            *started,
             *self._close(),
             ("message_delta", message_delta),
             ("message_stop", {"type": "message_stop"}),
@@ -136,7 +142,6 @@ async def messages_stream(
     as a Messages stream. Closing this closes the chat stream, which settles the call."""
     lines = SSELines()
     try:
-        yield b"".join(map(encode, translator.start()))
         async for part in chat_events:
             events: list[Event] = []
             for data in lines.feed(part):
