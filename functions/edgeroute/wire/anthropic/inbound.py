@@ -23,6 +23,7 @@ from edgeroute.wire.anthropic.schema import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from edgeroute.wire.chunks import tool_arguments
 
 # OpenAI finish reasons as Anthropic stop reasons ("stop" may also be a stop sequence).
 STOP_REASONS = {
@@ -196,11 +197,8 @@ def stop_reason(choice: Json, stop_sequences: list[str] | None) -> tuple[str | N
 
 def tool_input(arguments: Any, model: str) -> Json:
     """A tool call's arguments (JSON text) as the object Anthropic's ``input`` is."""
-    try:
-        value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
+    value = tool_arguments(arguments)
+    if value is None:
         raise UpstreamError(
             f"Model '{model}' called a tool with arguments that are not a JSON object. "
             "Retry the request.",
