@@ -13,6 +13,7 @@ from bench import (
     edge_models,
     gateway_overhead,
     header_caps,
+    messages_overhead,
     pii,
     recovery,
     replicas,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "memory": memory_attack.main,
     "recovery": recovery.main,
     "reload": config_reload.main,
+    "messages": messages_overhead.main,
 }
 
 

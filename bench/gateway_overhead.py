@@ -36,12 +36,12 @@ BODY = {
 }
 
 
-def _pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _start_upstream() -> tuple[subprocess.Popen[bytes], str]:
+def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fault_upstream"],
         stdout=subprocess.PIPE,
@@ -72,9 +72,9 @@ def _sequential(direct: str, gateway: str, key: str) -> dict[str, float]:
         "direct_p50_ms": statistics.median(d_ms),
         "gateway_p50_ms": statistics.median(g_ms),
         "added_p50_ms": statistics.median(g_ms) - statistics.median(d_ms),
-        "direct_p99_ms": _pct(d_ms, 0.99),
-        "gateway_p99_ms": _pct(g_ms, 0.99),
-        "added_p99_ms": _pct(g_ms, 0.99) - _pct(d_ms, 0.99),
+        "direct_p99_ms": pct(d_ms, 0.99),
+        "gateway_p99_ms": pct(g_ms, 0.99),
+        "added_p99_ms": pct(g_ms, 0.99) - pct(d_ms, 0.99),
     }
 
 
@@ -96,12 +96,13 @@ async def _load(url: str, headers: dict[str, str]) -> dict[str, float]:
     return {
         "rps": len(latencies) / CONCURRENT_SECONDS,
         "p50_ms": statistics.median(latencies),
-        "p99_ms": _pct(latencies, 0.99),
+        "p99_ms": pct(latencies, 0.99),
     }
 
 
-def main() -> None:
-    upstream, upstream_url = _start_upstream()
+def start_gateway(upstream_url: str) -> tuple[GatewayProcess, str]:
+    """`edgeroute serve` with one model, ``instant``, at ``upstream_url``: the gateway,
+    started, and a key for it."""
     workdir = Path(tempfile.mkdtemp(prefix="edgeroute-bench-"))
     registry = workdir / "models.yaml"
     model = {
@@ -120,8 +121,13 @@ def main() -> None:
     gateway.port = free_port()
     gateway.url = f"http://127.0.0.1:{gateway.port}"
     gateway.start()
+    return gateway, str(gateway.create_key("bench")["api_key"])
+
+
+def main() -> None:
+    upstream, upstream_url = start_upstream()
+    gateway, key = start_gateway(upstream_url)
     try:
-        key = str(gateway.create_key("bench")["api_key"])
         seq = _sequential(upstream_url, gateway.url, key)
         direct = asyncio.run(_load(upstream_url + "/chat/completions", {}))
         through = asyncio.run(
