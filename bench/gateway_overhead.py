@@ -10,6 +10,7 @@ each way; requests per second and latency percentiles.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -100,9 +102,11 @@ async def _load(url: str, headers: dict[str, str]) -> dict[str, float]:
     }
 
 
-def start_gateway(upstream_url: str) -> tuple[GatewayProcess, str]:
-    """`edgeroute serve` with one model, ``instant``, at ``upstream_url``: the gateway,
-    started, and a key for it."""
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[str, GatewayProcess, str]]:
+    """An instant upstream and `edgeroute serve` with one model, ``instant``, on it:
+    (the upstream's URL, the gateway, a key for it); both stopped on leaving."""
+    upstream, upstream_url = start_upstream()
     workdir = Path(tempfile.mkdtemp(prefix="edgeroute-bench-"))
     registry = workdir / "models.yaml"
     model = {
@@ -121,25 +125,27 @@ def start_gateway(upstream_url: str) -> tuple[GatewayProcess, str]:
     gateway.port = free_port()
     gateway.url = f"http://127.0.0.1:{gateway.port}"
     gateway.start()
-    return gateway, str(gateway.create_key("bench")["api_key"])
+    try:
+        yield upstream_url, gateway, str(gateway.create_key("bench")["api_key"])
+    finally:
+        gateway.stop()
+        upstream.send_signal(signal.SIGTERM)
+        upstream.wait(10)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:
-    upstream, upstream_url = start_upstream()
-    gateway, key = start_gateway(upstream_url)
-    try:
+    with serving() as (upstream_url, gateway, key):
         seq = _sequential(upstream_url, gateway.url, key)
         direct = asyncio.run(_load(upstream_url + "/chat/completions", {}))
         through = asyncio.run(
             _load(gateway.url + "/v1/chat/completions", {"Authorization": f"Bearer {key}"})
         )
-    finally:
-        gateway.stop()
-        upstream.send_signal(signal.SIGTERM)
-        upstream.wait(10)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine(),
         "sequential_requests": SEQUENTIAL,
         "concurrency": CONCURRENCY,
         "concurrent_seconds": CONCURRENT_SECONDS,

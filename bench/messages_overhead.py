@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import signal
 import statistics
 import time
 from collections.abc import Callable
 
 import httpx
 
-from bench.gateway_overhead import pct, start_gateway, start_upstream
+from bench.gateway_overhead import machine, pct, serving
 
 ROUNDS = int(os.environ.get("BENCH_SEQUENTIAL", "1000"))
 QUESTION = [{"role": "user", "content": "Say hello."}]
@@ -76,20 +74,9 @@ def _rounds(direct: str, gateway: str, key: str) -> dict[str, float]:
 
 
 def main() -> None:
-    upstream, upstream_url = start_upstream()
-    gateway, key = start_gateway(upstream_url)
-    try:
+    with serving() as (upstream_url, gateway, key):
         rounds = _rounds(upstream_url, gateway.url, key)
-    finally:
-        gateway.stop()
-        upstream.send_signal(signal.SIGTERM)
-        upstream.wait(10)
-    result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "rounds": ROUNDS,
-        "sequential": rounds,
-    }
+    result = {"machine": machine(), "rounds": ROUNDS, "sequential": rounds}
     print(json.dumps(result, indent=2))
 
 
