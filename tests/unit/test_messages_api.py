@@ -16,7 +16,7 @@ import pytest
 from anthropic.types import ToolParam
 
 from edgeroute.errors import UpstreamUnavailable
-from edgeroute.store.base import KeyPolicy
+from edgeroute.store.base import KeyLimits, KeyPolicy
 from edgeroute.store.keys import mint_key
 from tests.support.inprocess import Client, add_key, ledger, memory_gateway
 from tests.support.scripted_upstream import Answer, Cut, Fail, ScriptedUpstream
@@ -347,3 +347,32 @@ async def test_count_tokens(sdk: anthropic.AsyncAnthropic) -> None:
     assert 40 <= counted.input_tokens <= 120
     with pytest.raises(anthropic.NotFoundError):
         await sdk.messages.count_tokens(model="nope", messages=user("hi"))
+
+
+async def test_bodies_that_are_not_a_request_and_refused_keys(upstream: ScriptedUpstream) -> None:
+    gw = memory_gateway(REGISTRY)
+    secret, _ = await add_key(gw, limits=KeyLimits(rpm=1))
+    narrow, _ = await add_key(gw, models=("primary",))
+    transport = httpx.ASGITransport(app=Client(gw, secret).app)
+    body = {"model": "claude-ish", "max_tokens": 8, "messages": user("hi")}
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+
+        async def post(content: bytes, key: str = secret) -> httpx.Response:
+            return await http.post("/v1/messages", content=content, headers={"x-api-key": key})
+
+        not_json, a_list, empty = (await post(b"{nope"), await post(b"[]"), await post(b""))
+        not_allowed = await post(json.dumps(body).encode(), narrow)
+        first, limited = (
+            await post(json.dumps(body).encode()),
+            await post(json.dumps(body).encode()),
+        )
+    for answer in (not_json, a_list, empty):
+        assert answer.status_code == 400
+        assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert "not valid JSON" in not_json.json()["error"]["message"]
+    assert "JSON object" in a_list.json()["error"]["message"]
+    assert not_allowed.status_code == 403
+    assert not_allowed.json()["error"]["type"] == "permission_error"
+    assert first.status_code == 200
+    assert limited.status_code == 429 and limited.json()["error"]["type"] == "rate_limit_error"
+    assert "retry-after" in limited.headers
