@@ -13,6 +13,7 @@ from bench import (
     edge_models,
     gateway_overhead,
     header_caps,
+    messages_overhead,
     pii,
     recovery,
     replicas,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "recovery": recovery.main,
     "reload": config_reload.main,
     "responses": responses_overhead.main,
+    "messages": messages_overhead.main,
 }
 
 

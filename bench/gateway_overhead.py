@@ -10,6 +10,7 @@ each way; requests per second and latency percentiles.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -36,12 +38,12 @@ BODY = {
 }
 
 
-def _pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _start_upstream() -> tuple[subprocess.Popen[bytes], str]:
+def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fault_upstream"],
         stdout=subprocess.PIPE,
@@ -72,9 +74,9 @@ def _sequential(direct: str, gateway: str, key: str) -> dict[str, float]:
         "direct_p50_ms": statistics.median(d_ms),
         "gateway_p50_ms": statistics.median(g_ms),
         "added_p50_ms": statistics.median(g_ms) - statistics.median(d_ms),
-        "direct_p99_ms": _pct(d_ms, 0.99),
-        "gateway_p99_ms": _pct(g_ms, 0.99),
-        "added_p99_ms": _pct(g_ms, 0.99) - _pct(d_ms, 0.99),
+        "direct_p99_ms": pct(d_ms, 0.99),
+        "gateway_p99_ms": pct(g_ms, 0.99),
+        "added_p99_ms": pct(g_ms, 0.99) - pct(d_ms, 0.99),
     }
 
 
@@ -96,12 +98,15 @@ async def _load(url: str, headers: dict[str, str]) -> dict[str, float]:
     return {
         "rps": len(latencies) / CONCURRENT_SECONDS,
         "p50_ms": statistics.median(latencies),
-        "p99_ms": _pct(latencies, 0.99),
+        "p99_ms": pct(latencies, 0.99),
     }
 
 
-def main() -> None:
-    upstream, upstream_url = _start_upstream()
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[str, GatewayProcess, str]]:
+    """An instant upstream and `edgeroute serve` with one model, ``instant``, on it:
+    (the upstream's URL, the gateway, a key for it); both stopped on leaving."""
+    upstream, upstream_url = start_upstream()
     workdir = Path(tempfile.mkdtemp(prefix="edgeroute-bench-"))
     registry = workdir / "models.yaml"
     model = {
@@ -121,19 +126,26 @@ def main() -> None:
     gateway.url = f"http://127.0.0.1:{gateway.port}"
     gateway.start()
     try:
-        key = str(gateway.create_key("bench")["api_key"])
+        yield upstream_url, gateway, str(gateway.create_key("bench")["api_key"])
+    finally:
+        gateway.stop()
+        upstream.send_signal(signal.SIGTERM)
+        upstream.wait(10)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    with serving() as (upstream_url, gateway, key):
         seq = _sequential(upstream_url, gateway.url, key)
         direct = asyncio.run(_load(upstream_url + "/chat/completions", {}))
         through = asyncio.run(
             _load(gateway.url + "/v1/chat/completions", {"Authorization": f"Bearer {key}"})
         )
-    finally:
-        gateway.stop()
-        upstream.send_signal(signal.SIGTERM)
-        upstream.wait(10)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine(),
         "sequential_requests": SEQUENTIAL,
         "concurrency": CONCURRENCY,
         "concurrent_seconds": CONCURRENT_SECONDS,

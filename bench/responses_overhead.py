@@ -24,7 +24,7 @@ import httpx
 import yaml
 from tests.support.gateway import GatewayProcess
 
-from bench.gateway_overhead import _pct, _start_upstream
+from bench.gateway_overhead import pct, start_upstream
 
 REQUESTS = int(os.environ.get("BENCH_RESPONSES", "1000"))
 PROMPT = "Say hello."
@@ -60,7 +60,7 @@ def _measure(gateway: str, key: str) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    upstream, upstream_url = _start_upstream()
+    upstream, upstream_url = start_upstream()
     workdir = Path(tempfile.mkdtemp(prefix="edgeroute-bench-responses-"))
     registry = workdir / "models.yaml"
     model = {"name": "instant", "endpoint": upstream_url, "tier": "small", "capabilities": ["chat"]}
@@ -79,7 +79,7 @@ def main() -> None:
         upstream.send_signal(signal.SIGTERM)
         upstream.wait(10)
     chat_p50 = statistics.median(timings["chat"])
-    chat_p99 = _pct(timings["chat"], 0.99)
+    chat_p99 = pct(timings["chat"], 0.99)
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
@@ -88,9 +88,9 @@ def main() -> None:
     for name, values in timings.items():
         result[name] = {
             "p50_ms": round(statistics.median(values), 3),
-            "p99_ms": round(_pct(values, 0.99), 3),
+            "p99_ms": round(pct(values, 0.99), 3),
             "added_p50_ms": round(statistics.median(values) - chat_p50, 3),
-            "added_p99_ms": round(_pct(values, 0.99) - chat_p99, 3),
+            "added_p99_ms": round(pct(values, 0.99) - chat_p99, 3),
         }
     print(json.dumps(result, indent=2))
 

@@ -86,10 +86,14 @@ def test_one_api_serves_every_route_behind_the_authorizer(deployed: dict[str, An
     assert len(apis) == 1
     assert not [r for r in deployed["Resources"].values() if r["Type"] == "AWS::Lambda::Url"]
     body = apis[0]["Properties"]["Body"]
-    [scheme] = body["components"]["securitySchemes"].values()
-    authorizer = scheme["x-amazon-apigateway-authorizer"]
-    assert authorizer["type"] == "request"
-    assert "AuthorizerFunctionAliaslive" in json.dumps(authorizer["authorizerUri"])
+    schemes = body["components"]["securitySchemes"]
+    assert set(schemes) == {"KeyAuthorizer", "ApiKeyHeaderAuthorizer"}
+    headers = {"KeyAuthorizer": "Authorization", "ApiKeyHeaderAuthorizer": "x-api-key"}
+    for name, header in headers.items():
+        authorizer = schemes[name]["x-amazon-apigateway-authorizer"]
+        assert authorizer["type"] == "request"
+        assert "AuthorizerFunctionAliaslive" in json.dumps(authorizer["authorizerUri"])
+        assert f"method.request.header.{header}" in authorizer["identitySource"]
     served = _served()
     assert ("POST", "/v1/chat/completions", True) in served
     assert ("GET", "/v1/models/sample", False) in served
@@ -100,7 +104,10 @@ def test_one_api_serves_every_route_behind_the_authorizer(deployed: dict[str, An
         if (method, path) in UNAUTHENTICATED:
             assert security == [{"NONE": []}]
         else:
-            assert security == [{name: []} for name in body["components"]["securitySchemes"]]
+            # Anthropic's clients send x-api-key; every other route takes the bearer key.
+            anthropic = path.startswith("/v1/messages")
+            expected = "ApiKeyHeaderAuthorizer" if anthropic else "KeyAuthorizer"
+            assert security == [{expected: []}], f"{method} {path}"
         integration = operation["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy"
         if streams:

@@ -37,8 +37,9 @@ class Answer:
 
     text: str = DEFAULT_TEXT
     usage: Usage | None = DEFAULT_USAGE
-    # Chat tool calls ({"id", "type": "function", "function": {"name", "arguments"}}):
-    # answered instead of the text, with finish_reason "tool_calls".
+    finish: str = "stop"
+    # Chat tool calls to make, as {"id", "name", "arguments"} (arguments: JSON text);
+    # streamed as OpenAI streams them: the id and name first, the arguments in two pieces.
     tool_calls: tuple[Json, ...] = ()
 
 
@@ -156,24 +157,13 @@ def _error(step: Fail | Status, model: ModelSpec) -> Exception:
 
 
 def _body(kind: Kind, model: ModelSpec, answer: Answer) -> Json:
-    if kind is Kind.CHAT and answer.tool_calls:
-        choice: Json = {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [copy.deepcopy(c) for c in answer.tool_calls],
-            },
-            "finish_reason": "tool_calls",
-        }
-    elif kind is Kind.CHAT:
-        choice = {
-            "index": 0,
-            "message": {"role": "assistant", "content": answer.text},
-            "finish_reason": "stop",
-        }
+    if kind is Kind.CHAT:
+        message: Json = {"role": "assistant", "content": answer.text or None}
+        if answer.tool_calls:
+            message["tool_calls"] = [_tool_call(c) for c in answer.tool_calls]
+        choice: Json = {"index": 0, "message": message, "finish_reason": answer.finish}
     else:
-        choice = {"index": 0, "text": answer.text, "finish_reason": "stop", "logprobs": None}
+        choice = {"index": 0, "text": answer.text, "finish_reason": answer.finish, "logprobs": None}
     body: Json = {
         "id": "cmpl-scripted",
         "object": "chat.completion" if kind is Kind.CHAT else "text_completion",
@@ -186,13 +176,30 @@ def _body(kind: Kind, model: ModelSpec, answer: Answer) -> Json:
     return body
 
 
+def _tool_call(call: Json) -> Json:
+    function = {"name": call["name"], "arguments": call["arguments"]}
+    return {"id": call["id"], "type": "function", "function": function}
+
+
+def _tool_call_deltas(calls: tuple[Json, ...]) -> list[Json]:
+    deltas: list[Json] = []
+    for index, call in enumerate(calls):
+        half = len(call["arguments"]) // 2
+        first = {"name": call["name"], "arguments": call["arguments"][:half]}
+        head = {"index": index, "id": call["id"], "type": "function", "function": first}
+        deltas.append({"tool_calls": [head]})
+        rest = {"arguments": call["arguments"][half:]}
+        deltas.append({"tool_calls": [{"index": index, "function": rest}]})
+    return deltas
+
+
 def _chunks(kind: Kind, model: ModelSpec, answer: Answer) -> list[Json]:
-    words = answer.text.split(" ")
+    words = answer.text.split(" ") if answer.text else []
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
 
-    def chunk(text: str, finish: str | None = None) -> Json:
+    def chunk(text: str, finish: str | None = None, delta: Json | None = None) -> Json:
         choice: Json = (
-            {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+            {"index": 0, "delta": delta or {"content": text}, "finish_reason": finish}
             if kind is Kind.CHAT
             else {"index": 0, "text": text, "finish_reason": finish}
         )
@@ -204,20 +211,9 @@ def _chunks(kind: Kind, model: ModelSpec, answer: Answer) -> list[Json]:
             "choices": [choice],
         }
 
-    out = [chunk(p) for p in pieces] + [chunk("", "stop")]
-    if answer.tool_calls:  # each call's name first, then its arguments in one more delta
-        out = []
-        for index, call in enumerate(answer.tool_calls):
-            function = call["function"]
-            head = {"index": index, "id": call["id"], "type": "function"}
-            for delta in (
-                {**head, "function": {"name": function["name"], "arguments": ""}},
-                {"index": index, "function": {"arguments": function["arguments"]}},
-            ):
-                out.append(
-                    {**chunk(""), "choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]}
-                )
-        out.append(chunk("", "tool_calls"))
+    out = [chunk(p) for p in pieces]
+    out += [chunk("", delta=d) for d in _tool_call_deltas(answer.tool_calls)]
+    out.append(chunk("", answer.finish))
     if answer.usage is not None:
         out.append({**chunk(""), "choices": [], "usage": answer.usage.to_openai()})
     return out

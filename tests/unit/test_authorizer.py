@@ -148,3 +148,17 @@ ARN = "arn:aws:execute-api:eu-west-1:1:api1"
 )
 def test_stage_arn(method_arn: str, stage: str) -> None:
     assert stage_arn(method_arn) == stage
+
+
+def test_a_key_in_x_api_key_is_checked_like_a_bearer_key(
+    authorizer: ModuleType, tmp_path: Path
+) -> None:
+    """The Messages routes' authorizer reads the header Anthropic's SDKs send."""
+    secret, key_id = _put_key(tmp_path, "claude-client")
+    event = _event(secret, "x-api-key")
+    event["resource"] = "/v1/messages"
+    answer = authorizer.handler(event, None)
+    assert _statement(answer)["Effect"] == "Allow"
+    assert answer["principalId"] == key_id
+    denied = authorizer.handler(_event("er-not-a-key-anyone-minted", "x-api-key"), None)
+    assert _statement(denied)["Effect"] == "Deny"

@@ -41,7 +41,9 @@ WEATHER: Any = {
     "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-CALL = {
+CALL = {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+# The same call as chat completions carry it.
+CHAT_CALL = {
     "id": "call_1",
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
@@ -149,7 +151,9 @@ async def test_previous_response_id_continues_the_conversation_of_its_tenant_onl
 async def test_function_calls_go_out_as_items_and_their_outputs_come_back(
     harness: Harness, upstream: ScriptedUpstream
 ) -> None:
-    upstream.script("tiny", Answer(tool_calls=(CALL,)), Answer(text="Sunny in Paris"))
+    upstream.script(
+        "tiny", Answer("", tool_calls=(CALL,), finish="tool_calls"), Answer(text="Sunny in Paris")
+    )
     client = await harness.client()
     asked = await client.responses.create(
         model="tiny", input="Weather in Paris?", tools=[WEATHER], tool_choice="auto"
@@ -175,7 +179,7 @@ async def test_function_calls_go_out_as_items_and_their_outputs_come_back(
     )
     assert answered.output_text == "Sunny in Paris"
     assert _messages(upstream)[1:] == [
-        {"role": "assistant", "tool_calls": [CALL]},
+        {"role": "assistant", "tool_calls": [CHAT_CALL]},
         {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "sunny"}'},
     ]
 
@@ -183,7 +187,7 @@ async def test_function_calls_go_out_as_items_and_their_outputs_come_back(
 async def test_a_streamed_function_call_arrives_as_its_events(
     harness: Harness, upstream: ScriptedUpstream
 ) -> None:
-    upstream.script("tiny", Answer(tool_calls=(CALL,)))
+    upstream.script("tiny", Answer("", tool_calls=(CALL,), finish="tool_calls"))
     client = await harness.client()
     async with client.responses.stream(model="tiny", input="Weather?", tools=[WEATHER]) as stream:
         kinds = [event.type async for event in stream]

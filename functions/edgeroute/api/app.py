@@ -12,6 +12,7 @@ from edgeroute.api import openai_responses
 from edgeroute.api.audit import RequestAudit
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
+from edgeroute.api.messages import router as messages_router
 from edgeroute.api.middleware import BodyLimit, JsonBodies
 from edgeroute.api.openapi import install_openapi
 from edgeroute.api.routes import router
@@ -39,13 +40,14 @@ def create_app(gateway: Gateway) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(openai_responses.router)
+    app.include_router(messages_router)  # Anthropic's Messages API
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(
         RequestAudit,
-        routes=[*router.routes, *openai_responses.router.routes],
+        routes=[*router.routes, *openai_responses.router.routes, *messages_router.routes],
         trusted_proxies=gateway.settings.trusted_proxies,
     )
     app.add_middleware(MemoryCeiling, gauge=app.state.memory)  # outermost: refuse first

@@ -7,6 +7,8 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgeroute.wire.anthropic.errors import ANTHROPIC_PATHS, error_event
+
 
 class BodyLimit:
     """Refuse request bodies over ``max_bytes`` with a 413 before they are parsed."""
@@ -15,22 +17,24 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _too_large(self) -> bytes:
+    def _too_large(self, path: str) -> bytes:
         mib = self.max_bytes / (1024 * 1024)
-        return json.dumps(
-            {
-                "error": {
-                    "message": f"The request body is larger than {mib:g} MiB. Send fewer or "
-                    "shorter inputs, or split the work into several requests.",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "payload_too_large",
-                }
-            }
-        ).encode()
+        message = (
+            f"The request body is larger than {mib:g} MiB. Send fewer or shorter inputs, "
+            "or split the work into several requests."
+        )
+        if path.startswith(ANTHROPIC_PATHS):  # Anthropic's routes answer in its shape
+            return json.dumps(error_event("request_too_large", message)).encode()
+        error = {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "payload_too_large",
+        }
+        return json.dumps({"error": error}).encode()
 
-    async def _refuse(self, send: Send) -> None:
-        body = self._too_large()
+    async def _refuse(self, send: Send, path: str) -> None:
+        body = self._too_large(path)
         await send(
             {
                 "type": "http.response.start",
@@ -50,7 +54,7 @@ class BodyLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
-                    await self._refuse(send)
+                    await self._refuse(send, scope["path"])
                     return
                 break
         seen = 0
@@ -75,7 +79,7 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, scope["path"])
 
 
 class _BodyTooLarge(HTTPException):

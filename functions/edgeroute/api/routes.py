@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -27,7 +29,7 @@ from edgeroute.pipeline.moderate import moderate
 from edgeroute.pipeline.scopes import acts_as_admin, require, scope_for_path
 from edgeroute.store.base import ApiKey
 from edgeroute.store.usage import GroupBy, grand_total
-from edgeroute.types import Kind
+from edgeroute.types import Json, Kind
 from edgeroute.wire.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -126,7 +128,24 @@ def _new_call(
     return call
 
 
-async def _serve(request: Request, principal: ApiKey, kind: Kind, body: RequestBody) -> Response:
+@dataclass(frozen=True)
+class AnswerShape:
+    """How a route that speaks another API words the pipeline's chat answer: the body,
+    and the stream (the pipeline's SSE bytes in, the route's out)."""
+
+    body: Callable[[Json], Json]
+    events: Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
+
+
+async def serve(
+    request: Request,
+    principal: ApiKey,
+    kind: Kind,
+    body: RequestBody,
+    shape: AnswerShape | None = None,
+) -> Response:
+    """Run a validated request through the pipeline and answer it, in OpenAI's shape
+    unless ``shape`` says otherwise."""
     gw = gateway(request)
     call = _new_call(request, principal, kind, body)
     try:
@@ -138,6 +157,9 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: RequestB
         raise
     try:
         headers = await result.headers(call)
+        answer: Json = {}  # a buffered answer's body, worded before anything is sent
+        if isinstance(result, pipeline.Buffered):
+            answer = result.body if shape is None else shape.body(result.body)
     except BaseException:  # hung up before the answer went out: settle it all the same
         if isinstance(result, pipeline.Buffered):
             with anyio.CancelScope(shield=True):
@@ -147,9 +169,10 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: RequestB
         assert result.events is not None
         headers["cache-control"] = "no-cache"
         headers["x-accel-buffering"] = "no"
-        return StreamingResponse(result.events, media_type="text/event-stream", headers=headers)
+        events = result.events if shape is None else shape.events(result.events)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     return AnyTextJSONResponse(
-        result.body,
+        answer,
         headers=headers,
         background=BackgroundTask(pipeline.settle_buffered, gw, call, result),
     )
@@ -159,12 +182,12 @@ async def _serve(request: Request, principal: ApiKey, kind: Kind, body: RequestB
 async def chat_completions(
     request: Request, body: ChatCompletionRequest, principal: Principal
 ) -> Response:
-    return await _serve(request, principal, Kind.CHAT, body)
+    return await serve(request, principal, Kind.CHAT, body)
 
 
 @router.post(Kind.COMPLETIONS.path, responses={**STREAMING_OK, **error_responses(*UPSTREAM)})
 async def completions(request: Request, body: CompletionRequest, principal: Principal) -> Response:
-    return await _serve(request, principal, Kind.COMPLETIONS, body)
+    return await serve(request, principal, Kind.COMPLETIONS, body)
 
 
 @router.post("/v1/route", responses=error_responses(402, 404))
@@ -199,7 +222,7 @@ async def moderations(
 
 @router.post(Kind.EMBEDDINGS.path, responses=error_responses(*UPSTREAM))
 async def embeddings(request: Request, body: EmbeddingRequest, principal: Principal) -> Response:
-    return await _serve(request, principal, Kind.EMBEDDINGS, body)
+    return await serve(request, principal, Kind.EMBEDDINGS, body)
 
 
 def _model_card(model: ModelSpec) -> dict[str, Any]:

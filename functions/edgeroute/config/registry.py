@@ -37,6 +37,7 @@ class Protocol(StrEnum):
     EDGE = "edge"  # answered in-process by the edge ONNX models
     SAGEMAKER = "sagemaker"  # SageMaker InvokeEndpoint(WithResponseStream), via boto3
     BEDROCK = "bedrock"  # Bedrock Converse/ConverseStream, via boto3
+    ANTHROPIC = "anthropic"  # Anthropic's Messages API, or a server that speaks it
 
 
 class Credential(StrictModel):

@@ -54,7 +54,8 @@ def _header(event: dict[str, Any], name: str) -> str | None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     method_arn = str(event["methodArn"])
     try:
-        secret = bearer_token(_header(event, "authorization"))
+        # Anthropic's SDKs send the key as x-api-key (the Messages routes' identity source).
+        secret = bearer_token(_header(event, "authorization"), _header(event, "x-api-key"))
     except AuthenticationFailed:
         raise Unauthorized() from None
     request = event.get("requestContext") or {}

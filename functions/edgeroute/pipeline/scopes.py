@@ -48,6 +48,9 @@ _BY_PATH: dict[str, Scope] = {
     "/v1/responses/{response_id}": Scope.RESPONSES,
     "/v1/responses/{response_id}/cancel": Scope.RESPONSES,
     "/v1/responses/{response_id}/input_items": Scope.RESPONSES,
+    # Anthropic's Messages API is chat by another name: the same scope.
+    "/v1/messages": Scope.CHAT,
+    "/v1/messages/count_tokens": Scope.CHAT,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeroute.config.registry import ModelSpec, Protocol
+from edgeroute.upstreams.anthropic import AnthropicMessages
 from edgeroute.upstreams.base import Upstream
 from edgeroute.upstreams.bedrock import BedrockConverse
 from edgeroute.upstreams.edge import EdgeModels
@@ -18,6 +19,7 @@ _ADAPTERS: dict[Protocol, Upstream] = {
     Protocol.EDGE: EdgeModels(),
     Protocol.SAGEMAKER: SageMakerEndpoint(),
     Protocol.BEDROCK: BedrockConverse(),
+    Protocol.ANTHROPIC: AnthropicMessages(),
 }
 
 

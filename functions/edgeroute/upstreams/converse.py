@@ -13,7 +13,14 @@ from typing import Any
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
 from edgeroute.types import Json, Kind, Usage
-from edgeroute.wire.chunks import answer_choice, chunk, delta_choice, new_head, usage_chunk
+from edgeroute.wire.chunks import (
+    answer_choice,
+    chunk,
+    delta_choice,
+    new_head,
+    tool_arguments,
+    usage_chunk,
+)
 
 _DATA_URL = re.compile(r"data:image/([a-zA-Z]+);base64,(.*)", re.DOTALL)
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
@@ -83,11 +90,8 @@ def _tool_use(call: Any) -> Json:
     if not isinstance(call, dict):
         raise InvalidRequest("Each of 'tool_calls' must be an object.", param="messages")
     function = call.get("function") or {}
-    try:
-        arguments = json.loads(function.get("arguments") or "{}")
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict):
+    arguments = tool_arguments(function.get("arguments"))
+    if arguments is None:
         raise InvalidRequest(
             f"Tool call '{call.get('id')}' has 'arguments' that are not a JSON object; Bedrock "
             "needs the object the model produced.",

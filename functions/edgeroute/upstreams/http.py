@@ -86,15 +86,18 @@ def timeout_for(model: ModelSpec) -> httpx.Timeout:
     return httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
 
 
-async def post_json(url: str, body: Json, model: ModelSpec) -> httpx.Response:
-    """POST ``body`` with the model's credential and timeouts; failing to reach the
-    upstream, or a non-2xx answer, raises what the caller should see."""
+async def post_json(
+    url: str, body: Json, model: ModelSpec, headers: Mapping[str, str] | None = None
+) -> httpx.Response:
+    """POST ``body`` with the model's credential, ``headers`` the protocol adds, and the
+    model's timeouts; failing to reach the upstream, or a non-2xx answer, raises what the
+    caller should see."""
     import httpx
 
     credential = resolve(model)
     try:
         response = await shared_client().post(
-            url, json=body, headers=credential, timeout=timeout_for(model)
+            url, json=body, headers={**(headers or {}), **credential}, timeout=timeout_for(model)
         )
     except httpx.HTTPError as exc:
         raise map_transport_error(exc, model) from exc
@@ -107,7 +110,7 @@ async def post_json(url: str, body: Json, model: ModelSpec) -> httpx.Response:
 
 @contextlib.asynccontextmanager
 async def event_stream(
-    url: str, body: Json, model: ModelSpec
+    url: str, body: Json, model: ModelSpec, headers: Mapping[str, str] | None = None
 ) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
     """POST ``body`` for a server-sent event stream and give its events. Failures, also
     while reading (in the ``async with`` body), raise as ``post_json``'s do; the response
@@ -121,7 +124,7 @@ async def event_stream(
         "POST",
         url,
         json=body,
-        headers={**credential, "Accept": "text/event-stream"},
+        headers={**(headers or {}), **credential, "Accept": "text/event-stream"},
         timeout=timeout_for(model),
     )
     try:
@@ -244,7 +247,7 @@ def map_status_error(
             "configuration, not your request: call another model or retry later.",
             detail=f"{detail}. An operator must fix the model's 'credential' in the registry.",
         )
-    if status == 429 or status == 503:
+    if status in (429, 503, 529):  # 529: Anthropic's "overloaded"
         given = headers.get("retry-after", "")
         retry_after = given if given.isdigit() else "5"  # an HTTP date or junk: our default
         # A 429 that names its wait is honoured: the target is skipped until then.

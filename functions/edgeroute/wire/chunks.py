@@ -86,6 +86,16 @@ def without_usage(event: Json) -> Json | None:
     return {k: v for k, v in event.items() if k != "usage"}
 
 
+def tool_arguments(arguments: Any) -> Json | None:
+    """A tool call's ``arguments`` (JSON text; blank means none) as the object they must
+    be, or None when they are not one."""
+    try:
+        value = json.loads(arguments or "{}") if isinstance(arguments, str | None) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 # ---- text, for estimates -------------------------------------------------------------------
 
 
