@@ -60,7 +60,15 @@ class Colour(BaseModel):
     name: str
 
 
-def test_structured_output_on_a_model_without_json_is_a_clear_400(chat: ChatOpenAI) -> None:
+def test_structured_output_on_a_model_without_json_is_a_clear_400(
+    gateway: GatewayProcess, api_key: str
+) -> None:
+    chat = ChatOpenAI(
+        base_url=gateway.url + "/v1",
+        api_key=api_key,  # type: ignore[arg-type]
+        model="chat-only",  # declares no json capability
+        max_retries=0,
+    )
     structured = chat.with_structured_output(Colour, method="json_schema")
     with pytest.raises(openai.BadRequestError) as caught:
         structured.invoke("Name a colour.")

@@ -52,16 +52,27 @@ def test_the_api_streams_the_chat_and_completion_routes_to_this_program() -> Non
     assert sorted(STREAMED_ROUTES) == [
         ("POST", "/v1/chat/completions"),
         ("POST", "/v1/completions"),
+        ("POST", "/v1/messages"),
+        ("POST", "/v1/responses"),
     ]
     for event in _stream_function()["Events"].values():
         assert event["Properties"]["ResponseTransferMode"] == "RESPONSE_STREAM"
 
 
 def _body(path: str, model: str, **extra: Any) -> dict[str, Any]:
-    prompt = (
-        {"messages": [{"role": "user", "content": "hi"}]} if "chat" in path else {"prompt": "hi"}
-    )
+    """A small request in the shape ``path`` takes."""
+    if path == "/v1/responses":
+        return {"model": model, "max_output_tokens": 8, "input": "hi", **extra}
+    if path in ("/v1/chat/completions", "/v1/messages"):
+        prompt: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
+    else:
+        prompt = {"prompt": "hi"}
     return {"model": model, "max_tokens": 8, **prompt, **extra}
+
+
+# The event that ends each API's stream, and the object a buffered answer is.
+LAST_EVENT = {"/v1/responses": "response.completed", "/v1/messages": "message_stop"}
+OBJECT = {"/v1/responses": "response", "/v1/messages": "message"}
 
 
 def _registry(fault_url: str) -> dict[str, Any]:
@@ -144,7 +155,10 @@ def test_a_streaming_route_streams_when_asked(
             if line.startswith("data: "):
                 arrivals.append(time.monotonic() - started)
                 lines.append(line)
-    assert lines[-1] == "data: [DONE]"
+    if path in LAST_EVENT:
+        assert json.loads(lines[-1].removeprefix("data: "))["type"] == LAST_EVENT[path]
+    else:
+        assert lines[-1] == "data: [DONE]"
     # The upstream sends a chunk every 50 ms: the first event is not held back for the rest.
     assert len(arrivals) > 50 and arrivals[0] < arrivals[-1] / 4, (arrivals[0], arrivals[-1])
 
@@ -163,7 +177,11 @@ def test_the_same_route_answers_buffered_calls(
     )
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/json"
-    assert json.loads(answer.text)["object"] in {"chat.completion", "text_completion"}
+    answered = json.loads(answer.text)
+    if path in OBJECT:
+        assert answered.get("object", answered.get("type")) == OBJECT[path]
+    else:
+        assert answered["object"] in {"chat.completion", "text_completion"}
 
 
 def test_a_wrong_key_is_refused_here_too(stream_function: tuple[str, str]) -> None:

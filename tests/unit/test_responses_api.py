@@ -196,7 +196,8 @@ async def test_a_streamed_function_call_arrives_as_its_events(
         "response.created",
         "response.in_progress",
         "response.output_item.added",
-        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",  # the upstream streams the arguments
+        "response.function_call_arguments.delta",  # in two pieces
         "response.function_call_arguments.done",
         "response.output_item.done",
         "response.completed",
