@@ -23,6 +23,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await gateway.deferred.close()  # waiting ledger lines go out unclassified
         await gateway.ledger.drain()  # a last try for records the store refused
         await close_shared_client()
 
