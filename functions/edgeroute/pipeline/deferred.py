@@ -34,7 +34,7 @@ class DeferredClassifier:
         classify: Classifier,
         *,
         capacity: int = 16,
-        share: float = 0.25,
+        share: float = 0.1,
         burst_s: float = 0.1,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
