@@ -29,7 +29,7 @@ class Plan:
 
 
 QUICK = Plan(rounds=2, seconds=0.75, open_steps=3)
-FULL = Plan(rounds=5, seconds=4.0, open_steps=6)
+FULL = Plan(rounds=3, seconds=2.0, open_steps=5)
 
 
 @dataclass

@@ -21,6 +21,7 @@ LABELS = {
     "litellm": "LiteLLM proxy",
     "edgeroute": "edgeroute, defaults",
     "edgeroute-auto": "edgeroute, `EDGEROUTE_CLASSIFY=auto`",
+    "edgeroute-always": "edgeroute, `EDGEROUTE_CLASSIFY=always` (the old default)",
 }
 
 
@@ -41,7 +42,7 @@ def _row(figures: dict[str, Figures], name: str, label: str) -> str:
 
 
 def _ratio(mine: float, theirs: float) -> str:
-    return f"{mine / theirs:.2f}x" if theirs > 0 else f"{mine:,.0f} against none"
+    return f"{mine / theirs:.2f}x" if theirs > 0 else f"{mine:,.0f} req/s; the other held none"
 
 
 def targets(figures: dict[str, Figures]) -> list[tuple[str, str, bool]]:

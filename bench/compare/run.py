@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         lambda: systems.edgeroute("edgeroute", upstream_url, proxy_cpus, workdir, {}),
         lambda: systems.edgeroute("edgeroute-auto", upstream_url, proxy_cpus, workdir, AUTO),
     ]
+    if not args.quick:  # the old default, beside the new one: what moving it bought
+        always = {"EDGEROUTE_CLASSIFY": "always"}
+        starts.append(
+            lambda: systems.edgeroute("edgeroute-always", upstream_url, proxy_cpus, workdir, always)
+        )
     skipped: list[str] = []
     if systems.LITELLM.is_file():
         starts.append(lambda: systems.litellm(upstream_url, proxy_cpus, workdir))
