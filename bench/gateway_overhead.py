@@ -25,8 +25,9 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-import yaml
 from tests.support.gateway import GatewayProcess, free_port
+
+from bench.compare.systems import instant_registry
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "2000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
@@ -108,15 +109,7 @@ def serving() -> Iterator[tuple[str, GatewayProcess, str]]:
     (the upstream's URL, the gateway, a key for it); both stopped on leaving."""
     upstream, upstream_url = start_upstream()
     workdir = Path(tempfile.mkdtemp(prefix="edgeroute-bench-"))
-    registry = workdir / "models.yaml"
-    model = {
-        "name": "instant",
-        "endpoint": upstream_url,
-        "tier": "small",
-        "capabilities": ["chat"],
-        "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-    }
-    registry.write_text(yaml.safe_dump({"models": [model]}))
+    registry = instant_registry(upstream_url, workdir / "models.yaml")
     env = {
         "EDGEROUTE_REGISTRY": str(registry),
         "EDGEROUTE_SQLITE_PATH": str(workdir / "edgeroute.db"),

@@ -27,7 +27,7 @@ PREFIX = "EDGEROUTE_"
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 StoreBackend = Literal["sqlite", "dynamodb"]
-Classify = Literal["always", "auto"]
+Classify = Literal["background", "always", "auto"]
 EmbedBatching = Literal["per-input", "batched"]
 GuardrailStage = Literal["off", "input", "both"]  # store.base.GUARDRAIL_STAGES
 PiiMode = Literal["allow", "mask", "block"]
@@ -312,9 +312,11 @@ class Settings(BaseSettings):
         ge=1,
     )
     classify: Classify = _setting(
-        "always",
-        "`auto` classifies only requests the router must decide",
-        "'always' or 'auto'",
+        "background",
+        "`background` classifies named-model requests for the ledger after the answer is "
+        "sent (bounded, shed under load); `always` classifies them beside the upstream "
+        "call, for the x-edgeroute-task header too; `auto` only requests the router decides",
+        "'background', 'always' or 'auto'",
     )
     guardrail_default: GuardrailStage = _setting(
         "off",

@@ -5,11 +5,16 @@ are in tests/unit/test_routing_heldout.py)."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from edgeroute.edge.moderation import offensive_scores
 from tests.support.gateway import GatewayProcess
@@ -53,13 +58,57 @@ def test_classify_route(gateway: GatewayProcess, api_key: str) -> None:
     assert 1 <= len(body["complexity_signals"]) <= 4
 
 
-def test_classification_headers_on_named_model_responses(client: openai.OpenAI) -> None:
-    response = client.chat.completions.with_raw_response.create(
-        model="instant",
-        messages=[{"role": "user", "content": "Fix this Python: def add(a, b): return a - b"}],
-    )
+CODE_ASK: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Fix this Python: def add(a, b): return a - b"}
+]
+
+
+def _ledger_line(database: Path, request_id: str) -> dict[str, Any]:
+    """The request's ledger line, once the gateway has written it after the answer."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(database)) as db:
+            row = db.execute(
+                "SELECT body FROM usage WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        if row is not None:
+            line: dict[str, Any] = json.loads(row[0])
+            return line
+        time.sleep(0.05)
+    raise AssertionError(f"no ledger line for {request_id}")
+
+
+def test_named_model_requests_are_classified_for_the_ledger_after_the_answer(
+    client: openai.OpenAI, workdir: Path
+) -> None:
+    # The default (EDGEROUTE_CLASSIFY=background): the answer does not wait for the
+    # classifier, so its headers carry none; the ledger line does, load being low.
+    response = client.chat.completions.with_raw_response.create(model="instant", messages=CODE_ASK)
+    assert "x-edgeroute-task" not in response.headers
+    line = _ledger_line(workdir / "store" / "edgeroute.db", response.headers["x-request-id"])
+    assert (line["model"], line["task"]) == ("instant", "code")
+    assert 0 <= line["complexity"] <= 1
+
+
+def test_classify_always_adds_the_headers_and_fills_the_ledger(
+    registry_file: Path, tmp_path: Path
+) -> None:
+    env = {
+        "EDGEROUTE_REGISTRY": str(registry_file),
+        "EDGEROUTE_SQLITE_PATH": str(tmp_path / "edgeroute.db"),
+        "EDGEROUTE_CLASSIFY": "always",
+    }
+    with GatewayProcess(env, tmp_path) as gateway:
+        key = str(gateway.create_key("always")["api_key"])
+        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+        response = client.chat.completions.with_raw_response.create(
+            model="instant", messages=CODE_ASK
+        )
+        line = _ledger_line(tmp_path / "edgeroute.db", response.headers["x-request-id"])
     assert response.headers["x-edgeroute-task"] == "code"
     assert 0 <= float(response.headers["x-edgeroute-complexity"]) <= 1
+    assert line["task"] == "code"
+    assert abs(line["complexity"] - float(response.headers["x-edgeroute-complexity"])) < 1e-3
 
 
 def test_moderation_flags_abuse_and_passes_ordinary_text(client: openai.OpenAI) -> None:

@@ -1,5 +1,7 @@
-"""With EDGEROUTE_CLASSIFY=always, a named-model request is classified only once it is
-admitted: requests refused by the cheap checks (unknown model, quota) never pay for it."""
+"""A named-model request is classified only once it is answered (the default,
+EDGEROUTE_CLASSIFY=background: after the answer, for the ledger) or admitted (``always``:
+beside the upstream call, for the headers too): requests refused by the cheap checks
+(unknown model, quota) never pay for it."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from edgeroute.edge.classifier import Classification
+from edgeroute.pipeline.deferred import DeferredClassifier
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.store.base import KeyLimits
-from tests.support.inprocess import Client, add_key, memory_gateway
+from edgeroute.types import Json
+from tests.support.inprocess import Client, add_key, ledger, memory_gateway
 from tests.support.scripted_upstream import ScriptedUpstream
 
 REGISTRY = """
@@ -83,3 +88,62 @@ async def test_a_request_over_its_quota_is_refused_before_classification(
 
     assert (first.status_code, second.status_code) == (200, 429)
     assert len(await settled(classified)) == 1
+
+
+def background_gateway(seen: list[Json], *, capacity: int = 16) -> Gateway:
+    """The default mode, with a classifier that calls every request's task "code"."""
+
+    def classify(payload: Json) -> Classification:
+        seen.append(payload)
+        return Classification(task="code", complexity=0.25, prompt_tokens=3, modality=())
+
+    gw = memory_gateway(REGISTRY)
+    gw = replace(gw, settings=gw.settings.model_copy(update={"classify": "background"}))
+    gw.deferred = DeferredClassifier(classify, capacity=capacity)
+    return gw
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_by_default_the_ledger_gets_the_classification_and_the_answer_no_header(
+    upstream: ScriptedUpstream, stream: bool
+) -> None:
+    seen: list[Json] = []
+    gw = background_gateway(seen)
+    secret, _ = await add_key(gw)
+
+    response = await Client(gw, secret).chat("named", stream=stream)
+
+    assert response.status_code == 200
+    assert "x-edgeroute-task" not in response.headers
+    (line,) = await ledger(gw)
+    assert (line.model, line.task, line.complexity) == ("named", "code", 0.25)
+    assert len(seen) == 1
+
+
+async def test_by_default_a_refused_request_is_never_classified(
+    upstream: ScriptedUpstream,
+) -> None:
+    seen: list[Json] = []
+    gw = background_gateway(seen)
+    secret, _ = await add_key(gw, limits=KeyLimits(rpm=1))
+    client = Client(gw, secret)
+
+    first, second = await client.chat("named"), await client.chat("no-such-model")
+
+    assert (first.status_code, second.status_code) == (200, 404)
+    assert len(seen) == 1
+
+
+async def test_a_shed_classification_still_leaves_its_ledger_line(
+    upstream: ScriptedUpstream,
+) -> None:
+    seen: list[Json] = []
+    gw = background_gateway(seen, capacity=0)  # every classification is shed
+    secret, _ = await add_key(gw)
+
+    response = await Client(gw, secret).chat("named")
+
+    assert response.status_code == 200
+    (line,) = await ledger(gw)
+    assert (line.model, line.status, line.task, line.complexity) == ("named", 200, "", None)
+    assert seen == [] and gw.deferred.shed == 1

@@ -102,7 +102,7 @@ def test_defaults() -> None:
     assert settings.key_cache_ttl_s == 5.0
     assert settings.max_body_bytes == 6 * 1024 * 1024
     assert settings.max_connections == 512
-    assert settings.classify == "always"
+    assert settings.classify == "background"
     assert settings.cache_ttl_s == 3600.0
     assert settings.cache_max_bytes == 64 * 1024 * 1024
     assert settings.edge_models is None
@@ -166,7 +166,7 @@ def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> N
 def test_settings_are_frozen_and_copied_with_changes() -> None:
     settings = Settings.from_env()
     changed = settings.model_copy(update={"classify": "auto"})
-    assert (settings.classify, changed.classify) == ("always", "auto")
+    assert (settings.classify, changed.classify) == ("background", "auto")
     with pytest.raises(ValueError, match="frozen"):
         settings.classify = "auto"
 
@@ -184,7 +184,7 @@ def test_settings_are_frozen_and_copied_with_changes() -> None:
         ),
         ("EDGEROUTE_MAX_BODY_BYTES", "-1", "expected a whole number of bytes above 0"),
         ("EDGEROUTE_MAX_CONNECTIONS", "many", "expected a whole number, 1 or more"),
-        ("EDGEROUTE_CLASSIFY", "sometimes", "expected 'always' or 'auto'."),
+        ("EDGEROUTE_CLASSIFY", "sometimes", "expected 'background', 'always' or 'auto'."),
         ("EDGEROUTE_EMBED_BATCHING", "yes", "expected 'per-input' or 'batched'."),
         ("EDGEROUTE_PII_DEFAULT", "redact", "expected 'allow', 'mask' or 'block'."),
         ("EDGEROUTE_PII_PHONE_REGION", "usa", "expected two capital letters, e.g. US"),

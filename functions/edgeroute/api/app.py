@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,12 @@ from edgeroute.upstreams.http import close_shared_client
 def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (modules, edge models) lives as long as the process:
+        # frozen, a full collection no longer walks it (a pause of ~90 ms, every few
+        # thousand requests, that set the p99).
+        gc.freeze()
         yield
+        await gateway.deferred.close()  # waiting ledger lines go out unclassified
         await gateway.ledger.drain()  # a last try for records the store refused
         await close_shared_client()
 

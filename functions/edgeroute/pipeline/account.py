@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from edgeroute.config.registry import ModelSpec
+from edgeroute.edge.classifier import Classification
 from edgeroute.pricing import cost_micros
 from edgeroute.store.base import ApiKey, UsageRecord
 from edgeroute.types import Kind, Usage
@@ -45,3 +47,10 @@ def usage_record(
         version=model.replica_version if model else "",
         degraded=degraded,
     )
+
+
+def classified(record: UsageRecord, classification: Classification | None) -> UsageRecord:
+    """The ledger line with the request's task and complexity, when it was classified."""
+    if classification is None:
+        return record
+    return replace(record, task=classification.task, complexity=round(classification.complexity, 4))

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from edgeroute.config.policy import Policy
 from edgeroute.config.registry import Protocol, Registry
+from edgeroute.edge.classifier import classify
 from edgeroute.health.circuits import HealthView
 from edgeroute.pipeline.audit import AuditTrail
 from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
+from edgeroute.pipeline.deferred import DeferredClassifier
 from edgeroute.pipeline.reload import ConfigFiles
 from edgeroute.settings import Settings
 from edgeroute.store import Store, open_store
@@ -67,12 +69,14 @@ class Gateway:
     clock: Callable[[], float] = field(default=time.time)
     ledger: UsageLedger = field(init=False)
     audit: AuditTrail = field(init=False)
+    deferred: DeferredClassifier = field(init=False)  # named models' ledger classification
     _reloading: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         spool = self.settings.usage_spool
         self.ledger = UsageLedger(self.store, Path(spool) if spool else None)
         self.audit = AuditTrail.from_settings(self.settings)
+        self.deferred = DeferredClassifier(classify)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, warm: bool = True) -> Gateway:

@@ -106,3 +106,14 @@ def _count_for_config(name: str, variable: str) -> None:
     metrics.add_dimensions(config=variable)
     metrics.add_metric(name, MetricUnit.Count, 1)
     metrics.flush_metrics()
+
+
+def classification_shed() -> None:
+    """A named-model request's deferred classification was dropped (queue full or its
+    time share spent): its ledger line has no task. Many mean the classifier is over
+    its share of the core, which is what shedding is for."""
+    if not enabled():
+        return
+    metrics = _metrics()
+    metrics.add_metric("ClassificationsShed", MetricUnit.Count, 1)
+    metrics.flush_metrics()

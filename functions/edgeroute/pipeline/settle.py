@@ -12,9 +12,10 @@ import logging
 import anyio
 
 from edgeroute.config.registry import ModelSpec
+from edgeroute.edge.classifier import Classification
 from edgeroute.errors import EdgerouteError
 from edgeroute.pipeline import metrics
-from edgeroute.pipeline.account import usage_record
+from edgeroute.pipeline.account import classified, usage_record
 from edgeroute.pipeline.admit import reconcile, release
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.call import Call
@@ -79,13 +80,33 @@ async def _account(
         record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
     )
     audited = gw.audit.settled(call, record, answered=answered)
-    writes = [gw.ledger.write(record)]
+    writes = [_write_classified(gw, call, record)]
     if call.admission is not None:
         writes.append(
             reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
         )
     await asyncio.gather(*writes)
     return audited
+
+
+async def _write_classified(gw: Gateway, call: Call, record: UsageRecord) -> None:
+    """The ledger line, with the classification: the one routing or the headers started,
+    or for an answered named-model request one computed now, after its answer (or none,
+    when that is shed under load)."""
+    await gw.ledger.write(classified(record, await _classification(gw, call, record.status)))
+
+
+async def _classification(gw: Gateway, call: Call, status: int) -> Classification | None:
+    if call.classifying is not None:
+        if call.classifying.cancelled():
+            return None
+        try:
+            return await call.classifying
+        except Exception:  # logged where the headers read it; the ledger goes without
+            return None
+    if status == 200 and gw.settings.classify == "background":
+        return await gw.deferred.submit(call.payload)
+    return None
 
 
 def failure_record(

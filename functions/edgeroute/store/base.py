@@ -120,6 +120,8 @@ class UsageRecord:
     replica: str = ""  # the replica that served it, by label ("" for a single endpoint)
     version: str = ""  # that replica's version label, to compare a canary with the rest
     degraded: str = ""  # why a model below the tier asked for answered; '' when none did
+    task: str = ""  # the classifier's task for the request; '' when it was not classified
+    complexity: float | None = None  # the classifier's complexity, 0-1
 
     @property
     def failed_attempt(self) -> bool:
