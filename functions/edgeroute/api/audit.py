@@ -4,8 +4,8 @@ bad key, a body that is not valid, routes that generate nothing, unknown routes)
 
 Invariant: the record names the route by its template (``/v1/models/{model_id:path}``)
 or ``unmatched``, never the raw path, which a caller may fill with anything, a key
-included. ``/healthz`` (polled by load balancers and the Lambda Web Adapter) is not
-audited.
+included. ``/healthz`` (polled by load balancers and the Lambda Web Adapter) and ``/metrics``
+(scraped by Prometheus) are not audited.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from edgeroute.api.routes import client_address
 from edgeroute.pipeline.audit import emit, request_record
 from edgeroute.pipeline.call import new_request_id
 
-UNAUDITED = frozenset({"/healthz"})
+UNAUDITED = frozenset({"/healthz", "/metrics"})  # polled by machines: not requests
 
 
 class RequestAudit:

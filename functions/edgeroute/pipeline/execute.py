@@ -12,6 +12,7 @@ and relayed chunk by chunk from there.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -25,6 +26,7 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.pipeline import metrics
 from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.pipeline.replicas import ReplicaChoice
 from edgeroute.pipeline.results import Buffered, Streamed
@@ -72,6 +74,10 @@ def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
 def _gave_up(exc: EdgerouteError) -> bool:
     """A replica that failed so is not retried: its credential, or a wait it named."""
     return isinstance(exc, UpstreamAuthFailed | UpstreamThrottled)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _replica_key(replica: ModelSpec) -> str:
@@ -153,6 +159,7 @@ async def execute_buffered(
                 finally:
                     load.finished(model)
                 load.first_byte(model, started)
+                metrics.upstream_answered(model.name, _ms_since(started), streamed=False)
                 body["model"] = model.name
                 return Buffered(
                     model=model,
@@ -215,6 +222,7 @@ async def execute_stream(
             last = exc
         else:
             choice.load.first_byte(model, started)
+            metrics.upstream_answered(model.name, _ms_since(started), streamed=True)
             answer = Streamed(
                 model=model,
                 attempts=attempt,

@@ -45,6 +45,7 @@ from edgeroute.pipeline.execute import execute_buffered, execute_stream, relay
 from edgeroute.pipeline.failover import degraded_reason
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.guardrail import screen_input, screen_output
+from edgeroute.pipeline.instrument import classify_measured
 from edgeroute.pipeline.pii import protect, restore
 from edgeroute.pipeline.replicas import replica_choice
 from edgeroute.pipeline.resolve import (
@@ -146,7 +147,9 @@ def max_cost(value: str | None) -> float | None:
 def _start_classifying(call: Call) -> asyncio.Future[Classification]:
     """Classify the call on a worker thread, once; the result is awaited where needed."""
     if call.classifying is None:
-        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+        call.classifying = asyncio.ensure_future(
+            asyncio.to_thread(classify_measured, classify, call.payload)
+        )
     return call.classifying
 
 

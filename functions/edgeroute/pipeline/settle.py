@@ -12,7 +12,7 @@ import logging
 import anyio
 
 from edgeroute.config.registry import ModelSpec
-from edgeroute.errors import EdgerouteError
+from edgeroute.errors import EdgerouteError, PaymentRequired, RateLimited
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import usage_record
 from edgeroute.pipeline.admit import reconcile, release
@@ -75,9 +75,7 @@ async def _account(
         cache_hit=hit,
         degraded=call.degraded,
     )
-    metrics.record_request(
-        record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
-    )
+    metrics.record_request(record, call.cache_status)
     audited = gw.audit.settled(call, record, answered=answered)
     writes = [gw.ledger.write(record)]
     if call.admission is not None:
@@ -121,10 +119,12 @@ def failure_hook(gw: Gateway, call: Call) -> FailureHook:
         metrics.upstream_error(model.name)
         attempt_failed(model, error, call.failed_attempts)
         try:  # best effort: a store hiccup here must not stop the fallbacks
-            await asyncio.gather(
+            opened, _ = await asyncio.gather(
                 gw.health.record_failure(model, gw.policy.circuit, error, call.principal.tenant),
                 gw.ledger.write(record),
             )
+            if opened:
+                metrics.circuit_opened(model.name)
         except Exception:
             log.exception("could not record failed attempt %s", record.request_id)
 
@@ -152,5 +152,8 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
     name = call.payload.get("model")
     model = gw.registry.get(name) if isinstance(name, str) else None
     record = failure_record(call, model, error, 0, call.request_id)
+    metrics.record_request(record, call.cache_status)
+    if isinstance(error, RateLimited | PaymentRequired):
+        metrics.quota_refused(error.code or "rate_limit_exceeded")
     gw.audit.settled(call, record, answered=False)
     await gw.ledger.write(record)

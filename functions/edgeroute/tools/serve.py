@@ -42,6 +42,7 @@ print(c.chat.completions.create(model="small",
 
 
 def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: bool) -> int:
+    from edgeroute.api import prometheus
     from edgeroute.api.app import create_app
     from edgeroute.tools import llama
 
@@ -58,7 +59,9 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
         protocol = capped(settings.max_header_bytes, settings.max_headers)
-        uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning", http=protocol)
+        app = create_app(gateway)
+        prometheus.install(app)  # GET /metrics
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol)
     finally:
         if proc is not None:
             llama.stop(proc)
