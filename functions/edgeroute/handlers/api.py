@@ -9,8 +9,10 @@ from __future__ import annotations
 from mangum import Mangum
 
 from edgeroute.api.app import create_app
+from edgeroute.observe import logs
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
+logs.configure()  # JSON logs; the request id and API Gateway's per request (api/audit)
 app = create_app(Gateway.from_settings(Settings.from_env()))
 handler = Mangum(app, lifespan="off")

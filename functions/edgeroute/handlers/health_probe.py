@@ -6,10 +6,13 @@ import asyncio
 from typing import Any
 
 from edgeroute.health.probe import probe_all
+from edgeroute.observe import logs
 from edgeroute.pipeline.reload import first_value, fresh, registry_files
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.upstreams.http import set_max_connections
+
+logs.configure()  # JSON logs on Lambda (a no-op elsewhere)
 
 _settings = Settings.from_env()
 set_max_connections(_settings.max_connections)

@@ -21,9 +21,11 @@ if __name__ == "__main__":
     sys.path[:1] = [task_root, "/opt/python"]
 
 from edgeroute.api.app import create_app
+from edgeroute.observe import logs
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
+logs.configure()  # JSON logs; the request id and API Gateway's per request (api/audit)
 app = create_app(Gateway.from_settings(Settings.from_env()))
 
 
@@ -38,6 +40,7 @@ def main() -> None:
         port=int(os.environ.get("PORT", "8080")),
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
         access_log=False,
+        log_config=None,  # uvicorn's lines through the JSON handler too
         lifespan="on",
     )
 

@@ -29,6 +29,7 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
+from edgeroute.observe import logs
 from edgeroute.pipeline.admit import admit, budget_left_usd
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
@@ -196,6 +197,9 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     they end; the caller settles buffered outcomes with ``settle_buffered``. The key's
     PII mode applies between routing and admission (pipeline/pii.py)."""
     decided = await route(gw, call)
+    logs.bind(
+        model=decided.targets[0].name, tier=decided.targets[0].tier, route_reason=decided.reason
+    )
     masker = await protect(call, decided.targets, gw.settings)
     return restore(await _admit_and_execute(gw, call, decided), masker)
 

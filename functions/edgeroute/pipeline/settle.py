@@ -13,6 +13,7 @@ import anyio
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import EdgerouteError, PaymentRequired, RateLimited
+from edgeroute.observe import logs
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import usage_record
 from edgeroute.pipeline.admit import reconcile, release
@@ -76,6 +77,7 @@ async def _account(
         degraded=call.degraded,
     )
     metrics.record_request(record, call.cache_status)
+    logs.bind(model=record.model, tier=record.tier, route_reason=call.route_reason)
     audited = gw.audit.settled(call, record, answered=answered)
     writes = [gw.ledger.write(record)]
     if call.admission is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
+from edgeroute.observe import logs
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.tools.devkey import dev_key, dev_key_file
@@ -58,10 +59,11 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         key_file = dev_key_file(settings)
         dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
+        logs.configure(force=True)  # JSON, as on Lambda
         protocol = capped(settings.max_header_bytes, settings.max_headers)
         app = create_app(gateway)
         prometheus.install(app)  # GET /metrics
-        uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol)
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol, log_config=None)
     finally:
         if proc is not None:
             llama.stop(proc)
