@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeroute.api.routes import client_address
-from edgeroute.observe import logs
+from edgeroute.observe import logs, tracing
 from edgeroute.pipeline.audit import emit, request_record
 from edgeroute.pipeline.call import new_request_id
 
@@ -72,7 +72,10 @@ class RequestAudit:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            with tracing.span(
+                tracing.REQUEST, endpoint=self._endpoint(scope), request_id=state["request_id"]
+            ):
+                await self.app(scope, receive, tracking_send)
         finally:
             call = state.get("call")
             if call is None or not call.audited:

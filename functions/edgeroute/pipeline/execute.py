@@ -26,6 +26,7 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.observe import tracing
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.pipeline.replicas import ReplicaChoice
@@ -144,9 +145,10 @@ async def execute_buffered(
             async for target, model, attempt in _attempts(targets, choice, given_up):
                 started = load.started(model)
                 try:
-                    body = await adapter_for(model).send(
-                        kind, upstream_payload(payload, model, False), model
-                    )
+                    with tracing.span(tracing.UPSTREAM, model=model.name, attempt=attempt):
+                        body = await adapter_for(model).send(
+                            kind, upstream_payload(payload, model, False), model
+                        )
                 except EdgerouteError as exc:
                     if not _retryable(exc):
                         raise
@@ -203,8 +205,9 @@ async def execute_stream(
             model, adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
         )
         try:
-            async with asyncio.timeout_at(deadline):
-                first = await anext(chunks)
+            with tracing.span(tracing.UPSTREAM, model=model.name, attempt=attempt, stream=True):
+                async with asyncio.timeout_at(deadline):
+                    first = await anext(chunks)
         except StopAsyncIteration:
             last = UpstreamError(
                 f"{upstream_for(model)} sent an empty stream.", code="upstream_truncated"

@@ -29,7 +29,7 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
-from edgeroute.observe import logs
+from edgeroute.observe import logs, tracing
 from edgeroute.pipeline.admit import admit, budget_left_usd
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
@@ -214,10 +214,13 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
         key = cache_key(call.principal.tenant, model, call.kind, call.payload)
         call.cache_status = "miss"
     try:
-        admission, entry = await asyncio.gather(
-            admit(gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens),
-            gw.cache.get(key) if key else asyncio.sleep(0, None),
-        )
+        with tracing.span(tracing.STORE, cache=call.cache_status):
+            admission, entry = await asyncio.gather(
+                admit(
+                    gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens
+                ),
+                gw.cache.get(key) if key else asyncio.sleep(0, None),
+            )
     except EdgerouteError:
         raise
     except Exception as exc:

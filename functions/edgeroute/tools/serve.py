@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
-from edgeroute.observe import logs
+from edgeroute.observe import logs, tracing
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.tools.devkey import dev_key, dev_key_file
@@ -48,7 +48,10 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
     from edgeroute.tools import llama
 
     proc = None
+    traces = None
     try:
+        logs.configure(force=True)  # JSON, as on Lambda
+        traces = tracing.configure_serve()  # OpenTelemetry, if OTEL_EXPORTER_OTLP_ENDPOINT
         if local_upstream:
             proc, base_url = llama.start()
             os.environ["EDGEROUTE_LOCAL_LLM_URL"] = base_url
@@ -59,12 +62,13 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         key_file = dev_key_file(settings)
         dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
-        logs.configure(force=True)  # JSON, as on Lambda
         protocol = capped(settings.max_header_bytes, settings.max_headers)
         app = create_app(gateway)
         prometheus.install(app)  # GET /metrics
         uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol, log_config=None)
     finally:
+        if traces is not None:
+            traces.shutdown()
         if proc is not None:
             llama.stop(proc)
     return 0
