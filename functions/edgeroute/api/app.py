@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from edgeroute import __version__
+from edgeroute.api import dashboard
 from edgeroute.api.audit import RequestAudit
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
@@ -37,12 +38,15 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.memory = MemoryGauge(ceiling_mb(gateway.settings))
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(dashboard.router)  # GET /dashboard: spend, latency, routing
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(
-        RequestAudit, routes=router.routes, trusted_proxies=gateway.settings.trusted_proxies
+        RequestAudit,
+        routes=[*router.routes, *dashboard.router.routes],
+        trusted_proxies=gateway.settings.trusted_proxies,
     )
     app.add_middleware(MemoryCeiling, gauge=app.state.memory)  # outermost: refuse first
     return app

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.pricing import cost_micros
 from edgeroute.store.base import ApiKey, UsageRecord
-from edgeroute.types import Kind, Usage
+from edgeroute.types import Json, Kind, Usage
+
+_FIELD_MAX = 400  # a model name or a reason: enough to read, never a body
 
 
 def usage_record(
@@ -23,6 +27,9 @@ def usage_record(
     attempts: int,
     cache_hit: bool = False,
     degraded: str = "",
+    asked: str = "",
+    route_reason: str = "",
+    payload: Json | None = None,
 ) -> UsageRecord:
     cost = cost_micros(model, usage.prompt_tokens, usage.completion_tokens) if model else 0
     return UsageRecord(
@@ -44,4 +51,13 @@ def usage_record(
         replica=model.replica_label if model else "",
         version=model.replica_version if model else "",
         degraded=degraded,
+        asked=asked[:_FIELD_MAX],
+        route_reason=route_reason[:_FIELD_MAX],
+        fingerprint=fingerprint(payload) if payload is not None and status >= 400 else "",
     )
+
+
+def fingerprint(payload: Json) -> str:
+    """A request body's short hash, so the same failing request sent again is seen."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

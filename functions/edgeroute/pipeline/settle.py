@@ -75,6 +75,9 @@ async def _account(
         attempts=attempts,
         cache_hit=hit,
         degraded=call.degraded,
+        asked=asked_model(call),
+        route_reason=call.route_reason,
+        payload=call.payload,
     )
     metrics.record_request(record, call.cache_status)
     logs.bind(model=record.model, tier=record.tier, route_reason=call.route_reason)
@@ -101,7 +104,16 @@ def failure_record(
         status=error.status_code,
         started=call.started,
         attempts=attempts,
+        asked=asked_model(call),
+        route_reason=call.route_reason,
+        payload=call.payload,
     )
+
+
+def asked_model(call: Call) -> str:
+    """The model name the request gave, for the ledger ('' when it gave none)."""
+    name = call.payload.get("model")
+    return name if isinstance(name, str) else ""
 
 
 def failure_hook(gw: Gateway, call: Call) -> FailureHook:

@@ -119,6 +119,9 @@ class UsageRecord:
     replica: str = ""  # the replica that served it, by label ("" for a single endpoint)
     version: str = ""  # that replica's version label, to compare a canary with the rest
     degraded: str = ""  # why a model below the tier asked for answered; '' when none did
+    asked: str = ""  # the model name the request gave (auto, a tier, a model), for the dashboard
+    route_reason: str = ""  # why the model that answered was chosen
+    fingerprint: str = ""  # a failed request's body hash: the same failure sent again
 
     @property
     def failed_attempt(self) -> bool:
