@@ -12,7 +12,7 @@ from edgeroute.edge.classifier import Classification
 from edgeroute.errors import UpstreamUnavailable
 from edgeroute.pipeline import execute
 from edgeroute.pipeline.gateway import Gateway
-from edgeroute.store.base import KeyLimits
+from edgeroute.store.base import KeyLimits, Store
 from edgeroute.store.keys import mint_key
 from edgeroute.types import Usage
 from tests.support.inprocess import Client, add_key, memory_gateway
@@ -38,13 +38,14 @@ class Traffic:
     user_secret: str  # a key that is not an admin's
 
 
-async def known_mix(monkeypatch: pytest.MonkeyPatch) -> Traffic:
-    """Send the mix; returns the gateway (its ledger holds the lines) and two keys."""
+async def known_mix(monkeypatch: pytest.MonkeyPatch, store: Store | None = None) -> Traffic:
+    """Send the mix (on ``store``, default one in memory); returns the gateway (its
+    ledger holds the lines) and two keys."""
     upstream = ScriptedUpstream()
     monkeypatch.setattr(execute, "adapter_for", lambda model: upstream)
     easy = Classification(task="chat", complexity=0.05, prompt_tokens=9, modality=("text",))
     monkeypatch.setattr("edgeroute.pipeline.run.classify", lambda payload: easy)
-    gw = memory_gateway(REGISTRY)
+    gw = memory_gateway(REGISTRY, store=store)
     admin_secret, admin = mint_key("ops", tenant="ops", admin=True)
     await gw.store.put_key(admin)
     acme_secret, _ = await add_key(gw, tenant="acme")

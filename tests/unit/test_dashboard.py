@@ -94,6 +94,9 @@ async def test_keys_that_are_not_an_admin_s_are_refused(traffic: Traffic) -> Non
         refused = await http.get("/dashboard", headers=user)
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "admin_only"
+        assert (await http.get("/dashboard/data", headers=user)).status_code == 403
+        anonymous = await http.get("/dashboard/data")
+        assert anonymous.status_code == 401 and "admin key" in anonymous.json()["error"]["message"]
         by_form = await http.post("/dashboard/session", content=f"key={traffic.user_secret}")
         assert by_form.status_code == 403 and "set-cookie" not in by_form.headers
         wrong = await http.post("/dashboard/session", content="key=sk-not-a-key")
