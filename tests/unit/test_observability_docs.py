@@ -17,3 +17,16 @@ def test_every_metric_is_documented_with_its_labels(metric: Metric) -> None:
     assert rows, f"add {metric.name} to the metrics table of {DOC.name}"
     assert f"`{metric.prometheus_name}`" in rows[0]
     assert f"| {', '.join(metric.labels) or '—'} |" in rows[0]
+
+
+def test_the_template_s_alarms_and_dashboard_name_only_metrics_edgeroute_emits() -> None:
+    import re
+
+    template = (DOC.parents[1] / "template.yaml").read_text()
+    named = set(re.findall(r'MetricName=\\"(\w+)\\"', template))
+    named |= set(re.findall(r'"\$\{MetricsNamespace\}", "(\w+)"', template))
+    named |= set(re.findall(r"Namespace: !Ref MetricsNamespace, MetricName: (\w+)", template))
+    named |= set(re.findall(r"Namespace: !Ref MetricsNamespace\n\s+MetricName: (\w+)", template))
+    emitted = {m.name for m in ALL}
+    assert named - emitted == set()
+    assert {"Anomalies", "QuotaRefusals", "TimeToFirstTokenMs", "EdgeInferenceMs"} <= named

@@ -79,6 +79,11 @@ def circuit_opened(model: str) -> None:
     observe({"model": model or "none"}, {names.CIRCUITS_OPENED: 1})
 
 
+def anomalies(kind: str, found: int) -> None:
+    """How many usage anomalies of ``kind`` the scheduled check found (0 included)."""
+    observe({"kind": kind}, {names.ANOMALIES: found})
+
+
 def config_refused(variable: str) -> None:
     """A changed registry or policy file was not valid and the old one keeps serving:
     alarms watch this, since requests keep working and nobody else would notice.
