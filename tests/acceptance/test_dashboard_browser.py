@@ -10,7 +10,6 @@ on a free port, on the scripted upstream.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import threading
@@ -103,13 +102,19 @@ async def test_the_dashboard_draws_the_ledger_in_a_phone_sized_browser(
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.wait import WebDriverWait
 
     assert isinstance(browser, WebDriver)
     browser.get(f"{base_url}/dashboard")
     assert "sign in" in browser.title
     browser.find_element(By.NAME, "key").send_keys(traffic.admin_secret)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    await asyncio.sleep(0)
+    WebDriverWait(browser, 30).until(  # the dashboard, not the form, and all of it
+        lambda b: (
+            b.find_elements(By.CSS_SELECTOR, ".tile")
+            and b.execute_script("return document.readyState") == "complete"
+        )
+    )
     assert browser.current_url == f"{base_url}/dashboard"
     assert traffic.admin_secret not in browser.current_url
 
