@@ -12,13 +12,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgeroute.api import prometheus
 from edgeroute.errors import UpstreamUnavailable
 from edgeroute.observe import metrics as sinks
 from edgeroute.observe.names import ALL, FORBIDDEN_LABELS
-from edgeroute.observe.prometheus import PrometheusSink
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.store.base import KeyLimits
+from edgeroute.tools import prometheus
+from edgeroute.tools.prometheus import PrometheusSink
 from tests.support.inprocess import Client, add_key, memory_gateway
 from tests.support.scripted_upstream import Fail, ScriptedUpstream
 

@@ -16,6 +16,7 @@ from opentelemetry.trace import StatusCode
 from edgeroute.edge.classifier import Classification
 from edgeroute.errors import UpstreamUnavailable
 from edgeroute.observe import tracing
+from edgeroute.tools import otel
 from tests.support.inprocess import Client, add_key, memory_gateway
 from tests.support.scripted_upstream import Fail, ScriptedUpstream
 
@@ -31,7 +32,7 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use(tracing.OpenTelemetry(provider))
+    tracing.use(otel.OpenTelemetry(provider))
     c = Classification(task="chat", complexity=0.2, prompt_tokens=5, modality=("text",))
     monkeypatch.setattr("edgeroute.pipeline.run.classify", lambda payload: c)
     try:
@@ -96,11 +97,11 @@ def test_without_a_backend_a_span_does_nothing() -> None:
 def test_serve_traces_only_when_an_otlp_endpoint_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    assert tracing.configure_serve() is None
+    assert otel.configure_serve() is None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
-    backend = tracing.configure_serve()
+    backend = otel.configure_serve()
     try:
-        assert isinstance(backend, tracing.OpenTelemetry)
+        assert isinstance(backend, otel.OpenTelemetry)
     finally:
         tracing.use(None)
         assert backend is not None

@@ -2,7 +2,7 @@
 
 EMF (CloudWatch Embedded Metric Format, via Powertools) is always installed and prints
 only on Lambda (or with ``POWERTOOLS_METRICS_DISABLED=false``); ``edgeroute serve`` adds
-the Prometheus sink (``observe/prometheus.py``), so Lambda code never imports
+the Prometheus sink (``tools/prometheus.py``), so Lambda code never imports
 ``prometheus_client``. One observation is one EMF line: its metrics share its labels,
 each label a dimension set of its own beside ``[service]``, so CloudWatch aggregates by
 tier, by model, by status... without a series per combination.

@@ -4,7 +4,8 @@ The pipeline opens spans by name (``span("edgeroute.upstream", model=...)``) and
 sees a backend: on Lambda, X-Ray subsegments through Powertools Tracer (off with
 ``POWERTOOLS_TRACE_DISABLED``, and wherever the function has no active tracing); in
 ``edgeroute serve``, OpenTelemetry spans sent by OTLP over HTTP, only when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise nothing (a span then costs one
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (``tools/otel.py``, left out of Lambda builds);
+otherwise nothing (a span then costs one
 attribute look-up). The names are the same in both, listed in ``SPANS``.
 
 Invariant: attributes are the fixed, non-secret facts of a step (model, tier, attempt,
@@ -59,33 +60,6 @@ class XRay:
             yield
 
 
-class OpenTelemetry:
-    """OpenTelemetry spans from ``provider`` (default: a new one exporting by OTLP over
-    HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, as the SDK reads its variables)."""
-
-    def __init__(self, provider: Any = None) -> None:
-        if provider is None:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.resources import Resource
-            from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-            service = os.environ.get("OTEL_SERVICE_NAME") or "edgeroute"
-            provider = TracerProvider(resource=Resource.create({"service.name": service}))
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        self.provider = provider
-        self.tracer = provider.get_tracer("edgeroute")
-
-    def span(self, name: str, attributes: Mapping[str, Attribute]) -> AbstractContextManager[Any]:
-        started: AbstractContextManager[Any] = self.tracer.start_as_current_span(
-            name, attributes=dict(attributes)
-        )
-        return started
-
-    def shutdown(self) -> None:
-        self.provider.shutdown()  # sends what is still buffered
-
-
 _backend: Backend = _Off()
 
 
@@ -110,16 +84,3 @@ def configure_lambda() -> None:
     disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true")
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ and not disabled:
         use(XRay())
-
-
-def configure_serve() -> OpenTelemetry | None:
-    """OpenTelemetry when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its traces-only form) is
-    set; returned so ``serve`` can flush it at exit."""
-    if not (
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    ):
-        return None
-    backend = OpenTelemetry()
-    use(backend)
-    return backend

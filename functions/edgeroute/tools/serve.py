@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
-from edgeroute.observe import logs, tracing
+from edgeroute.observe import logs
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.tools.devkey import dev_key, dev_key_file
@@ -43,15 +43,14 @@ print(c.chat.completions.create(model="small",
 
 
 def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: bool) -> int:
-    from edgeroute.api import prometheus
     from edgeroute.api.app import create_app
-    from edgeroute.tools import llama
+    from edgeroute.tools import llama, otel, prometheus
 
     proc = None
     traces = None
     try:
         logs.configure(force=True)  # JSON, as on Lambda
-        traces = tracing.configure_serve()  # OpenTelemetry, if OTEL_EXPORTER_OTLP_ENDPOINT
+        traces = otel.configure_serve()  # OpenTelemetry, if OTEL_EXPORTER_OTLP_ENDPOINT
         if local_upstream:
             proc, base_url = llama.start()
             os.environ["EDGEROUTE_LOCAL_LLM_URL"] = base_url

@@ -1,17 +1,21 @@
-"""The Prometheus sink: every metric of ``observe/names.py`` as a counter or histogram in
-a registry of its own, and the exposition text ``GET /metrics`` serves.
+"""``GET /metrics`` for ``edgeroute serve``: every metric of ``observe/names.py`` as a
+Prometheus counter or histogram in a registry of its own, served as exposition text.
 
-Imported only by ``edgeroute serve`` (``api/prometheus.py``): Lambda builds do not carry
-``prometheus_client``, and EMF serves them instead.
+In tools/, which Lambda builds leave out: they never carry ``prometheus_client`` (EMF
+serves CloudWatch instead). The page holds no per-key label, so it is served without a
+key, as Prometheus scrapes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fastapi import FastAPI
+from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from edgeroute.observe import metrics
 from edgeroute.observe.names import ALL, Metric
 
 # Milliseconds: from a cache hit to a long generation.
@@ -48,3 +52,16 @@ class PrometheusSink:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def install(app: FastAPI) -> PrometheusSink:
+    """Send every metric to a new Prometheus sink too, and serve it on ``GET /metrics``."""
+    sink = PrometheusSink()
+    metrics.install(sink)
+    app.state.prometheus = sink
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(sink.exposition(), media_type=CONTENT_TYPE)
+
+    return sink
