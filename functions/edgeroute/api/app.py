@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from edgeroute import __version__
-from edgeroute.api import openai_responses
+from edgeroute.api import dashboard, openai_responses
 from edgeroute.api.audit import RequestAudit
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
@@ -47,13 +47,19 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(router)
     app.include_router(openai_responses.router)
     app.include_router(messages_router)  # Anthropic's Messages API
+    app.include_router(dashboard.router)  # GET /dashboard: spend, latency, routing
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(
         RequestAudit,
-        routes=[*router.routes, *openai_responses.router.routes, *messages_router.routes],
+        routes=[
+            *router.routes,
+            *openai_responses.router.routes,
+            *messages_router.routes,
+            *dashboard.router.routes,
+        ],
         trusted_proxies=gateway.settings.trusted_proxies,
     )
     app.add_middleware(MemoryCeiling, gauge=app.state.memory)  # outermost: refuse first

@@ -4,12 +4,13 @@ bad key, a body that is not valid, routes that generate nothing, unknown routes)
 
 Invariant: the record names the route by its template (``/v1/models/{model_id:path}``)
 or ``unmatched``, never the raw path, which a caller may fill with anything, a key
-included. ``/healthz`` (polled by load balancers and the Lambda Web Adapter) is not
-audited.
+included. ``/healthz`` (polled by load balancers and the Lambda Web Adapter) and ``/metrics``
+(scraped by Prometheus) are not audited.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
@@ -18,10 +19,26 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeroute.api.routes import client_address
+from edgeroute.observe import logs, tracing
 from edgeroute.pipeline.audit import emit, request_record
 from edgeroute.pipeline.call import new_request_id
 
-UNAUDITED = frozenset({"/healthz"})
+UNAUDITED = frozenset({"/healthz", "/metrics"})  # polled by machines: not requests
+
+
+def _correlation_id(scope: Scope) -> str:
+    """API Gateway's request id: from the event Mangum hands over, or the header the
+    Lambda Web Adapter adds for a Function URL's request."""
+    found = logs.correlation_id(scope.get("aws.event"))
+    if found:
+        return found
+    for name, value in scope.get("headers") or []:
+        if name == b"x-amzn-request-context":
+            try:
+                return logs.correlation_id({"requestContext": json.loads(value)})
+            except ValueError:
+                return ""
+    return ""
 
 
 class RequestAudit:
@@ -44,6 +61,7 @@ class RequestAudit:
             return
         state = scope.setdefault("state", {})
         state["request_id"] = new_request_id()
+        logs.begin(request_id=state["request_id"], correlation_id=_correlation_id(scope))
         started = time.perf_counter()
         status = 500  # unless the app answers otherwise
 
@@ -54,7 +72,10 @@ class RequestAudit:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            with tracing.span(
+                tracing.REQUEST, endpoint=self._endpoint(scope), request_id=state["request_id"]
+            ):
+                await self.app(scope, receive, tracking_send)
         finally:
             call = state.get("call")
             if call is None or not call.audited:

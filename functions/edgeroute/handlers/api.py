@@ -22,9 +22,12 @@ gc.disable()
 from mangum import Mangum  # noqa: E402
 
 from edgeroute.api.app import create_app  # noqa: E402
+from edgeroute.observe import logs, tracing  # noqa: E402
 from edgeroute.pipeline.gateway import Gateway  # noqa: E402
 from edgeroute.settings import Settings  # noqa: E402
 
+logs.configure()  # JSON logs; the request id and API Gateway's per request (api/audit)
+tracing.configure_lambda()  # X-Ray subsegments, unless POWERTOOLS_TRACE_DISABLED
 # Lambda's own variable: on-demand, snap-start or provisioned-concurrency.
 _ON_DEMAND = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "on-demand"
 app = create_app(Gateway.from_settings(Settings.from_env(), warm=not _ON_DEMAND))

@@ -24,10 +24,13 @@ from typing import Any
 
 from edgeroute.errors import AuthenticationFailed, PermissionDenied
 from edgeroute.handlers.policies import allow, deny
+from edgeroute.observe import logs
 from edgeroute.pipeline.authenticate import Authenticator, bearer_token
 from edgeroute.pipeline.scopes import require, scope_for_path
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
+
+logs.configure()  # JSON logs on Lambda (a no-op elsewhere)
 
 _settings = Settings.from_env()
 _authenticator = Authenticator.from_settings(open_store(_settings), _settings)

@@ -22,9 +22,12 @@ if __name__ == "__main__":
     sys.path[:1] = [task_root, "/opt/python"]
 
 from edgeroute.api.app import create_app
+from edgeroute.observe import logs, tracing
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 
+logs.configure()  # JSON logs; the request id and API Gateway's per request (api/audit)
+tracing.configure_lambda()  # X-Ray subsegments, unless POWERTOOLS_TRACE_DISABLED
 app = create_app(Gateway.from_settings(Settings.from_env()))
 
 
@@ -39,6 +42,7 @@ def main() -> None:
         port=int(os.environ.get("PORT", "8080")),
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
         access_log=False,
+        log_config=None,  # uvicorn's lines through the JSON handler too
         lifespan="on",
     )
 

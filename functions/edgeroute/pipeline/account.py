@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import replace
 
@@ -10,7 +12,9 @@ from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import Classification
 from edgeroute.pricing import cost_micros
 from edgeroute.store.base import ApiKey, UsageRecord
-from edgeroute.types import Kind, Usage
+from edgeroute.types import Json, Kind, Usage
+
+_FIELD_MAX = 400  # a model name or a reason: enough to read, never a body
 
 
 def usage_record(
@@ -25,6 +29,9 @@ def usage_record(
     attempts: int,
     cache_hit: bool = False,
     degraded: str = "",
+    asked: str = "",
+    route_reason: str = "",
+    payload: Json | None = None,
 ) -> UsageRecord:
     cost = cost_micros(model, usage.prompt_tokens, usage.completion_tokens) if model else 0
     return UsageRecord(
@@ -46,6 +53,9 @@ def usage_record(
         replica=model.replica_label if model else "",
         version=model.replica_version if model else "",
         degraded=degraded,
+        asked=asked[:_FIELD_MAX],
+        route_reason=route_reason[:_FIELD_MAX],
+        fingerprint=fingerprint(payload) if payload is not None and status >= 400 else "",
     )
 
 
@@ -54,3 +64,9 @@ def classified(record: UsageRecord, classification: Classification | None) -> Us
     if classification is None:
         return record
     return replace(record, task=classification.task, complexity=round(classification.complexity, 4))
+
+
+def fingerprint(payload: Json) -> str:
+    """A request body's short hash, so the same failing request sent again is seen."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

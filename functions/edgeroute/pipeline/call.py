@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from edgeroute.edge.classifier import Classification
+from edgeroute.observe import logs
 from edgeroute.pipeline.admit import Admission
 from edgeroute.pipeline.cache import CacheMode
 from edgeroute.store.base import ApiKey
@@ -49,6 +50,13 @@ class Call:
     failed_attempts: list[str] = field(default_factory=list)  # "<model>: <code>", in order
     degraded: str = ""  # why the answer came from below the tier asked for; '' if it did not
     audited: bool = False  # its audit record is out (one per request)
+
+    def __post_init__(self) -> None:
+        logs.bind(
+            request_id=self.request_id,
+            tenant=self.principal.tenant,
+            key_id=self.principal.key_id,
+        )
 
     @property
     def stream(self) -> bool:

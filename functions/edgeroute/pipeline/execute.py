@@ -12,6 +12,7 @@ and relayed chunk by chunk from there.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -25,6 +26,8 @@ from edgeroute.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from edgeroute.observe import tracing
+from edgeroute.pipeline import metrics
 from edgeroute.pipeline.params import apply_parameter_rules
 from edgeroute.pipeline.replicas import ReplicaChoice
 from edgeroute.pipeline.results import Buffered, Streamed
@@ -72,6 +75,10 @@ def upstream_payload(payload: Json, model: ModelSpec, stream: bool) -> Json:
 def _gave_up(exc: EdgerouteError) -> bool:
     """A replica that failed so is not retried: its credential, or a wait it named."""
     return isinstance(exc, UpstreamAuthFailed | UpstreamThrottled)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _replica_key(replica: ModelSpec) -> str:
@@ -138,9 +145,10 @@ async def execute_buffered(
             async for target, model, attempt in _attempts(targets, choice, given_up):
                 started = load.started(model)
                 try:
-                    body = await adapter_for(model).send(
-                        kind, upstream_payload(payload, model, False), model
-                    )
+                    with tracing.span(tracing.UPSTREAM, model=model.name, attempt=attempt):
+                        body = await adapter_for(model).send(
+                            kind, upstream_payload(payload, model, False), model
+                        )
                 except EdgerouteError as exc:
                     if not _retryable(exc):
                         raise
@@ -153,6 +161,7 @@ async def execute_buffered(
                 finally:
                     load.finished(model)
                 load.first_byte(model, started)
+                metrics.upstream_answered(model.name, _ms_since(started), streamed=False)
                 body["model"] = model.name
                 return Buffered(
                     model=model,
@@ -196,8 +205,9 @@ async def execute_stream(
             model, adapter_for(model).stream(kind, upstream_payload(payload, model, True), model)
         )
         try:
-            async with asyncio.timeout_at(deadline):
-                first = await anext(chunks)
+            with tracing.span(tracing.UPSTREAM, model=model.name, attempt=attempt, stream=True):
+                async with asyncio.timeout_at(deadline):
+                    first = await anext(chunks)
         except StopAsyncIteration:
             last = UpstreamError(
                 f"{upstream_for(model)} sent an empty stream.", code="upstream_truncated"
@@ -215,6 +225,7 @@ async def execute_stream(
             last = exc
         else:
             choice.load.first_byte(model, started)
+            metrics.upstream_answered(model.name, _ms_since(started), streamed=True)
             answer = Streamed(
                 model=model,
                 attempts=attempt,

@@ -29,6 +29,7 @@ from edgeroute.errors import (
     InvalidRequest,
     StoreUnavailable,
 )
+from edgeroute.observe import logs, tracing
 from edgeroute.pipeline.admit import Admission, admit, budget_left_usd
 from edgeroute.pipeline.audit import AuditRecord
 from edgeroute.pipeline.autoroute import VIRTUAL, Limits, decide
@@ -45,6 +46,7 @@ from edgeroute.pipeline.execute import execute_buffered, execute_stream, relay
 from edgeroute.pipeline.failover import degraded_reason
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.guardrail import screen_input, screen_output
+from edgeroute.pipeline.instrument import classify_measured
 from edgeroute.pipeline.pii import protect, restore
 from edgeroute.pipeline.replicas import replica_choice
 from edgeroute.pipeline.resolve import (
@@ -146,7 +148,9 @@ def max_cost(value: str | None) -> float | None:
 def _start_classifying(call: Call) -> asyncio.Future[Classification]:
     """Classify the call on a worker thread, once; the result is awaited where needed."""
     if call.classifying is None:
-        call.classifying = asyncio.ensure_future(asyncio.to_thread(classify, call.payload))
+        call.classifying = asyncio.ensure_future(
+            asyncio.to_thread(classify_measured, classify, call.payload)
+        )
     return call.classifying
 
 
@@ -193,6 +197,9 @@ async def run(gw: Gateway, call: Call) -> Buffered | Streamed:
     they end; the caller settles buffered outcomes with ``settle_buffered``. The key's
     PII mode applies between routing and admission (pipeline/pii.py)."""
     decided = await route(gw, call)
+    logs.bind(
+        model=decided.targets[0].name, tier=decided.targets[0].tier, route_reason=decided.reason
+    )
     masker = await protect(call, decided.targets, gw.settings)
     return restore(await _admit_and_execute(gw, call, decided), masker)
 
@@ -207,15 +214,16 @@ async def _admit_and_execute(gw: Gateway, call: Call, decided: Plan) -> Buffered
         key = cache_key(call.principal.tenant, model, call.kind, call.payload)
         call.cache_status = "miss"
     try:
-        admission, entry = await asyncio.gather(
-            # A background Response was admitted when it was accepted (pipeline/background).
-            _admitted(call.admission)
-            if call.admission is not None
-            else admit(
-                gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens
-            ),
-            gw.cache.get(key) if key else asyncio.sleep(0, None),
-        )
+        with tracing.span(tracing.STORE, cache=call.cache_status):
+            admission, entry = await asyncio.gather(
+                # A background Response was admitted when it was accepted (pipeline/background).
+                _admitted(call.admission)
+                if call.admission is not None
+                else admit(
+                    gw.store, call.principal, call.kind, model, call.payload, decided.reserve_tokens
+                ),
+                gw.cache.get(key) if key else asyncio.sleep(0, None),
+            )
     except EdgerouteError:
         raise
     except Exception as exc:

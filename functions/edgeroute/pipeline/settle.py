@@ -13,7 +13,8 @@ import anyio
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.edge.classifier import Classification
-from edgeroute.errors import EdgerouteError
+from edgeroute.errors import EdgerouteError, PaymentRequired, RateLimited
+from edgeroute.observe import logs
 from edgeroute.pipeline import metrics
 from edgeroute.pipeline.account import classified, usage_record
 from edgeroute.pipeline.admit import reconcile, release
@@ -75,10 +76,12 @@ async def _account(
         attempts=attempts,
         cache_hit=hit,
         degraded=call.degraded,
+        asked=asked_model(call),
+        route_reason=call.route_reason,
+        payload=call.payload,
     )
-    metrics.record_request(
-        record.model, record.tier, record.cost_usd_micros / 1e6, record.latency_ms, hit, status
-    )
+    metrics.record_request(record, call.cache_status)
+    logs.bind(model=record.model, tier=record.tier, route_reason=call.route_reason)
     audited = gw.audit.settled(call, record, answered=answered)
     writes = [_write_classified(gw, call, record)]
     if call.admission is not None:
@@ -122,7 +125,16 @@ def failure_record(
         status=error.status_code,
         started=call.started,
         attempts=attempts,
+        asked=asked_model(call),
+        route_reason=call.route_reason,
+        payload=call.payload,
     )
+
+
+def asked_model(call: Call) -> str:
+    """The model name the request gave, for the ledger ('' when it gave none)."""
+    name = call.payload.get("model")
+    return name if isinstance(name, str) else ""
 
 
 def failure_hook(gw: Gateway, call: Call) -> FailureHook:
@@ -142,10 +154,12 @@ def failure_hook(gw: Gateway, call: Call) -> FailureHook:
         metrics.upstream_error(model.name)
         attempt_failed(model, error, call.failed_attempts)
         try:  # best effort: a store hiccup here must not stop the fallbacks
-            await asyncio.gather(
+            opened, _ = await asyncio.gather(
                 gw.health.record_failure(model, gw.policy.circuit, error, call.principal.tenant),
                 gw.ledger.write(record),
             )
+            if opened:
+                metrics.circuit_opened(model.name)
         except Exception:
             log.exception("could not record failed attempt %s", record.request_id)
 
@@ -173,5 +187,8 @@ async def account_failure(gw: Gateway, call: Call, error: EdgerouteError) -> Non
     name = call.payload.get("model")
     model = gw.registry.get(name) if isinstance(name, str) else None
     record = failure_record(call, model, error, 0, call.request_id)
+    metrics.record_request(record, call.cache_status)
+    if isinstance(error, RateLimited | PaymentRequired):
+        metrics.quota_refused(error.code or "rate_limit_exceeded")
     gw.audit.settled(call, record, answered=False)
     await gw.ledger.write(record)

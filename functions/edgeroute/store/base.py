@@ -122,6 +122,9 @@ class UsageRecord:
     degraded: str = ""  # why a model below the tier asked for answered; '' when none did
     task: str = ""  # the classifier's task for the request; '' when it was not classified
     complexity: float | None = None  # the classifier's complexity, 0-1
+    asked: str = ""  # the model name the request gave (auto, a tier, a model), for the dashboard
+    route_reason: str = ""  # why the model that answered was chosen
+    fingerprint: str = ""  # a failed request's body hash: the same failure sent again
 
     @property
     def failed_attempt(self) -> bool:

@@ -42,6 +42,7 @@ _GROUP_SQL: dict[str, str] = {
     "tenant": "tenant",
     "replica": f"COALESCE(NULLIF(json_extract(body, '$.replica'), ''), '{NO_MODEL}')",
     "version": f"COALESCE(NULLIF(json_extract(body, '$.version'), ''), '{NO_MODEL}')",
+    "key": "json_extract(body, '$.key_id')",
 }
 # Sums per group, as UsageTotals adds them: a failed attempt's line (its request id holds
 # '#') counts only as a failed attempt.

@@ -1,4 +1,4 @@
-"""Usage totals per group (model, UTC day, tenant, replica or version) over a window of
+"""Usage totals per group (model, UTC day, tenant, replica, version or key id) over a window of
 the ledger.
 
 Invariant: a request is its final ledger line; the lines of attempts that failed before
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from edgeroute.store.base import UsageRecord
 
-GroupBy = Literal["model", "day", "tenant", "replica", "version"]
+GroupBy = Literal["model", "day", "tenant", "replica", "version", "key"]
 NO_MODEL = "(none)"  # the group of requests refused before a model (or replica) was known
 
 
@@ -75,6 +75,8 @@ def group_of(record: UsageRecord, group_by: GroupBy) -> str:
         return record.replica or NO_MODEL
     if group_by == "version":
         return record.version or NO_MODEL
+    if group_by == "key":
+        return record.key_id
     return record.model or NO_MODEL
 
 

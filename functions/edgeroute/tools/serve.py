@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
+from edgeroute.observe import logs
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
 from edgeroute.tools.devkey import dev_key, dev_key_file
@@ -43,10 +44,13 @@ print(c.chat.completions.create(model="small",
 
 def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: bool) -> int:
     from edgeroute.api.app import create_app
-    from edgeroute.tools import llama
+    from edgeroute.tools import llama, otel, prometheus
 
     proc = None
+    traces = None
     try:
+        logs.configure(force=True)  # JSON, as on Lambda
+        traces = otel.configure_serve()  # OpenTelemetry, if OTEL_EXPORTER_OTLP_ENDPOINT
         if local_upstream:
             proc, base_url = llama.start()
             os.environ["EDGEROUTE_LOCAL_LLM_URL"] = base_url
@@ -58,8 +62,12 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
         protocol = capped(settings.max_header_bytes, settings.max_headers)
-        uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning", http=protocol)
+        app = create_app(gateway)
+        prometheus.install(app)  # GET /metrics
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol, log_config=None)
     finally:
+        if traces is not None:
+            traces.shutdown()
         if proc is not None:
             llama.stop(proc)
     return 0

@@ -14,6 +14,7 @@ from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.store.usage import GroupBy
 from edgeroute.tools.arguments import duration_s
+from edgeroute.tools.usage_report import print_report, report_json
 
 _COLUMNS = (
     ("requests", "requests"),
@@ -51,6 +52,8 @@ def _cell(value: Any) -> str:
 
 
 async def _usage(args: argparse.Namespace, settings: Settings) -> int:
+    if args.report:
+        return await _report(args, settings)
     if args.since is None:
         start, end = (w.timestamp() for w in default_window(datetime.now(UTC)))
     else:
@@ -69,6 +72,19 @@ async def _usage(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """The dashboard's figures: the last 24 hours unless ``--since`` says otherwise."""
+    end = time.time()
+    start = end - (args.since if args.since is not None else 86400)
+    store = open_store(settings)
+    try:
+        figures = await report_json(store, start, end, args.tenant)
+    finally:
+        await store.close()
+    print_report(figures, args.json)
+    return 0
+
+
 def add_usage_parser(sub: Any) -> None:
     """The ``usage`` command, under the main parser's ``sub``."""
     usage = sub.add_parser("usage", help="the ledger's totals per model over a window")
@@ -81,4 +97,10 @@ def add_usage_parser(sub: Any) -> None:
     usage.add_argument("--tenant", help="one tenant's usage (default: every tenant's)")
     usage.add_argument("--by", choices=get_args(GroupBy), default="model")
     usage.add_argument("--json", action="store_true", help="print the totals as JSON")
+    usage.add_argument(
+        "--report",
+        action="store_true",
+        help="the dashboard's figures (spend by model, tenant and key, latency by tier, cache, "
+        "rates, auto's decisions, anomalies; default: the last 24h)",
+    )
     usage.set_defaults(func=_usage)
