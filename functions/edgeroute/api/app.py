@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from edgeroute import __version__
 from edgeroute.api.audit import RequestAudit
+from edgeroute.api.batches import router as batches_router
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
 from edgeroute.api.middleware import BodyLimit, JsonBodies
@@ -37,6 +38,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.memory = MemoryGauge(ceiling_mb(gateway.settings))
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(batches_router)  # /v1/files, /v1/batches
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import uvicorn
 
+from edgeroute.batch.dispatch import LocalWorker
+from edgeroute.batch.jobs import JobRunner
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
+from edgeroute.store.file_storage import file_storage
 from edgeroute.tools.devkey import dev_key, dev_key_file
 from edgeroute.tools.header_guard import capped
 
@@ -41,6 +44,11 @@ print(c.chat.completions.create(model="small",
 """
 
 
+def local_batches(gateway: Gateway) -> LocalWorker:
+    """Batches created over HTTP run as tasks of the server's loop, on local files."""
+    return LocalWorker(JobRunner(gateway, file_storage(gateway.settings)))
+
+
 def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: bool) -> int:
     from edgeroute.api.app import create_app
     from edgeroute.tools import llama
@@ -58,7 +66,9 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         dev_key(gateway.store, key_file)
         print(_banner(host, port, key_file), flush=True)
         protocol = capped(settings.max_header_bytes, settings.max_headers)
-        uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning", http=protocol)
+        app = create_app(gateway)
+        app.state.batch_dispatch = local_batches(gateway)
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol)
     finally:
         if proc is not None:
             llama.stop(proc)
