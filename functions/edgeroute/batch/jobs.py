@@ -135,6 +135,7 @@ class JobRunner:
     async def claim(self, row: Json) -> bool:
         now = time.time()
         row["lease_until"] = now + self.config.lease_s
+        row["runs"] = int(row.get("runs") or 0) + 1  # how many runs took the job on
         return await self.store.claim_job(str(row["job_id"]), row, now)
 
     async def proceed(self, row: Json, deadline: float | None = None) -> Json:
@@ -195,16 +196,19 @@ class JobRunner:
         cp: Json = row.setdefault("checkpoint", {"next": 0, "parts": [], "ok": 0, "errors": 0})
         row["request_counts"] = _counts(len(parsed), cp)
         await self._save(row)
+        ran = False  # every run does at least one chunk, however short its budget
         while cp["next"] < len(parsed):
             if await rows.cancel_requested(self.store, str(row["job_id"])):
                 await self._finish(row, storage, parsed, "cancelled")
                 return
-            if deadline is not None and self.handover and time.monotonic() >= deadline:
+            over = deadline is not None and time.monotonic() >= deadline
+            if ran and over and self.handover is not None:
                 row["lease_until"] = 0.0  # the next run may claim it at once
                 await self._save(row)
                 await self.handover(str(row["job_id"]))
                 return
             await self._chunk(row, storage, parsed, principal, refusal)
+            ran = True
         await self._finish(row, storage, parsed, "failed" if refusal else "completed", refusal)
 
     async def _chunk(

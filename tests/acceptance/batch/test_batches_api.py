@@ -8,15 +8,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Final
 
 import httpx
 import openai
 import pytest
-import yaml
 
-from tests.conftest import acceptance_registry
-from tests.support.fault_upstream import FaultUpstream, fault_model
 from tests.support.gateway import GatewayProcess
 
 CHAT: Final = "/v1/chat/completions"
@@ -24,14 +22,11 @@ CHAT: Final = "/v1/chat/completions"
 
 @pytest.fixture(scope="module")
 def served(
-    llama_url: str, fault_upstream: FaultUpstream, tmp_path_factory: pytest.TempPathFactory
+    registry_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("batches-api")
-    registry = acceptance_registry(llama_url, fault_upstream.url)
-    registry["models"].append(fault_model("slow", fault_upstream.url, "slow"))  # type: ignore[attr-defined]
-    (workdir / "models.yaml").write_text(yaml.safe_dump(registry))
     env = {
-        "EDGEROUTE_REGISTRY": str(workdir / "models.yaml"),
+        "EDGEROUTE_REGISTRY": str(registry_file),
         "EDGEROUTE_SQLITE_PATH": str(workdir / "store" / "edgeroute.db"),
         "EDGEROUTE_KEY_CACHE_TTL": "1",
         "EDGEROUTE_BATCH_CHUNK_LINES": "8",
