@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from edgeroute.batch.answer import (
     parse_all,
     refused_line,
 )
-from edgeroute.batch.jsonl import encode
+from edgeroute.batch.jsonl import BatchLine, encode
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig
 from edgeroute.store import batch_records as rows
@@ -225,7 +226,16 @@ class JobRunner:
         if principal is None:
             results = [refused_line(item, refusal or "no API key") for item in chunk]
         else:
-            results = await self.answerer.answer_all(principal, chunk)
+            redo = int(row.get("runs") or 1) > 1 and cp.get("redone") != start
+            cp["redone"] = start
+            results = list(
+                await asyncio.gather(
+                    *(
+                        self._line(row, start + i, item, principal, redo)
+                        for i, item in enumerate(chunk)
+                    )
+                )
+            )
         name = part_name(str(row["job_id"]), start)
         await storage.put(name, encode(results))  # same name on a redo: replaced, not added
         ok = sum(1 for r in results if is_ok(r))
@@ -237,6 +247,21 @@ class JobRunner:
         await self._save(row)
         if self.progress is not None:
             self.progress(row)
+
+    async def _line(
+        self, row: Json, index: int, item: Parsed, principal: ApiKey, redo: bool
+    ) -> Json:
+        """One line's answer, kept until the job ends: a chunk run again after a crash
+        reuses the answers the dead run already got (and charged) instead of asking again."""
+        kept_id = f"{row['job_id']}#line#{index}"
+        if redo and (kept := await self.store.get_job(kept_id)) is not None:
+            answer: Json = kept["line"]
+            return answer
+        [answer] = await self.answerer.answer_all(principal, [item])
+        if isinstance(item, BatchLine):
+            kept = {"job_id": kept_id, "line": answer}
+            await self.store.put_job(kept_id, kept, expires_at=time.time() + rows.WINDOW_S)
+        return answer
 
     async def _finish(
         self,
