@@ -242,3 +242,18 @@ def test_a_deleted_file_is_gone(team: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         team.files.retrieve(file_id)
     assert file_id not in [f.id for f in team.files.list().data]
+
+
+def test_the_cli_follows_a_gateways_batches(served: GatewayProcess, team: openai.OpenAI) -> None:
+    batch = team.batches.create(
+        input_file_id=upload(team, [line("cli")]), endpoint=CHAT, completion_window="24h"
+    )
+    wait(team, batch.id)
+    where = ("--base-url", served.url, "--api-key", team.api_key)
+    status = served.cli("batch", "status", batch.id, *where)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith(f"{batch.id}  completed") and "1/1 done" in status.stdout
+    listed = served.cli("batch", "list", "--json", "--limit", "1", *where)
+    assert json.loads(listed.stdout)["data"][0]["id"] == batch.id
+    missing = served.cli("batch", "status", "batch_nope", *where)
+    assert missing.returncode != 0 and "No batch with id 'batch_nope'" in missing.stderr
