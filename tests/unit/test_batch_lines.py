@@ -5,11 +5,13 @@ batch lines."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from edgeroute.batch.answer import batch_share, parse_all
 from edgeroute.batch.jobs import not_jsonl
-from edgeroute.batch.jsonl import LineError
+from edgeroute.batch.jsonl import BatchLine, LineError
 from edgeroute.store.base import ApiKey, KeyLimits
+from edgeroute.types import Json, Kind
 
 CHAT = "/v1/chat/completions"
 
@@ -58,3 +60,34 @@ def test_batch_lines_get_a_share_of_the_per_minute_limits() -> None:
     assert (shared.rpm, shared.tpm, shared.max_concurrent) == (30, 300, 1)
     assert shared.tokens_per_day == 5000  # a total: shared as it is
     assert batch_share(ApiKey("k", "h", "n", "t", 0.0), 30).limits.rpm is None
+
+
+async def test_lines_toward_a_model_keep_to_its_batch_concurrency() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from edgeroute.batch.answer import LineAnswerer
+    from edgeroute.config.registry import ModelSpec
+
+    spec = ModelSpec(name="m", tier="small", endpoint="http://u/v1", batch_concurrency=2)
+    gateway: Any = SimpleNamespace(
+        registry=SimpleNamespace(get=lambda n: spec if n == "m" else None)
+    )
+    answerer = LineAnswerer(gateway, concurrency=8)
+    flying: dict[str, int] = {"m": 0, "other": 0}
+    most: dict[str, int] = {"m": 0, "other": 0}
+
+    async def answer(principal: ApiKey, line: BatchLine) -> Json:
+        model = line.body["model"]
+        flying[model] += 1
+        most[model] = max(most[model], flying[model])
+        await asyncio.sleep(0.01)
+        flying[model] -= 1
+        return {}
+
+    answerer.answer = answer  # type: ignore[method-assign]
+    lines: list[BatchLine | LineError] = [
+        BatchLine(i, f"c{i}", Kind.CHAT, {"model": "m" if i % 2 else "other"}) for i in range(12)
+    ]
+    await answerer.answer_all(ApiKey("k", "h", "n", "t", 0.0), lines)
+    assert most == {"m": 2, "other": 6}

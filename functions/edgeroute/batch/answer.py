@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import replace
 
 from edgeroute.batch.jsonl import (
@@ -107,15 +108,29 @@ def refused_line(item: Parsed, reason: str) -> Json:
 
 
 class LineAnswerer:
+    """Lines in flight: at most ``concurrency`` of a job, and at most a model's
+    ``batch_concurrency`` (registry) toward that model."""
+
     def __init__(self, gateway: Gateway, concurrency: int) -> None:
         self.gw = gateway
         self.gate = asyncio.Semaphore(concurrency)
+        self.model_gates: dict[str, asyncio.Semaphore] = {}
+
+    def model_gate(self, line: BatchLine) -> AbstractAsyncContextManager[object]:
+        name = line.body.get("model")
+        spec = self.gw.registry.get(name) if isinstance(name, str) else None
+        if spec is None or spec.batch_concurrency is None:
+            return nullcontext()
+        gate = self.model_gates.get(spec.name)
+        if gate is None:
+            gate = self.model_gates[spec.name] = asyncio.Semaphore(spec.batch_concurrency)
+        return gate
 
     async def answer_all(self, principal: ApiKey, items: list[Parsed]) -> list[Json]:
         async def one(item: Parsed) -> Json:
             if isinstance(item, LineError):
                 return error_line(item.custom_id, item.code, item.message)
-            async with self.gate:
+            async with self.model_gate(item), self.gate:  # a waiting line holds no job slot
                 return await self.answer(principal, item)
 
         return list(await asyncio.gather(*(one(item) for item in items)))
