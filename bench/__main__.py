@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tests.support import memory_attack
 
 from bench import (
+    batch_jobs,
     cold_start,
     config_reload,
     edge_models,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "memory": memory_attack.main,
     "recovery": recovery.main,
     "reload": config_reload.main,
+    "batch": batch_jobs.main,
 }
 
 

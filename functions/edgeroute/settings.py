@@ -159,6 +159,11 @@ class BatchConfig(BaseModel):
         "SQS queue that starts and resumes batch jobs on AWS (the template sets it)",
         "an SQS queue URL, or ''",
     )
+    group_embeddings: bool = _setting(
+        True,
+        "run the edge embeddings of a job's lines in flight together as one ONNX inference",
+        "true or false",
+    )
     quota_percent: int = _setting(
         50,
         "percent of a key's requests and tokens per minute (and requests in flight) its "

@@ -39,6 +39,7 @@ from edgeroute.store import batch_records as rows
 from edgeroute.store.base import ApiKey
 from edgeroute.store.file_storage import FileStorage, S3FileStorage
 from edgeroute.types import Json
+from edgeroute.upstreams.edge import GROUP_EMBEDDINGS
 
 log = logging.getLogger("edgeroute.batch")
 
@@ -228,14 +229,18 @@ class JobRunner:
         else:
             redo = int(row.get("runs") or 1) > 1 and cp.get("redone") != start
             cp["redone"] = start
-            results = list(
-                await asyncio.gather(
-                    *(
-                        self._line(row, start + i, item, principal, redo)
-                        for i, item in enumerate(chunk)
+            grouped = GROUP_EMBEDDINGS.set(self.config.group_embeddings)
+            try:
+                results = list(
+                    await asyncio.gather(
+                        *(
+                            self._line(row, start + i, item, principal, redo)
+                            for i, item in enumerate(chunk)
+                        )
                     )
                 )
-            )
+            finally:
+                GROUP_EMBEDDINGS.reset(grouped)
         name = part_name(str(row["job_id"]), start)
         await storage.put(name, encode(results))  # same name on a redo: replaced, not added
         ok = sum(1 for r in results if is_ok(r))

@@ -257,3 +257,27 @@ def test_the_cli_follows_a_gateways_batches(served: GatewayProcess, team: openai
     assert json.loads(listed.stdout)["data"][0]["id"] == batch.id
     missing = served.cli("batch", "status", "batch_nope", *where)
     assert missing.returncode != 0 and "No batch with id 'batch_nope'" in missing.stderr
+
+
+def test_edge_embeddings_lines_run_grouped_with_the_vectors_of_single_requests(
+    team: openai.OpenAI,
+) -> None:
+    emb: Final = "/v1/embeddings"
+    texts = [f"sentence number {i} " + "word " * (i % 7) for i in range(30)]
+    lines = [
+        line(f"e{i}", model="use-multilingual-v3", url=emb, input=text)
+        for i, text in enumerate(texts)
+    ]
+    lines.append(line("empty", model="use-multilingual-v3", url=emb, input=""))
+    batch = team.batches.create(
+        input_file_id=upload(team, lines), endpoint=emb, completion_window="24h"
+    )
+    done = wait(team, batch.id)
+    out = {o["custom_id"]: o for o in results(team, done.output_file_id)}
+    [empty] = results(team, done.error_file_id)
+    assert len(out) == 30 and empty["custom_id"] == "empty"
+    assert empty["response"]["status_code"] == 400
+    for i in (0, 13, 29):
+        alone = team.embeddings.create(model="use-multilingual-v3", input=texts[i])
+        grouped = out[f"e{i}"]["response"]["body"]["data"][0]["embedding"]
+        assert grouped == pytest.approx(alone.data[0].embedding, abs=1e-5)
