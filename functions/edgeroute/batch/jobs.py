@@ -209,7 +209,9 @@ class JobRunner:
                 await self._save(row)
                 await self.handover(str(row["job_id"]))
                 return
-            await self._chunk(row, storage, parsed, principal, refusal)
+            # A resumed run's first chunk may have been answered in part by the dead run.
+            redo = not ran and int(row.get("runs") or 1) > 1
+            await self._chunk(row, storage, parsed, principal, refusal, redo)
             ran = True
         await self._finish(row, storage, parsed, "failed" if refusal else "completed", refusal)
 
@@ -220,6 +222,7 @@ class JobRunner:
         parsed: list[Parsed],
         principal: ApiKey | None,
         refusal: str | None,
+        redo: bool,
     ) -> None:
         cp: Json = row["checkpoint"]
         start = int(cp["next"])
@@ -227,8 +230,6 @@ class JobRunner:
         if principal is None:
             results = [refused_line(item, refusal or "no API key") for item in chunk]
         else:
-            redo = int(row.get("runs") or 1) > 1 and cp.get("redone") != start
-            cp["redone"] = start
             grouped = GROUP_EMBEDDINGS.set(self.config.group_embeddings)
             try:
                 results = list(
