@@ -77,7 +77,7 @@ async def test_lines_toward_a_model_keep_to_its_batch_concurrency() -> None:
     flying: dict[str, int] = {"m": 0, "other": 0}
     most: dict[str, int] = {"m": 0, "other": 0}
 
-    async def answer(principal: ApiKey, line: BatchLine) -> Json:
+    async def answer(principal: ApiKey, line: BatchLine, keep: object = None) -> Json:
         model = line.body["model"]
         flying[model] += 1
         most[model] = max(most[model], flying[model])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import replace
 
@@ -34,6 +35,7 @@ from edgeroute.types import Json, Kind
 log = logging.getLogger("edgeroute.batch")
 
 Parsed = BatchLine | LineError
+Keep = Callable[[Json], Awaitable[None]]
 
 
 def parse_all(
@@ -126,16 +128,32 @@ class LineAnswerer:
             gate = self.model_gates[spec.name] = asyncio.Semaphore(spec.batch_concurrency)
         return gate
 
-    async def answer_all(self, principal: ApiKey, items: list[Parsed]) -> list[Json]:
+    async def answer_all(
+        self, principal: ApiKey, items: list[Parsed], keep: Keep | None = None
+    ) -> list[Json]:
+        """Each item's output line; ``keep`` (if given) stores a request's line in the
+        same step that settles its charge, so one is never done without the other."""
+
         async def one(item: Parsed) -> Json:
             if isinstance(item, LineError):
                 return error_line(item.custom_id, item.code, item.message)
             async with self.model_gate(item), self.gate:  # a waiting line holds no job slot
-                return await self.answer(principal, item)
+                return await self.answer(principal, item, keep)
 
         return list(await asyncio.gather(*(one(item) for item in items)))
 
-    async def answer(self, principal: ApiKey, line: BatchLine) -> Json:
+    async def answer(self, principal: ApiKey, line: BatchLine, keep: Keep | None = None) -> Json:
+        async def settled(answer: Json, settle: Awaitable[None] | None = None) -> Json:
+            if settle is not None:
+                await settle
+            if keep is not None:
+                await keep(answer)
+            return answer
+
+        async def finish(answer: Json, settle: Awaitable[None] | None = None) -> Json:
+            # Shielded: a run cancelled here still records the charge and the answer together.
+            return await asyncio.shield(settled(answer, settle))
+
         request_id = new_request_id()
         call: pipeline.Call | None = None
         self.gw.check_config()  # a long job picks up a changed registry or policy too
@@ -148,18 +166,20 @@ class LineAnswerer:
                 payload=validated_payload(line),
             )
             if line.kind == Kind.MODERATIONS:  # answered at the edge, settled there
-                return response_line(line.custom_id, request_id, 200, await moderate(self.gw, call))
+                body = await moderate(self.gw, call)
+                return await finish(response_line(line.custom_id, request_id, 200, body))
             result = await pipeline.run(self.gw, call)
         except EdgerouteError as exc:
             exc.log_detail(request_id)
-            if call is not None:
-                await pipeline.account_failure(self.gw, call, exc)
-            return failure_line(line.custom_id, request_id, exc)
+            failed = failure_line(line.custom_id, request_id, exc)
+            if call is None:
+                return await finish(failed)
+            return await finish(failed, pipeline.account_failure(self.gw, call, exc))
         except Exception:  # a bug or a store outage costs this line, not the job
             log.exception("batch line %d (request %s) failed", line.number, request_id)
             error = InternalError.logged(request_id)
             return error_line(line.custom_id, str(error.code), error.message)
         if not isinstance(result, pipeline.Buffered):  # stream flags are stripped above
             return error_line(line.custom_id, "internal_error", "unexpected streamed answer")
-        await pipeline.settle_buffered(self.gw, call, result)
-        return response_line(line.custom_id, request_id, 200, result.body)
+        answer = response_line(line.custom_id, request_id, 200, result.body)
+        return await finish(answer, pipeline.settle_buffered(self.gw, call, result))

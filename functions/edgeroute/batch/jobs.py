@@ -32,7 +32,7 @@ from edgeroute.batch.answer import (
     parse_all,
     refused_line,
 )
-from edgeroute.batch.jsonl import BatchLine, encode
+from edgeroute.batch.jsonl import encode
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig
 from edgeroute.store import batch_records as rows
@@ -263,10 +263,12 @@ class JobRunner:
         if redo and (kept := await self.store.get_job(kept_id)) is not None:
             answer: Json = kept["line"]
             return answer
-        [answer] = await self.answerer.answer_all(principal, [item])
-        if isinstance(item, BatchLine):
-            kept = {"job_id": kept_id, "line": answer}
+
+        async def keep(line: Json) -> None:
+            kept = {"job_id": kept_id, "line": line}
             await self.store.put_job(kept_id, kept, expires_at=time.time() + rows.WINDOW_S)
+
+        [answer] = await self.answerer.answer_all(principal, [item], keep)
         return answer
 
     async def _finish(

@@ -10,7 +10,7 @@ input order, errors included.
 
 ``batch status ID`` and ``batch list`` ask a gateway's ``/v1/batches``: ``--base-url``
 (default: the stack's ``ApiUrl`` with ``--stack``, else ``http://127.0.0.1:8080``)
-with ``--api-key`` (default: ``$EDGEROUTE_API_KEY``, else the development key file).
+with ``--api-key`` (default: ``$OPENAI_API_KEY``, else the development key file).
 """
 
 from __future__ import annotations
@@ -155,14 +155,14 @@ def _gateway_client(args: argparse.Namespace, settings: Settings) -> Any:
 
         base = stack_outputs(args.stack).get("ApiUrl")
     base = (base or LOCAL_URL).rstrip("/")
-    key = args.api_key or os.environ.get("EDGEROUTE_API_KEY")
+    key = args.api_key or os.environ.get("OPENAI_API_KEY")
     if key is None:
         from edgeroute.tools.devkey import dev_key_file
 
         path = dev_key_file(settings)
         if not path.is_file():
             raise UsageError(
-                "batch: no API key: pass --api-key, set EDGEROUTE_API_KEY, or start "
+                "batch: no API key: pass --api-key, set OPENAI_API_KEY, or start "
                 "'edgeroute serve' once to create the development key"
             )
         key = path.read_text().strip()
@@ -222,6 +222,6 @@ def add_batch_parser(sub: Any) -> None:
             command.add_argument("--limit", type=int, default=20)
             command.add_argument("--after", help="list the batches after this id")
         command.add_argument("--base-url", help=f"the gateway (default: {LOCAL_URL})")
-        command.add_argument("--api-key", help="default: $EDGEROUTE_API_KEY or the dev key")
+        command.add_argument("--api-key", help="default: $OPENAI_API_KEY or the dev key")
         command.add_argument("--json", action="store_true")
         command.set_defaults(func=func)
