@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tests.support import memory_attack
 
 from bench import (
+    batch_jobs,
     cold_start,
     config_reload,
     edge_models,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "reload": config_reload.main,
     "responses": responses_overhead.main,
     "messages": messages_overhead.main,
+    "batch": batch_jobs.main,
 }
 
 

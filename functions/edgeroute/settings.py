@@ -109,6 +109,69 @@ class BatchConfig(BaseModel):
         "a number of seconds above 0, e.g. 900",
         gt=0,
     )
+    # The Files and Batches API (api/batches.py) and the resumable runner (batch/jobs.py).
+    bucket: str = _setting(
+        "",
+        "S3 bucket of uploaded files and batch outputs ('' keeps them in "
+        "`EDGEROUTE_BATCH_FILES_DIR`; the template sets the stack's bucket)",
+        "an S3 bucket name, or ''",
+    )
+    files_dir: str = _setting(
+        "",
+        "folder of local batch files ('': `files/` beside the SQLite store file)",
+        "a folder path, or ''",
+    )
+    max_upload_bytes: int = _setting(
+        6 * 1024 * 1024,
+        "larger `POST /v1/files` uploads get 413 (use `POST /v1/files/uploads` for a "
+        "presigned S3 URL)",
+        "a whole number of bytes above 0, e.g. 6291456",
+        gt=0,
+    )
+    max_line_bytes: int = _setting(
+        6 * 1024 * 1024,
+        "a longer batch line becomes that line's error (as a request body over the "
+        "limit would be refused)",
+        "a whole number of bytes above 0, e.g. 6291456",
+        gt=0,
+    )
+    chunk_lines: int = _setting(
+        64,
+        "lines run between two checkpoints of a batch job",
+        "a whole number, 1 or more, e.g. 64",
+        ge=1,
+    )
+    time_budget_s: float = _setting(
+        0.0,
+        "seconds one run of a job may take before it hands the rest on (0: the Lambda "
+        "invocation's remaining time minus `EDGEROUTE_BATCH_MARGIN_S`, unlimited locally)",
+        "a number of seconds, 0 or more, e.g. 600",
+        ge=0,
+    )
+    margin_s: float = _setting(
+        60.0,
+        "seconds left unused at the end of an invocation to checkpoint and hand over",
+        "a number of seconds, 0 or more, e.g. 60",
+        ge=0,
+    )
+    resume_queue_url: str = _setting(
+        "",
+        "SQS queue that starts and resumes batch jobs on AWS (the template sets it)",
+        "an SQS queue URL, or ''",
+    )
+    group_embeddings: bool = _setting(
+        True,
+        "run the edge embeddings of a job's lines in flight together as one ONNX inference",
+        "true or false",
+    )
+    quota_percent: int = _setting(
+        50,
+        "percent of a key's requests and tokens per minute (and requests in flight) its "
+        "batch lines may use, so online traffic keeps precedence",
+        "a whole number from 1 to 100, e.g. 50",
+        ge=1,
+        le=100,
+    )
 
 
 class AuditConfig(BaseModel):

@@ -340,3 +340,30 @@ async def test_claim_job_is_exclusive_until_the_lease_runs_out(
     assert await store.claim_job("j1", {**job, "lease_until": now + 200}, now + 61)  # abandoned
     await store.put_job("j1", {"job_id": "j1", "status": "completed", "lease_until": now + 200})
     assert not await store.claim_job("j1", job, now + 1000)  # finished jobs stay finished
+
+
+async def test_a_job_in_any_active_status_is_taken_over_once_its_lease_runs_out(
+    store: Store,
+) -> None:
+    now = time.time()
+    for status in ("validating", "finalizing", "cancelling"):
+        job = {"job_id": status, "status": status, "lease_until": now + 60}
+        await store.put_job(status, job)
+        assert not await store.claim_job(status, job, now)
+        assert await store.claim_job(status, job, now + 61)
+
+
+async def test_listed_jobs_page_newest_first_per_owner(store: Store) -> None:
+    from edgeroute.store.batch_records import listing
+
+    for i in range(5):
+        row = {"job_id": f"b{i}", "n": i, **listing("team", "batch", f"b{i}", 1000.0 + i)}
+        await store.put_job(f"b{i}", row)
+    await store.put_job("x", {"job_id": "x", **listing("other", "batch", "x", 2000.0)})
+    await store.put_job("y", {"job_id": "y"})  # not listed
+    first = await store.list_jobs("team#batch", 2, None)
+    assert [r["n"] for r in first] == [4, 3]
+    rest = await store.list_jobs("team#batch", 10, str(first[-1]["_listed"]))
+    assert [r["n"] for r in rest] == [2, 1, 0]
+    assert [r["job_id"] for r in await store.list_jobs("other#batch", 10, None)] == ["x"]
+    assert await store.list_jobs("team#file", 10, None) == []

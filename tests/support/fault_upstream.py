@@ -7,6 +7,7 @@ a framework would not let it do.
 
 Behaviours (the ``model`` name, optionally suffixed ``#anything`` to keep counters apart):
   instant      answer at once (buffered or streamed, usage included when asked)
+  slow         wait SLOW_S (50 ms), then like instant: an upstream's fixed latency
   no-usage     like instant, but never reports usage
   status-500   HTTP 500 with an OpenAI error body
   status-503   HTTP 503 with Retry-After: 7
@@ -41,6 +42,8 @@ from collections import Counter
 from typing import Any
 
 from tests.support.served import Served
+
+SLOW_S = 0.05
 
 
 def _completion(model: str, chat: bool, text: str = "Hello from the instant upstream.") -> bytes:
@@ -231,6 +234,9 @@ class FaultUpstream(Served):
             }
             await self._send(writer, 200, json.dumps(payload).encode())
             return True
+        if behaviour == "slow":  # a fixed latency, then an instant answer (batch, bench)
+            await asyncio.sleep(SLOW_S)
+            behaviour = "instant"
         if behaviour == "flaky":
             behaviour = "status-503" if self.requests[name] == 1 else "instant"
         if behaviour == "poison":

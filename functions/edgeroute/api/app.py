@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from edgeroute import __version__
 from edgeroute.api import dashboard, openai_responses
 from edgeroute.api.audit import RequestAudit
+from edgeroute.api.batches import router as batches_router
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
 from edgeroute.api.messages import router as messages_router
@@ -48,6 +49,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(openai_responses.router)
     app.include_router(messages_router)  # Anthropic's Messages API
     app.include_router(dashboard.router)  # GET /dashboard: spend, latency, routing
+    app.include_router(batches_router)  # /v1/files, /v1/batches
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
     app.add_middleware(JsonBodies)

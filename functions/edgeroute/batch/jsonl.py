@@ -30,6 +30,7 @@ from edgeroute.wire.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
+    ModerationRequest,
     RequestBody,
 )
 from edgeroute.wire.validation import validation_error
@@ -39,6 +40,7 @@ SCHEMAS: dict[Kind, type[RequestBody]] = {
     Kind.CHAT: ChatCompletionRequest,
     Kind.COMPLETIONS: CompletionRequest,
     Kind.EMBEDDINGS: EmbeddingRequest,
+    Kind.MODERATIONS: ModerationRequest,
 }
 # Batch answers are buffered by definition; a stream flag in a line is ignored.
 _STREAM_FIELDS = ("stream", "stream_options")

@@ -156,6 +156,12 @@ class ModelSpec(StrictModel):
     )
     description: str = ""
     replicas: tuple[Replica, ...] = ()
+    batch_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="batch lines in flight at once toward this model, over all of a "
+        "run's jobs (default: only EDGEROUTE_BATCH_CONCURRENCY per job)",
+    )
     # Set on the spec of one replica (``replica_set``): its label and place in the set.
     _replica: Replica | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default="")

@@ -61,6 +61,12 @@ def embed_ids(ids: list[list[int]]) -> np.ndarray:
     return _run(ids)
 
 
+def embed_together(ids: list[list[int]]) -> np.ndarray:
+    """Unit-length vectors of every token list, in one padded inference whatever
+    ``EDGEROUTE_EMBED_BATCHING`` says (the grouped lines of a batch job)."""
+    return _run(ids)
+
+
 def _run(ids: list[list[int]]) -> np.ndarray:
     """One inference over the given token lists (zero-padded to the longest)."""
     return pooled(ids, [[(0, len(tokens))] for tokens in ids])[:, 0]

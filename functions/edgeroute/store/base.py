@@ -289,9 +289,13 @@ class Store(Protocol):
         """The job's state, or ``None`` when absent or expired."""
 
     async def claim_job(self, job_id: str, data: dict[str, Any], now: float) -> bool:
-        """Write ``data`` (status ``in_progress`` with a ``lease_until``) as the job's state,
+        """Write ``data`` (an active status with a ``lease_until``) as the job's state,
         atomically, unless the job exists and is finished or leased past ``now`` by
-        someone else. True when this caller now owns the job."""
+        someone else (store/job_listing.py ``ACTIVE``). True when this caller now owns
+        the job."""
+
+    async def list_jobs(self, owner: str, limit: int, below: str | None) -> list[dict[str, Any]]:
+        """Listed rows of ``owner``, newest first, below the cursor (store/job_listing.py)."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -33,6 +33,7 @@ from edgeroute.store.base import (
     usage_to_json,
 )
 from edgeroute.store.dynamodb_leases import LeaseMaps, ttl_attribute
+from edgeroute.store.job_listing import ACTIVE, DynamoDBJobListing, index_attributes
 from edgeroute.store.responses import DynamoResponses
 from edgeroute.store.usage import GroupBy, UsageTotals, fold, ordered
 
@@ -104,10 +105,11 @@ def _job_item(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
         "body": {"S": json.dumps(data)},
         "job_status": {"S": str(data.get("status", ""))},
         "lease_until": {"N": repr(float(data.get("lease_until", 0)))},
+        **index_attributes(data),  # a listed row (store/job_listing.py)
     }
 
 
-class DynamoDBStore:
+class DynamoDBStore(DynamoDBJobListing):
     def __init__(
         self,
         tables: TableNames,
@@ -386,6 +388,7 @@ class DynamoDBStore:
         await self._call(self._client.put_item, TableName=self.tables.jobs, Item=item)
 
     async def claim_job(self, job_id: str, data: dict[str, Any], now: float) -> bool:
+        active = {f":s{i}": {"S": status} for i, status in enumerate(ACTIVE)}
         try:
             await self._call(
                 self._client.put_item,
@@ -393,11 +396,8 @@ class DynamoDBStore:
                 Item=_job_item(job_id, data),
                 # New, or abandoned by an invocation whose lease ran out; never a finished one.
                 ConditionExpression="attribute_not_exists(job_id) OR "
-                "(job_status = :running AND lease_until <= :now)",
-                ExpressionAttributeValues={
-                    ":running": {"S": "in_progress"},
-                    ":now": {"N": repr(float(now))},
-                },
+                f"(job_status IN ({', '.join(active)}) AND lease_until <= :now)",
+                ExpressionAttributeValues={**active, ":now": {"N": repr(float(now))}},
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return False

@@ -32,6 +32,7 @@ from edgeroute.store.base import (
     usage_to_json,
 )
 from edgeroute.store.files import create_private, narrow
+from edgeroute.store.job_listing import SQLiteJobListing, claimable
 from edgeroute.store.responses import SQLiteResponses
 from edgeroute.store.usage import NO_MODEL, GroupBy, UsageTotals
 
@@ -109,14 +110,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 _PURGE_EVERY = 1000
 
 
-def _claimable(job: dict[str, Any], now: float) -> bool:
-    return job.get("status") == "in_progress" and float(job.get("lease_until", 0)) <= now
-
-
 BUSY_TIMEOUT_MS = 1000  # a CLI write holds the lock for well under this, even on a busy box
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteJobListing):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         on_disk = self.path != ":memory:"
@@ -343,7 +340,7 @@ class SQLiteStore:
                     "AND (expires_at IS NULL OR expires_at > ?)",
                     (job_id, now),
                 ).fetchone()
-                if row is not None and not _claimable(json.loads(row[0]), now):
+                if row is not None and not claimable(json.loads(row[0]), now):
                     self._db.execute("ROLLBACK")
                     return False
                 self._db.execute(

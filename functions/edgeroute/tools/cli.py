@@ -16,6 +16,7 @@ from edgeroute.settings import Settings
 from edgeroute.store import open_store
 from edgeroute.tools.arguments import UsageError
 from edgeroute.tools.audit import add_audit_parser
+from edgeroute.tools.batch import add_batch_parser
 from edgeroute.tools.deploy import add_deploy_parser
 from edgeroute.tools.keys import add_keys_parser
 from edgeroute.tools.usage import add_usage_parser
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     add_deploy_parser(sub)
     add_usage_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 

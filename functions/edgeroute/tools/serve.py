@@ -15,9 +15,12 @@ from pathlib import Path
 
 import uvicorn
 
+from edgeroute.batch.dispatch import LocalWorker
+from edgeroute.batch.jobs import JobRunner
 from edgeroute.observe import logs
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import Settings
+from edgeroute.store.file_storage import file_storage
 from edgeroute.tools.devkey import dev_key, dev_key_file
 from edgeroute.tools.header_guard import capped
 
@@ -42,6 +45,11 @@ print(c.chat.completions.create(model="small",
 """
 
 
+def local_batches(gateway: Gateway) -> LocalWorker:
+    """Batches created over HTTP run as tasks of the server's loop, on local files."""
+    return LocalWorker(JobRunner(gateway, file_storage(gateway.settings)))
+
+
 def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: bool) -> int:
     from edgeroute.api.app import create_app
     from edgeroute.tools import llama, otel, prometheus
@@ -64,6 +72,7 @@ def run_dev_server(settings: Settings, *, host: str, port: int, local_upstream: 
         protocol = capped(settings.max_header_bytes, settings.max_headers)
         app = create_app(gateway)
         prometheus.install(app)  # GET /metrics
+        app.state.batch_dispatch = local_batches(gateway)
         uvicorn.run(app, host=host, port=port, log_level="warning", http=protocol, log_config=None)
     finally:
         if traces is not None:

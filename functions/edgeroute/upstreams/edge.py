@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from contextvars import ContextVar
+from typing import Any
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
@@ -49,8 +51,8 @@ def _texts(payload: Json) -> list[str]:
     return items
 
 
-def embed_payload(payload: Json, model_name: str) -> Json:
-    """The OpenAI embeddings response for this request (runs the model; blocking)."""
+def _prepared(payload: Json, model_name: str) -> tuple[list[list[int]], int]:
+    """The request's token ids and token count, or the ``InvalidRequest`` it earns."""
     from edgeroute.edge import embedder  # onnxruntime loads only where a model embeds
 
     texts = _texts(payload)
@@ -80,7 +82,10 @@ def embed_payload(payload: Json, model_name: str) -> Json:
             param="input",
             code="max_tokens_per_request",
         )
-    vectors = embedder.embed_ids(encoded.ids)
+    return encoded.ids, tokens
+
+
+def _response(payload: Json, model_name: str, vectors: Any, tokens: int) -> Json:
     as_base64 = payload.get("encoding_format") == "base64"
     data = [
         {
@@ -101,13 +106,94 @@ def embed_payload(payload: Json, model_name: str) -> Json:
     }
 
 
+def embed_payload(payload: Json, model_name: str) -> Json:
+    """The OpenAI embeddings response for this request (runs the model; blocking)."""
+    from edgeroute.edge import embedder
+
+    ids, tokens = _prepared(payload, model_name)
+    return _response(payload, model_name, embedder.embed_ids(ids), tokens)
+
+
+def embed_payloads(requests: list[tuple[Json, str]]) -> list[Json | Exception]:
+    """Each request's response (or its ``InvalidRequest``), all their inputs embedded in
+    one padded inference: many small requests cost about what one request of their
+    inputs costs (blocking)."""
+    from edgeroute.edge import embedder
+
+    prepared: list[tuple[list[list[int]], int] | Exception] = []
+    for payload, name in requests:
+        try:
+            prepared.append(_prepared(payload, name))
+        except InvalidRequest as exc:
+            prepared.append(exc)
+    ids = [row for item in prepared if not isinstance(item, Exception) for row in item[0]]
+    vectors: Any = embedder.embed_together(ids) if ids else []
+    answers: list[Json | Exception] = []
+    start = 0
+    for (payload, name), item in zip(requests, prepared, strict=True):
+        if isinstance(item, Exception):
+            answers.append(item)
+            continue
+        rows, tokens = item
+        answers.append(_response(payload, name, vectors[start : start + len(rows)], tokens))
+        start += len(rows)
+    return answers
+
+
+# Set by the batch runner for its lines: their edge embeddings are grouped (below).
+GROUP_EMBEDDINGS: ContextVar[bool] = ContextVar("edge_group_embeddings", default=False)
+GROUP_WAIT_S = 0.002  # how long the first request waits for others to join its group
+
+
+class _Grouper:
+    """Requests arriving within ``GROUP_WAIT_S`` of the first one run as one inference
+    (up to ``MAX_BATCH`` of them), each still answered (and accounted) on its own."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Json, str, asyncio.Future[Json]]] = []
+
+    async def embed(self, payload: Json, model_name: str) -> Json:
+        future: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
+        self.waiting.append((payload, model_name, future))
+        if len(self.waiting) == 1:
+            asyncio.get_running_loop().create_task(self._run_soon())
+        elif len(self.waiting) >= MAX_BATCH:
+            await self._run()
+        return await future
+
+    async def _run_soon(self) -> None:
+        await asyncio.sleep(GROUP_WAIT_S)
+        await self._run()
+
+    async def _run(self) -> None:
+        group, self.waiting = self.waiting, []
+        if not group:
+            return
+        try:
+            answers = await asyncio.to_thread(embed_payloads, [(p, m) for p, m, _ in group])
+        except Exception as exc:  # the model failed: every request of the group learns it
+            answers = [exc] * len(group)
+        for (_, _, future), answer in zip(group, answers, strict=True):
+            if future.done():
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+
+
 class EdgeModels:
+    def __init__(self) -> None:
+        self.grouper = _Grouper()
+
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         if kind is not Kind.EMBEDDINGS:
             raise InvalidRequest(
                 f"Model '{model.name}' runs at the edge and serves embeddings only.",
                 param="model",
             )
+        if GROUP_EMBEDDINGS.get():
+            return await self.grouper.embed(payload, model.name)
         return await asyncio.to_thread(embed_payload, payload, model.name)
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from edgeroute.batch.runner import BatchRunner
 from edgeroute.pipeline.gateway import Gateway
@@ -19,7 +20,19 @@ from edgeroute.store.keys import mint_key
 from edgeroute.store.s3 import make_s3_client
 from edgeroute.store.tables import TableNames, create_tables
 from edgeroute.upstreams.http import close_shared_client
+from tests.conftest import acceptance_registry
+from tests.support.fault_upstream import FaultUpstream, fault_model
 from tests.support.moto_server import AWS_ENV, MotoServer
+
+
+@pytest.fixture(scope="session")
+def registry_file(llama_url: str, fault_upstream: FaultUpstream, workdir: Path) -> Path:
+    """The acceptance registry, and ``slow``: an upstream with a fixed 50 ms latency."""
+    registry = acceptance_registry(llama_url, fault_upstream.url)
+    registry["models"].append(fault_model("slow", fault_upstream.url, "slow"))  # type: ignore[attr-defined]
+    path = workdir / "batch-models.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,40 +14,7 @@ from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig
 from edgeroute.store.base import KeyPolicy
 from edgeroute.store.keys import mint_key
-
-CHAT = "/v1/chat/completions"
-
-
-def _line(custom_id: str, model: str = "instant", url: str = CHAT, **body: Any) -> str:
-    payload = {"model": model, "messages": [{"role": "user", "content": f"hi {custom_id}"}]}
-    payload.update(body)
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": url, "body": payload})
-
-
-def _upload(s3: Any, bucket: str, key: str, lines: list[str], key_id: str | None) -> None:
-    metadata = {"edgeroute-key-id": key_id} if key_id else {}
-    body = ("\n".join(lines) + "\n").encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
-
-
-def _event(bucket: str, key: str, name: str = "ObjectCreated:Put") -> dict[str, Any]:
-    """An S3 notification as S3 sends it: the key URL-encoded."""
-    from urllib.parse import quote_plus
-
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": name,
-                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/")}},
-            }
-        ]
-    }
-
-
-def _output(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    return [json.loads(line) for line in body.splitlines()]
+from tests.acceptance.batch.helpers import CHAT, _event, _line, _output, _upload
 
 
 async def test_a_file_runs_line_by_line_in_order(
