@@ -51,6 +51,16 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return transformed
 
 
+def _flat(routes: list[Any]) -> list[Any]:
+    """The app's routes, with those of included routers (FastAPI keeps an included
+    router as one entry, its ``original_router``; none of edgeroute's has a prefix)."""
+    flat = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        flat += _flat(list(included.routes)) if included is not None else [route]
+    return flat
+
+
 def _served() -> list[tuple[str, str, bool]]:
     """(method, path, may stream) for every route the app answers, with a sample value
     for each path parameter (as a caller sends it): the routes its OpenAPI document
@@ -62,7 +72,7 @@ def _served() -> list[tuple[str, str, bool]]:
         for method, operation in operations.items():
             content = operation["responses"].get("200", {}).get("content", {})
             served.append((method.upper(), path, "text/event-stream" in content))
-    for route in app.routes:
+    for route in _flat(app.routes):
         if isinstance(route, Route) and not route.include_in_schema:
             served += [(m, route.path, False) for m in sorted(route.methods or ()) if m != "HEAD"]
     return served
