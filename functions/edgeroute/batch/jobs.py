@@ -34,6 +34,7 @@ from edgeroute.batch.answer import (
 )
 from edgeroute.batch.jsonl import encode
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.oidc import is_token
 from edgeroute.settings import BatchConfig
 from edgeroute.store import batch_records as rows
 from edgeroute.store.base import ApiKey
@@ -79,6 +80,24 @@ def not_jsonl(raw: bytes) -> str | None:
         except ValueError:
             continue
     return "no line of the input file is a JSON object; a batch file is JSONL"
+
+
+def cannot_run_as(principal: ApiKey) -> str | None:
+    """Why a batch could not run as ``principal`` (its lines run later, as a key the
+    store holds, looked up by id), or ``None`` when it can."""
+    if is_token(principal):
+        return (
+            "this request was authenticated with an OIDC token, and a batch runs after the "
+            "request ends, as an API key looked up by its id: a token is neither stored nor "
+            "valid that long. Create the batch with an API key of your tenant "
+            "('edgeroute keys create --tenant ... --scopes batch,chat')"
+        )
+    if principal.admin:
+        return (
+            f"API key {principal.key_id} is an admin key; batch jobs run as tenant keys. "
+            "Create the batch with a key that is not an admin key"
+        )
+    return None
 
 
 def is_ok(line: Json) -> bool:
@@ -359,8 +378,8 @@ class JobRunner:
             return None, f"API key id {key_id!r} (x-amz-meta-{KEY_METADATA}) does not exist"
         if key.revoked:
             return None, f"API key {key_id} was revoked"
-        if key.admin:
-            return None, f"API key {key_id} is an admin key; batch jobs run as tenant keys"
+        if (reason := cannot_run_as(key)) is not None:
+            return None, reason
         object_key = row.get("input_key")
         tenant = tenant_of(str(object_key)) if object_key else row.get("tenant")
         if tenant != key.tenant:

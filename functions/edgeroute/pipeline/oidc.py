@@ -50,6 +50,7 @@ from edgeroute.pipeline.scopes import SCOPE_NAMES
 from edgeroute.store.base import ApiKey, KeyLimits, KeyPolicy
 
 MAX_TOKEN_CHARS = 16_384
+TOKEN_KEY_PREFIX = "jwt_"  # a token principal's key id; no key of the store has it
 _TENANT = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
 _REQUIRED = ["exp", "iss", "aud", "sub"]
 
@@ -250,6 +251,12 @@ def _is_admin(config: Issuer, claims: dict[str, Any]) -> bool:
         return False
 
 
+def is_token(principal: ApiKey) -> bool:
+    """Whether ``principal`` came from a token (it lives as long as the request does),
+    not from a key of the store (which a later run can look up by its id)."""
+    return principal.key_id.startswith(TOKEN_KEY_PREFIX)
+
+
 def principal_from_claims(config: Issuer, claims: dict[str, Any]) -> ApiKey:
     """The principal a verified token's claims describe, by the issuer's claim map."""
     mapping = config.claims
@@ -262,7 +269,7 @@ def principal_from_claims(config: Issuer, claims: dict[str, Any]) -> ApiKey:
     subject = str(claims["sub"])
     digest = hashlib.sha256(f"{config.issuer}\n{subject}".encode()).hexdigest()
     return ApiKey(
-        key_id="jwt_" + digest[:24],
+        key_id=TOKEN_KEY_PREFIX + digest[:24],
         key_hash="",
         name=subject[:200],
         tenant=tenant,
