@@ -172,6 +172,13 @@ class BatchConfig(BaseModel):
         ge=1,
         le=100,
     )
+    window_s: float = _setting(
+        24 * 3600.0,
+        "seconds a batch has from its creation (OpenAI's `24h` completion window) before it "
+        "expires: lines not run by then go to its error file as `batch_expired`",
+        "a number of seconds above 0, e.g. 86400",
+        gt=0,
+    )
 
 
 class AuditConfig(BaseModel):

@@ -285,6 +285,7 @@ async def create_batch(request: Request, body: BatchRequest, principal: Counted)
         input_file_id=body.input_file_id,
         source={"bucket": source.get("bucket"), "name": source["name"]},
         metadata=body.metadata,
+        window_s=gateway(request).settings.batch.window_s,
     )
     gw = gateway(request)
     await gw.store.put_job(batch_id, row, expires_at=row["expires_at"] + rows.RETENTION_S)

@@ -14,6 +14,9 @@
   recorded in ``line_check``; an imbalance fails the job rather than passing silently.
 - A file that is not JSONL (binary, a JSON array, no JSON object on any line) fails
   the job with the reason in ``errors``; a bad line only costs its own line.
+- A job still running at its ``expires_at`` (created + ``EDGEROUTE_BATCH_WINDOW_S``)
+  ends ``expired`` at the next chunk: the lines not run yet go to the error file as
+  ``batch_expired`` and count as failed, so ``total = completed + failed`` still holds.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +33,7 @@ from edgeroute.batch.answer import (
     LineAnswerer,
     Parsed,
     batch_share,
+    expired_line,
     parse_all,
     refused_line,
 )
@@ -169,7 +174,8 @@ class JobRunner:
         return row
 
     async def _save(self, row: Json) -> None:
-        expires = float(row.get("created_at") or time.time()) + rows.WINDOW_S + rows.RETENTION_S
+        ends = row.get("expires_at") or float(row.get("created_at") or time.time()) + rows.WINDOW_S
+        expires = float(ends) + rows.RETENTION_S
         await self.store.put_job(str(row["job_id"]), row, expires_at=expires)
 
     async def _end(self, row: Json, status: str, error: str | None = None) -> None:
@@ -222,6 +228,9 @@ class JobRunner:
             if await rows.cancel_requested(self.store, str(row["job_id"])):
                 await self._finish(row, storage, parsed, "cancelled")
                 return
+            if time.time() >= float(row.get("expires_at") or math.inf):
+                await self._expire(row, storage, parsed)
+                return
             over = deadline is not None and time.monotonic() >= deadline
             if ran and over and self.handover is not None:
                 row["lease_until"] = 0.0  # the next run may claim it at once
@@ -272,6 +281,19 @@ class JobRunner:
         await self._save(row)
         if self.progress is not None:
             self.progress(row)
+
+    async def _expire(self, row: Json, storage: FileStorage, parsed: list[Parsed]) -> None:
+        """The lines not run yet become ``batch_expired`` error lines; the job ends."""
+        cp: Json = row["checkpoint"]
+        start = int(cp["next"])
+        left = [expired_line(item) for item in parsed[start:]]
+        name = part_name(str(row["job_id"]), start)
+        await storage.put(name, encode(left))
+        cp.update(next=len(parsed), errors=cp["errors"] + len(left))
+        if name not in cp["parts"]:
+            cp["parts"].append(name)
+        row["request_counts"] = _counts(len(parsed), cp)
+        await self._finish(row, storage, parsed, "expired")
 
     async def _line(
         self, row: Json, index: int, item: Parsed, principal: ApiKey, redo: bool

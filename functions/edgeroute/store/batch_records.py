@@ -121,8 +121,10 @@ def batch_row(
     source: Json,
     metadata: Json | None = None,
     now: float | None = None,
+    window_s: float = WINDOW_S,
 ) -> Json:
-    """A new batch, ``validating``; ``source`` is where its input lies ({bucket, name})."""
+    """A new batch, ``validating``; ``source`` is where its input lies ({bucket, name});
+    it expires ``window_s`` after ``now`` (the ``24h`` completion window)."""
     now = now or time.time()
     return {
         "job_id": batch_id,
@@ -136,7 +138,7 @@ def batch_row(
         "output_file_id": None,
         "error_file_id": None,
         "created_at": now,
-        "expires_at": now + WINDOW_S,
+        "expires_at": now + window_s,
         "request_counts": {"total": 0, "completed": 0, "failed": 0},
         "metadata": metadata,
         "tenant": tenant,
