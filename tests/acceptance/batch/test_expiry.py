@@ -10,6 +10,7 @@ from pathlib import Path
 
 import openai
 
+from tests.acceptance.batch.helpers import serve_env
 from tests.acceptance.batch.test_batches_api import CHAT, line, results, upload, wait
 from tests.support.gateway import GatewayProcess
 
@@ -17,14 +18,7 @@ from tests.support.gateway import GatewayProcess
 def test_a_batch_past_its_window_expires_with_the_rest_as_errors(
     registry_file: Path, tmp_path: Path
 ) -> None:
-    env = {
-        "EDGEROUTE_REGISTRY": str(registry_file),
-        "EDGEROUTE_SQLITE_PATH": str(tmp_path / "state" / "edgeroute.db"),
-        "EDGEROUTE_STORE": "sqlite",
-        "EDGEROUTE_BATCH_WINDOW_S": "2",
-        "EDGEROUTE_BATCH_CHUNK_LINES": "4",
-        "EDGEROUTE_BATCH_CONCURRENCY": "2",
-    }
+    env = serve_env(registry_file, tmp_path, window_s=2, chunk_lines=4, concurrency=2)
     with GatewayProcess(env, tmp_path) as served:
         key = served.create_key("expiring", "--tenant", "team")
         client = openai.OpenAI(

@@ -15,6 +15,7 @@ import openai
 
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
+from tests.acceptance.batch.helpers import serve_env
 from tests.acceptance.batch.test_batches_api import CHAT, line, results, upload, wait
 from tests.support.gateway import GatewayProcess
 
@@ -32,15 +33,7 @@ async def _charges(settings: Settings, started: float, key_id: str) -> Counter[s
 def test_a_restarted_serve_resumes_the_batch_it_left_running(
     registry_file: Path, tmp_path: Path
 ) -> None:
-    store_path = tmp_path / "state" / "edgeroute.db"
-    env = {
-        "EDGEROUTE_REGISTRY": str(registry_file),
-        "EDGEROUTE_SQLITE_PATH": str(store_path),
-        "EDGEROUTE_STORE": "sqlite",
-        "EDGEROUTE_BATCH_LEASE_S": "2",
-        "EDGEROUTE_BATCH_CHUNK_LINES": "4",
-        "EDGEROUTE_BATCH_CONCURRENCY": "2",
-    }
+    env = serve_env(registry_file, tmp_path, lease_s=2, chunk_lines=4, concurrency=2)
     first = GatewayProcess(env, tmp_path).start()
     try:
         key = first.create_key("resumer", "--tenant", "team")
@@ -57,10 +50,9 @@ def test_a_restarted_serve_resumes_the_batch_it_left_running(
         first.proc.wait(10)
     finally:
         first.stop()
-    left = client.with_options(base_url=first.url + "/v1")
     second = GatewayProcess(env, tmp_path).start()
     try:
-        again = left.with_options(base_url=second.url + "/v1")
+        again = client.with_options(base_url=second.url + "/v1")
         done = wait(again, batch.id, timeout_s=120)
         assert done.status == "completed", done
         counts = done.request_counts
@@ -73,7 +65,7 @@ def test_a_restarted_serve_resumes_the_batch_it_left_running(
     assert sorted(o["custom_id"] for o in out) == sorted(f"q{i}" for i in range(60))
     answered = [o["response"]["request_id"] for o in out]
     assert len(set(answered)) == 60
-    settings = Settings(store="sqlite", sqlite_path=str(store_path))
+    settings = Settings(store="sqlite", sqlite_path=env["EDGEROUTE_SQLITE_PATH"])
     charged = asyncio.run(_charges(settings, started, str(key["key_id"])))
     assert all(charged[request_id] == 1 for request_id in answered)
     assert sum(charged.values()) == 60  # a line cut off by the kill was never charged
