@@ -37,7 +37,7 @@ from edgeroute.batch.answer import (
     parse_all,
     refused_line,
 )
-from edgeroute.batch.jsonl import encode
+from edgeroute.batch.jsonl import encode, not_jsonl
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.oidc import is_token
 from edgeroute.settings import BatchConfig
@@ -60,31 +60,6 @@ def tenant_of(object_key: str) -> str | None:
     rest = object_key.removeprefix(IN_PREFIX)
     tenant, sep, _ = rest.partition("/")
     return tenant if sep and tenant else None
-
-
-def not_jsonl(raw: bytes) -> str | None:
-    """Why ``raw`` is not a JSONL file of requests, or ``None`` when it may be one."""
-    if b"\x00" in raw:
-        return "the input file is binary, not JSONL: upload one JSON request object per line"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"the input file is not UTF-8 text ({exc}); a batch file is UTF-8 JSONL"
-    stripped = text.lstrip()
-    if not stripped:
-        return "the input file is empty: put one JSON request object per line"
-    if stripped.startswith("["):
-        return (
-            "the input file is a JSON array, not JSONL: write each request object on a "
-            "line of its own, without the enclosing [ ]"
-        )
-    for line in text.splitlines():
-        try:
-            if isinstance(json.loads(line), dict):
-                return None
-        except ValueError:
-            continue
-    return "no line of the input file is a JSON object; a batch file is JSONL"
 
 
 def cannot_run_as(principal: ApiKey) -> str | None:
