@@ -161,7 +161,8 @@ class BatchConfig(BaseModel):
     )
     group_embeddings: bool = _setting(
         True,
-        "run the edge embeddings of a job's lines in flight together as one ONNX inference",
+        "run the edge embeddings (and moderations) of a job's lines in flight together as "
+        "one ONNX inference",
         "true or false",
     )
     quota_percent: int = _setting(

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeroute.api.openapi import error_responses
 from edgeroute.api.routes import Counted, gateway, single_query_values
-from edgeroute.batch.jobs import cannot_run_as
 from edgeroute.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
 from edgeroute.store import batch_records as rows
 from edgeroute.store.file_storage import UPLOAD_URL_TTL_S, FileStorage, file_storage
@@ -262,7 +261,7 @@ async def _input_file(request: Request, tenant: str, file_id: str) -> Json:
 
 @router.post("/v1/batches", responses=error_responses(403, 404))
 async def create_batch(request: Request, body: BatchRequest, principal: Counted) -> Json:
-    if (reason := cannot_run_as(principal)) is not None:
+    if (reason := rows.cannot_run_as(principal)) is not None:
         raise PermissionDenied(f"This batch could not run: {reason}.", code="batch_principal")
     if body.endpoint not in rows.ENDPOINTS:
         raise InvalidRequest(

@@ -39,13 +39,12 @@ from edgeroute.batch.answer import (
 )
 from edgeroute.batch.jsonl import encode, not_jsonl
 from edgeroute.pipeline.gateway import Gateway
-from edgeroute.pipeline.oidc import is_token
 from edgeroute.settings import BatchConfig
 from edgeroute.store import batch_records as rows
 from edgeroute.store.base import ApiKey
 from edgeroute.store.file_storage import FileStorage, S3FileStorage
 from edgeroute.types import Json
-from edgeroute.upstreams.edge import GROUP_EMBEDDINGS
+from edgeroute.upstreams.grouping import GROUP_EDGE
 
 log = logging.getLogger("edgeroute.batch")
 
@@ -60,24 +59,6 @@ def tenant_of(object_key: str) -> str | None:
     rest = object_key.removeprefix(IN_PREFIX)
     tenant, sep, _ = rest.partition("/")
     return tenant if sep and tenant else None
-
-
-def cannot_run_as(principal: ApiKey) -> str | None:
-    """Why a batch could not run as ``principal`` (its lines run later, as a key the
-    store holds, looked up by id), or ``None`` when it can."""
-    if is_token(principal):
-        return (
-            "this request was authenticated with an OIDC token, and a batch runs after the "
-            "request ends, as an API key looked up by its id: a token is neither stored nor "
-            "valid that long. Create the batch with an API key of your tenant "
-            "('edgeroute keys create --tenant ... --scopes batch,chat')"
-        )
-    if principal.admin:
-        return (
-            f"API key {principal.key_id} is an admin key; batch jobs run as tenant keys. "
-            "Create the batch with a key that is not an admin key"
-        )
-    return None
 
 
 def is_ok(line: Json) -> bool:
@@ -233,7 +214,7 @@ class JobRunner:
         if principal is None:
             results = [refused_line(item, refusal or "no API key") for item in chunk]
         else:
-            grouped = GROUP_EMBEDDINGS.set(self.config.group_embeddings)
+            grouped = GROUP_EDGE.set(self.config.group_embeddings)
             try:
                 results = list(
                     await asyncio.gather(
@@ -244,7 +225,7 @@ class JobRunner:
                     )
                 )
             finally:
-                GROUP_EMBEDDINGS.reset(grouped)
+                GROUP_EDGE.reset(grouped)
         name = part_name(str(row["job_id"]), start)
         await storage.put(name, encode(results))  # same name on a redo: replaced, not added
         ok = sum(1 for r in results if is_ok(r))
@@ -375,7 +356,7 @@ class JobRunner:
             return None, f"API key id {key_id!r} (x-amz-meta-{KEY_METADATA}) does not exist"
         if key.revoked:
             return None, f"API key {key_id} was revoked"
-        if (reason := cannot_run_as(key)) is not None:
+        if (reason := rows.cannot_run_as(key)) is not None:
             return None, reason
         object_key = row.get("input_key")
         tenant = tenant_of(str(object_key)) if object_key else row.get("tenant")

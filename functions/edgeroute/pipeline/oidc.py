@@ -48,9 +48,9 @@ from edgeroute.errors import (
 )
 from edgeroute.pipeline.scopes import SCOPE_NAMES
 from edgeroute.store.base import ApiKey, KeyLimits, KeyPolicy
+from edgeroute.store.keys import TOKEN_KEY_PREFIX
 
 MAX_TOKEN_CHARS = 16_384
-TOKEN_KEY_PREFIX = "jwt_"  # a token principal's key id; no key of the store has it
 _TENANT = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
 _REQUIRED = ["exp", "iss", "aud", "sub"]
 
@@ -249,12 +249,6 @@ def _is_admin(config: Issuer, claims: dict[str, Any]) -> bool:
         return rule.value in _values(claims[rule.claim])
     except ValueError:
         return False
-
-
-def is_token(principal: ApiKey) -> bool:
-    """Whether ``principal`` came from a token (it lives as long as the request does),
-    not from a key of the store (which a later run can look up by its id)."""
-    return principal.key_id.startswith(TOKEN_KEY_PREFIX)
 
 
 def principal_from_claims(config: Issuer, claims: dict[str, Any]) -> ApiKey:

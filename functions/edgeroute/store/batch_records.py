@@ -17,7 +17,9 @@ import os
 import time
 from typing import Any, Literal, Protocol
 
+from edgeroute.store.base import ApiKey
 from edgeroute.store.job_listing import LISTED, OWNER, listed_key
+from edgeroute.store.keys import is_token
 from edgeroute.types import Json
 
 Kind = Literal["file", "batch"]
@@ -147,6 +149,24 @@ def batch_row(
         "lease_until": 0.0,
         **listing(tenant, "batch", batch_id, now),
     }
+
+
+def cannot_run_as(principal: ApiKey) -> str | None:
+    """Why a batch could not run as ``principal`` (its lines run later, as a key the
+    store holds, looked up by id), or ``None`` when it can."""
+    if is_token(principal):
+        return (
+            "this request was authenticated with an OIDC token, and a batch runs after the "
+            "request ends, as an API key looked up by its id: a token is neither stored nor "
+            "valid that long. Create the batch with an API key of your tenant "
+            "('edgeroute keys create --tenant ... --scopes batch,chat')"
+        )
+    if principal.admin:
+        return (
+            f"API key {principal.key_id} is an admin key; batch jobs run as tenant keys. "
+            "Create the batch with a key that is not an admin key"
+        )
+    return None
 
 
 def public_file(row: Json) -> Json:
