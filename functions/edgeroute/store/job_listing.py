@@ -65,7 +65,8 @@ class SQLiteJobListing:
         with self._lock:
             rows = self._db.execute(
                 "SELECT body FROM jobs WHERE job_id LIKE ? AND job_id NOT LIKE '%#%' "
-                f"AND json_extract(body, '$.status') IN ({', '.join('?' * len(ACTIVE))}) "
+                # ACTIVE's four statuses (a fifth would fail loudly: a parameter too many)
+                "AND json_extract(body, '$.status') IN (?, ?, ?, ?) "
                 "AND COALESCE(json_extract(body, '$.lease_until'), 0) <= ? "
                 "AND (expires_at IS NULL OR expires_at > ?)",
                 (JOB_PREFIX + "%", *ACTIVE, now, now),
