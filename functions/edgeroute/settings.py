@@ -161,7 +161,8 @@ class BatchConfig(BaseModel):
     )
     group_embeddings: bool = _setting(
         True,
-        "run the edge embeddings of a job's lines in flight together as one ONNX inference",
+        "run the edge embeddings (and moderations) of a job's lines in flight together as "
+        "one ONNX inference",
         "true or false",
     )
     quota_percent: int = _setting(
@@ -171,6 +172,13 @@ class BatchConfig(BaseModel):
         "a whole number from 1 to 100, e.g. 50",
         ge=1,
         le=100,
+    )
+    window_s: float = _setting(
+        24 * 3600.0,
+        "seconds a batch has from its creation (OpenAI's `24h` completion window) before it "
+        "expires: lines not run by then go to its error file as `batch_expired`",
+        "a number of seconds above 0, e.g. 86400",
+        gt=0,
     )
 
 

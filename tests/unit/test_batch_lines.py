@@ -8,8 +8,7 @@ import json
 from typing import Any
 
 from edgeroute.batch.answer import batch_share, parse_all
-from edgeroute.batch.jobs import not_jsonl
-from edgeroute.batch.jsonl import BatchLine, LineError
+from edgeroute.batch.jsonl import BatchLine, LineError, not_jsonl
 from edgeroute.store.base import ApiKey, KeyLimits
 from edgeroute.types import Json, Kind
 

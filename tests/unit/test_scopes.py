@@ -21,6 +21,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from edgeroute.api.app import create_app
+from edgeroute.api.batches import router as batches_router
 from edgeroute.api.routes import router
 from edgeroute.config.oidc import OidcConfig
 from edgeroute.pipeline.authenticate import Authenticator
@@ -67,10 +68,35 @@ def _refused_for_scope(response: httpx.Response, scope: str) -> None:
 
 
 def test_every_authenticated_route_needs_a_named_scope() -> None:
-    paths = {r.path for r in router.routes if isinstance(r, APIRoute) and r.path != "/healthz"}
+    routes = [*router.routes, *batches_router.routes]
+    paths = {r.path for r in routes if isinstance(r, APIRoute) and r.path != "/healthz"}
     assert paths and all(scope_for_path(p) is not None for p in paths), paths
     assert scope_for_path("/v1/models/smollm2") is scope_for_path("/v1/models")
     assert scope_for_path("/v1/{proxy+}") is None
+    # The Files and Batches API, as the app declares it and as a caller sends it.
+    for path in ("/v1/files", "/v1/files/file-1/content", "/v1/batches/batch_1/cancel"):
+        assert scope_for_path(path) == "batch", path
+    assert scope_for_path("/v1/filesystem") is None
+
+
+async def test_the_files_and_batches_api_needs_the_batch_scope() -> None:
+    gw = memory_gateway(REGISTRY)
+    chat_only = await _key(gw, "chat")
+    for method, path in [
+        ("GET", "/v1/files"),
+        ("GET", "/v1/files/file-abc/content"),
+        ("POST", "/v1/batches"),
+        ("GET", "/v1/batches/batch_abc"),
+        ("POST", "/v1/batches/batch_abc/cancel"),
+    ]:
+        _refused_for_scope(await _call(gw, chat_only, method, path, {}), "batch")
+    batcher = await _key(gw, "batch", "chat")
+    assert (await _call(gw, batcher, "GET", "/v1/files")).status_code == 200
+    assert (await _call(gw, batcher, "GET", "/v1/batches")).status_code == 200
+    missing = await _call(gw, batcher, "GET", "/v1/batches/batch_abc")
+    assert missing.status_code == 404  # allowed through; there is no such batch
+    unscoped = await _key(gw)
+    assert (await _call(gw, unscoped, "GET", "/v1/batches")).status_code == 200
 
 
 async def test_a_key_calls_only_the_endpoints_its_scopes_name(upstream: ScriptedUpstream) -> None:

@@ -4,7 +4,9 @@ Files' bytes go to the app's ``FileStorage`` (S3 on AWS, a folder under ``edgero
 serve``), their rows and the batches' rows to the jobs table (store/batch_records.py).
 Creating a batch hands its id to the app's ``batch_dispatch`` (set by whoever builds
 the app: an asyncio task in ``edgeroute serve``, the resume queue on AWS), so this
-module never runs a job itself. Another tenant's id answers 404 like an unknown one.
+module never runs a job itself; the app's lifespan starts and stops that dispatch (a
+local one resumes the jobs a stopped process left). Another tenant's id answers 404
+like an unknown one.
 
 Uploads larger than ``EDGEROUTE_BATCH_MAX_UPLOAD_BYTES`` (and than the request body
 limit) go to S3 directly: ``POST /v1/files/uploads`` answers a file id and a presigned
@@ -14,25 +16,42 @@ PUT URL; the file is read when a batch names it.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeroute.api.openapi import error_responses
 from edgeroute.api.routes import Counted, gateway, single_query_values
-from edgeroute.errors import InvalidRequest, NotFound, PayloadTooLarge
+from edgeroute.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
 from edgeroute.store import batch_records as rows
 from edgeroute.store.file_storage import UPLOAD_URL_TTL_S, FileStorage, file_storage
 from edgeroute.types import Json
 
-BatchDispatch = Callable[[str], Awaitable[None]]
 MAX_PAGE = 100
 PURPOSES = ("batch",)
 
-router = APIRouter(dependencies=[Depends(single_query_values)])
+
+class BatchDispatch(Protocol):
+    async def __call__(self, job_id: str) -> None: ...
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    dispatch: BatchDispatch | None = getattr(app.state, "batch_dispatch", None)
+    if dispatch is not None:
+        dispatch.start()
+    yield
+    if dispatch is not None:
+        await dispatch.stop()
+
+
+router = APIRouter(dependencies=[Depends(single_query_values)], lifespan=_lifespan)
 
 
 def files_of(request: Request) -> FileStorage:
@@ -240,8 +259,10 @@ async def _input_file(request: Request, tenant: str, file_id: str) -> Json:
     return row
 
 
-@router.post("/v1/batches", responses=error_responses(404))
+@router.post("/v1/batches", responses=error_responses(403, 404))
 async def create_batch(request: Request, body: BatchRequest, principal: Counted) -> Json:
+    if (reason := rows.cannot_run_as(principal)) is not None:
+        raise PermissionDenied(f"This batch could not run: {reason}.", code="batch_principal")
     if body.endpoint not in rows.ENDPOINTS:
         raise InvalidRequest(
             f"Invalid 'endpoint' {body.endpoint!r}: choose one of {', '.join(rows.ENDPOINTS)}.",
@@ -263,6 +284,7 @@ async def create_batch(request: Request, body: BatchRequest, principal: Counted)
         input_file_id=body.input_file_id,
         source={"bucket": source.get("bucket"), "name": source["name"]},
         metadata=body.metadata,
+        window_s=gateway(request).settings.batch.window_s,
     )
     gw = gateway(request)
     await gw.store.put_job(batch_id, row, expires_at=row["expires_at"] + rows.RETENTION_S)

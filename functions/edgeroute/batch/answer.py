@@ -109,6 +109,15 @@ def refused_line(item: Parsed, reason: str) -> Json:
     return error_line(item.custom_id, "invalid_api_key", reason)
 
 
+def expired_line(item: Parsed) -> Json:
+    """A line not run before its batch's completion window ended (OpenAI's code)."""
+    return error_line(
+        item.custom_id,
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    )
+
+
 class LineAnswerer:
     """Lines in flight: at most ``concurrency`` of a job, and at most a model's
     ``batch_concurrency`` (registry) toward that model."""

@@ -14,6 +14,9 @@
   recorded in ``line_check``; an imbalance fails the job rather than passing silently.
 - A file that is not JSONL (binary, a JSON array, no JSON object on any line) fails
   the job with the reason in ``errors``; a bad line only costs its own line.
+- A job still running at its ``expires_at`` (created + ``EDGEROUTE_BATCH_WINDOW_S``)
+  ends ``expired`` at the next chunk: the lines not run yet go to the error file as
+  ``batch_expired`` and count as failed, so ``total = completed + failed`` still holds.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,17 +33,18 @@ from edgeroute.batch.answer import (
     LineAnswerer,
     Parsed,
     batch_share,
+    expired_line,
     parse_all,
     refused_line,
 )
-from edgeroute.batch.jsonl import encode
+from edgeroute.batch.jsonl import encode, not_jsonl
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.settings import BatchConfig
 from edgeroute.store import batch_records as rows
 from edgeroute.store.base import ApiKey
 from edgeroute.store.file_storage import FileStorage, S3FileStorage
 from edgeroute.types import Json
-from edgeroute.upstreams.edge import GROUP_EMBEDDINGS
+from edgeroute.upstreams.grouping import GROUP_EDGE
 
 log = logging.getLogger("edgeroute.batch")
 
@@ -54,31 +59,6 @@ def tenant_of(object_key: str) -> str | None:
     rest = object_key.removeprefix(IN_PREFIX)
     tenant, sep, _ = rest.partition("/")
     return tenant if sep and tenant else None
-
-
-def not_jsonl(raw: bytes) -> str | None:
-    """Why ``raw`` is not a JSONL file of requests, or ``None`` when it may be one."""
-    if b"\x00" in raw:
-        return "the input file is binary, not JSONL: upload one JSON request object per line"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"the input file is not UTF-8 text ({exc}); a batch file is UTF-8 JSONL"
-    stripped = text.lstrip()
-    if not stripped:
-        return "the input file is empty: put one JSON request object per line"
-    if stripped.startswith("["):
-        return (
-            "the input file is a JSON array, not JSONL: write each request object on a "
-            "line of its own, without the enclosing [ ]"
-        )
-    for line in text.splitlines():
-        try:
-            if isinstance(json.loads(line), dict):
-                return None
-        except ValueError:
-            continue
-    return "no line of the input file is a JSON object; a batch file is JSONL"
 
 
 def is_ok(line: Json) -> bool:
@@ -150,7 +130,8 @@ class JobRunner:
         return row
 
     async def _save(self, row: Json) -> None:
-        expires = float(row.get("created_at") or time.time()) + rows.WINDOW_S + rows.RETENTION_S
+        ends = row.get("expires_at") or float(row.get("created_at") or time.time()) + rows.WINDOW_S
+        expires = float(ends) + rows.RETENTION_S
         await self.store.put_job(str(row["job_id"]), row, expires_at=expires)
 
     async def _end(self, row: Json, status: str, error: str | None = None) -> None:
@@ -203,6 +184,9 @@ class JobRunner:
             if await rows.cancel_requested(self.store, str(row["job_id"])):
                 await self._finish(row, storage, parsed, "cancelled")
                 return
+            if time.time() >= float(row.get("expires_at") or math.inf):
+                await self._expire(row, storage, parsed)
+                return
             over = deadline is not None and time.monotonic() >= deadline
             if ran and over and self.handover is not None:
                 row["lease_until"] = 0.0  # the next run may claim it at once
@@ -230,7 +214,7 @@ class JobRunner:
         if principal is None:
             results = [refused_line(item, refusal or "no API key") for item in chunk]
         else:
-            grouped = GROUP_EMBEDDINGS.set(self.config.group_embeddings)
+            grouped = GROUP_EDGE.set(self.config.group_embeddings)
             try:
                 results = list(
                     await asyncio.gather(
@@ -241,7 +225,7 @@ class JobRunner:
                     )
                 )
             finally:
-                GROUP_EMBEDDINGS.reset(grouped)
+                GROUP_EDGE.reset(grouped)
         name = part_name(str(row["job_id"]), start)
         await storage.put(name, encode(results))  # same name on a redo: replaced, not added
         ok = sum(1 for r in results if is_ok(r))
@@ -253,6 +237,19 @@ class JobRunner:
         await self._save(row)
         if self.progress is not None:
             self.progress(row)
+
+    async def _expire(self, row: Json, storage: FileStorage, parsed: list[Parsed]) -> None:
+        """The lines not run yet become ``batch_expired`` error lines; the job ends."""
+        cp: Json = row["checkpoint"]
+        start = int(cp["next"])
+        left = [expired_line(item) for item in parsed[start:]]
+        name = part_name(str(row["job_id"]), start)
+        await storage.put(name, encode(left))
+        cp.update(next=len(parsed), errors=cp["errors"] + len(left))
+        if name not in cp["parts"]:
+            cp["parts"].append(name)
+        row["request_counts"] = _counts(len(parsed), cp)
+        await self._finish(row, storage, parsed, "expired")
 
     async def _line(
         self, row: Json, index: int, item: Parsed, principal: ApiKey, redo: bool
@@ -359,8 +356,8 @@ class JobRunner:
             return None, f"API key id {key_id!r} (x-amz-meta-{KEY_METADATA}) does not exist"
         if key.revoked:
             return None, f"API key {key_id} was revoked"
-        if key.admin:
-            return None, f"API key {key_id} is an admin key; batch jobs run as tenant keys"
+        if (reason := rows.cannot_run_as(key)) is not None:
+            return None, reason
         object_key = row.get("input_key")
         tenant = tenant_of(str(object_key)) if object_key else row.get("tenant")
         if tenant != key.tenant:

@@ -12,7 +12,8 @@ Output, one line per input line, in input order::
 
 A line the gateway answered (even with a 4xx/5xx) has a ``response``; a line that is
 not a request at all (bad JSON, no ``custom_id``, an unsupported ``url``) has
-``response: null`` and an ``error``, as OpenAI reports them.
+``response: null`` and an ``error``, as OpenAI reports them. A file that is not JSONL
+at all (``not_jsonl``) fails its whole job instead.
 """
 
 from __future__ import annotations
@@ -133,3 +134,28 @@ def error_line(custom_id: str | None, code: str, message: str) -> Json:
 
 def encode(lines: list[Json]) -> bytes:
     return b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n" for line in lines)
+
+
+def not_jsonl(raw: bytes) -> str | None:
+    """Why ``raw`` is not a JSONL file of requests, or ``None`` when it may be one."""
+    if b"\x00" in raw:
+        return "the input file is binary, not JSONL: upload one JSON request object per line"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"the input file is not UTF-8 text ({exc}); a batch file is UTF-8 JSONL"
+    stripped = text.lstrip()
+    if not stripped:
+        return "the input file is empty: put one JSON request object per line"
+    if stripped.startswith("["):
+        return (
+            "the input file is a JSON array, not JSONL: write each request object on a "
+            "line of its own, without the enclosing [ ]"
+        )
+    for line in text.splitlines():
+        try:
+            if isinstance(json.loads(line), dict):
+                return None
+        except ValueError:
+            continue
+    return "no line of the input file is a JSON object; a batch file is JSONL"

@@ -134,6 +134,7 @@ class BatchRunner:
             endpoint=rows.ANY_ENDPOINT,
             input_file_id=f"s3://{bucket}/{key}",
             source={"bucket": bucket, "name": key},
+            window_s=self.config.window_s,
         )
         fresh.update(
             bucket=bucket, input_key=key, output_key=output_key(key), etag=etag, error=None

@@ -38,6 +38,7 @@ from edgeroute.pipeline import run as pipeline
 from edgeroute.pipeline.admit import Admission, Lease, Limit, admit, reconcile, release
 from edgeroute.pipeline.call import Call
 from edgeroute.pipeline.gateway import Gateway
+from edgeroute.pipeline.periodic import Periodic
 from edgeroute.pipeline.responses import (
     Prepared,
     conversation,
@@ -166,7 +167,8 @@ class BackgroundResponses:
         self.holder = holder or os.urandom(8).hex()
         self._slots = asyncio.Semaphore(gw.settings.responses.workers)
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        every_s = min(self.lease_s, 30.0)
+        self._sweeper = Periodic(self.sweep, every_s, "looking for background responses to run")
 
     @property
     def lease_s(self) -> float:
@@ -224,18 +226,17 @@ class BackgroundResponses:
 
     def start(self) -> None:
         """Take over what the store holds (now, then every lease)."""
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        self._sweeper.start()
 
     async def stop(self) -> None:
         """Stop every worker; their leases run out and another process takes over."""
-        tasks = [t for t in (self._sweeper, *self._running.values()) if t is not None]
+        await self._sweeper.stop()
+        tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        self._sweeper = None
 
     async def sweep(self) -> int:
         """Submit every job this process may claim now; how many."""
@@ -246,14 +247,6 @@ class BackgroundResponses:
                 self.submit(record["tenant"], record["id"])
                 found += 1
         return found
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("looking for background responses to run failed")
-            await asyncio.sleep(min(self.lease_s, 30.0))
 
     async def _run(self, tenant: str, response_id: str) -> None:
         try:

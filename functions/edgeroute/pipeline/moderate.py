@@ -2,7 +2,8 @@
 with the same key checks, quota admission and ledger as every other request.
 
 Invariant: once admitted, the call is settled exactly once, however it ends: the
-reservation is given back and the ledger gets one line."""
+reservation is given back and the ledger gets one line. A batch job's lines (``GROUP_EDGE``)
+in flight together are scored in one inference, each still admitted and settled alone."""
 
 from __future__ import annotations
 
@@ -17,7 +18,26 @@ from edgeroute.pipeline.gateway import Gateway
 from edgeroute.pipeline.resolve import Plan, within_cost_ceiling
 from edgeroute.pipeline.settle import settle
 from edgeroute.types import Capability, Json, Kind, Usage
+from edgeroute.upstreams.grouping import GROUP_EDGE, Grouper
 from edgeroute.wire.tokens import estimate_tokens
+
+Results = list[dict[str, object]]
+
+
+def moderate_groups(requests: list[list[str]]) -> list[Results | Exception]:
+    """Each request's results, all their texts scored in one inference (blocking)."""
+    from edgeroute.edge.moderation import moderate as moderate_texts
+
+    scored = moderate_texts([text for texts in requests for text in texts])
+    answers: list[Results | Exception] = []
+    start = 0
+    for texts in requests:
+        answers.append(scored[start : start + len(texts)])
+        start += len(texts)
+    return answers
+
+
+_grouper: Grouper[list[str], Results] = Grouper(moderate_groups)
 
 
 async def moderate(gw: Gateway, call: Call) -> Json:
@@ -44,7 +64,10 @@ async def moderate(gw: Gateway, call: Call) -> Json:
         within_cost_ceiling(priced, Kind.MODERATIONS, call.payload, call.max_cost_usd)
     call.admission = await admit(gw.store, call.principal, Kind.MODERATIONS, model, {}, tokens)
     try:
-        results = await asyncio.to_thread(moderate_texts, texts)
+        if GROUP_EDGE.get():
+            results = await _grouper.run(texts)
+        else:
+            results = await asyncio.to_thread(moderate_texts, texts)
     except BaseException as exc:
         status = exc.status_code if isinstance(exc, EdgerouteError) else 500
         with anyio.CancelScope(shield=True):  # give back the reservation, however it ended

@@ -48,6 +48,7 @@ from edgeroute.errors import (
 )
 from edgeroute.pipeline.scopes import SCOPE_NAMES
 from edgeroute.store.base import ApiKey, KeyLimits, KeyPolicy
+from edgeroute.store.keys import TOKEN_KEY_PREFIX
 
 MAX_TOKEN_CHARS = 16_384
 _TENANT = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
@@ -262,7 +263,7 @@ def principal_from_claims(config: Issuer, claims: dict[str, Any]) -> ApiKey:
     subject = str(claims["sub"])
     digest = hashlib.sha256(f"{config.issuer}\n{subject}".encode()).hexdigest()
     return ApiKey(
-        key_id="jwt_" + digest[:24],
+        key_id=TOKEN_KEY_PREFIX + digest[:24],
         key_hash="",
         name=subject[:200],
         tenant=tenant,

@@ -27,6 +27,7 @@ class Scope(StrEnum):
     MODELS = "models"
     USAGE = "usage"
     RESPONSES = "responses"  # /v1/responses and its stored responses
+    BATCH = "batch"  # /v1/files and /v1/batches; each line also needs its endpoint's scope
     ADMIN = "admin"  # other tenants' usage; needs the principal's admin flag as well
 
     @classmethod
@@ -52,6 +53,13 @@ _BY_PATH: dict[str, Scope] = {
     "/v1/messages": Scope.CHAT,
     "/v1/messages/count_tokens": Scope.CHAT,
 }
+# Path prefixes whose every route needs one scope (the Files and Batches API).
+_BY_PREFIX: dict[str, Scope] = {
+    "/v1/responses/": Scope.RESPONSES,
+    "/v1/models/": Scope.MODELS,
+    "/v1/files": Scope.BATCH,
+    "/v1/batches": Scope.BATCH,
+}
 
 
 def scope_for_path(path: str) -> Scope | None:
@@ -59,9 +67,10 @@ def scope_for_path(path: str) -> Scope | None:
     or as a caller sends it (``/v1/models/smollm2``); ``None`` for a path no scope names."""
     if path in _BY_PATH:
         return _BY_PATH[path]
-    if path.startswith("/v1/responses/"):
-        return Scope.RESPONSES
-    return Scope.MODELS if path.startswith("/v1/models/") else None
+    for prefix, scope in _BY_PREFIX.items():
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return scope
+    return None
 
 
 def parse_scopes(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -297,5 +297,8 @@ class Store(Protocol):
     async def list_jobs(self, owner: str, limit: int, below: str | None) -> list[dict[str, Any]]:
         """Listed rows of ``owner``, newest first, below the cursor (store/job_listing.py)."""
 
+    async def abandoned_jobs(self, now: float) -> list[dict[str, Any]]:
+        """Batch jobs a ``claim_job`` at ``now`` would take: active, lease run out."""
+
     async def close(self) -> None:
         """Release connections."""

@@ -17,7 +17,9 @@ import os
 import time
 from typing import Any, Literal, Protocol
 
+from edgeroute.store.base import ApiKey
 from edgeroute.store.job_listing import LISTED, OWNER, listed_key
+from edgeroute.store.keys import is_token
 from edgeroute.types import Json
 
 Kind = Literal["file", "batch"]
@@ -121,8 +123,10 @@ def batch_row(
     source: Json,
     metadata: Json | None = None,
     now: float | None = None,
+    window_s: float = WINDOW_S,
 ) -> Json:
-    """A new batch, ``validating``; ``source`` is where its input lies ({bucket, name})."""
+    """A new batch, ``validating``; ``source`` is where its input lies ({bucket, name});
+    it expires ``window_s`` after ``now`` (the ``24h`` completion window)."""
     now = now or time.time()
     return {
         "job_id": batch_id,
@@ -136,7 +140,7 @@ def batch_row(
         "output_file_id": None,
         "error_file_id": None,
         "created_at": now,
-        "expires_at": now + WINDOW_S,
+        "expires_at": now + window_s,
         "request_counts": {"total": 0, "completed": 0, "failed": 0},
         "metadata": metadata,
         "tenant": tenant,
@@ -145,6 +149,24 @@ def batch_row(
         "lease_until": 0.0,
         **listing(tenant, "batch", batch_id, now),
     }
+
+
+def cannot_run_as(principal: ApiKey) -> str | None:
+    """Why a batch could not run as ``principal`` (its lines run later, as a key the
+    store holds, looked up by id), or ``None`` when it can."""
+    if is_token(principal):
+        return (
+            "this request was authenticated with an OIDC token, and a batch runs after the "
+            "request ends, as an API key looked up by its id: a token is neither stored nor "
+            "valid that long. Create the batch with an API key of your tenant "
+            "('edgeroute keys create --tenant ... --scopes batch,chat')"
+        )
+    if principal.admin:
+        return (
+            f"API key {principal.key_id} is an admin key; batch jobs run as tenant keys. "
+            "Create the batch with a key that is not an admin key"
+        )
+    return None
 
 
 def public_file(row: Json) -> Json:

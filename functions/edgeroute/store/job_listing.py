@@ -10,6 +10,8 @@ row, so a row created meanwhile never shifts a page.
 
 A job is held by one runner at a time through a lease: the stores' ``claim_job`` takes
 a row that is new, or active (``ACTIVE``) with its lease run out, never a finished one.
+``abandoned_jobs`` finds the batch jobs a claim may take now (a runner that stopped, or
+a job created and never started), so a restarted gateway resumes them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ OWNER = "_owner"
 LISTED = "_listed"
 INDEX = "by-owner"
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
+JOB_PREFIX = "batch_"  # batch jobs' ids (API-created and S3-triggered); not their side rows
 
 
 def listed_key(created_at: float, record_id: str) -> str:
@@ -58,6 +61,18 @@ class SQLiteJobListing:
             ).fetchall()
         return [dict(json.loads(row[0])) for row in rows]
 
+    async def abandoned_jobs(self, now: float) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM jobs WHERE job_id LIKE ? AND job_id NOT LIKE '%#%' "
+                # ACTIVE's four statuses (a fifth would fail loudly: a parameter too many)
+                "AND json_extract(body, '$.status') IN (?, ?, ?, ?) "
+                "AND COALESCE(json_extract(body, '$.lease_until'), 0) <= ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (JOB_PREFIX + "%", *ACTIVE, now, now),
+            ).fetchall()
+        return [dict(json.loads(row[0])) for row in rows]
+
 
 class DynamoDBJobListing:
     """Mixed into DynamoDBStore (which provides ``_call``, ``_client`` and ``tables``)."""
@@ -80,3 +95,26 @@ class DynamoDBJobListing:
             Limit=limit,
         )
         return [dict(json.loads(item["body"]["S"])) for item in resp.get("Items", [])]
+
+    async def abandoned_jobs(self, now: float) -> list[dict[str, Any]]:
+        active = {f":s{i}": {"S": status} for i, status in enumerate(ACTIVE)}
+
+        def scan() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            pages = self._client.get_paginator("scan").paginate(
+                TableName=self.tables.jobs,
+                FilterExpression=f"begins_with(job_id, :p) AND job_status IN ({', '.join(active)}) "
+                "AND lease_until <= :now",
+                ExpressionAttributeValues={
+                    **active,
+                    ":p": {"S": JOB_PREFIX},
+                    ":now": {"N": repr(float(now))},
+                },
+                ConsistentRead=True,
+            )
+            for page in pages:
+                found += [dict(json.loads(item["body"]["S"])) for item in page.get("Items", [])]
+            return [job for job in found if claimable(job, now)]
+
+        result: list[dict[str, Any]] = await self._call(scan)
+        return result

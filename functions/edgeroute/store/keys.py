@@ -1,4 +1,7 @@
-"""API key minting and hashing. A key is shown once; only its SHA-256 is ever stored."""
+"""API key minting and hashing. A key is shown once; only its SHA-256 is ever stored.
+
+Principals' ids: a stored key's is ``key_`` + a hash prefix; a verified OIDC token's
+(pipeline/oidc.py) is ``jwt_`` + a hash of issuer and subject, and no stored key has it."""
 
 from __future__ import annotations
 
@@ -16,8 +19,17 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+TOKEN_KEY_PREFIX = "jwt_"
+
+
 def key_id_for(key_hash: str) -> str:
     return "key_" + key_hash[:_KEY_ID_HEX]
+
+
+def is_token(principal: ApiKey) -> bool:
+    """Whether ``principal`` came from a token (it lives as long as the request does),
+    not from a key of the store (which a later run can look up by its id)."""
+    return principal.key_id.startswith(TOKEN_KEY_PREFIX)
 
 
 def mint_key(

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from edgeroute.config.registry import ModelSpec
 from edgeroute.errors import InvalidRequest
 from edgeroute.types import Chunks, Json, Kind
+from edgeroute.upstreams.grouping import GROUP_EDGE, Grouper
 
 MAX_BATCH = 256
 MAX_REQUEST_TOKENS = 32_768
@@ -140,51 +140,9 @@ def embed_payloads(requests: list[tuple[Json, str]]) -> list[Json | Exception]:
     return answers
 
 
-# Set by the batch runner for its lines: their edge embeddings are grouped (below).
-GROUP_EMBEDDINGS: ContextVar[bool] = ContextVar("edge_group_embeddings", default=False)
-GROUP_WAIT_S = 0.002  # how long the first request waits for others to join its group
-
-
-class _Grouper:
-    """Requests arriving within ``GROUP_WAIT_S`` of the first one run as one inference
-    (up to ``MAX_BATCH`` of them), each still answered (and accounted) on its own."""
-
-    def __init__(self) -> None:
-        self.waiting: list[tuple[Json, str, asyncio.Future[Json]]] = []
-
-    async def embed(self, payload: Json, model_name: str) -> Json:
-        future: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
-        self.waiting.append((payload, model_name, future))
-        if len(self.waiting) == 1:
-            asyncio.get_running_loop().create_task(self._run_soon())
-        elif len(self.waiting) >= MAX_BATCH:
-            await self._run()
-        return await future
-
-    async def _run_soon(self) -> None:
-        await asyncio.sleep(GROUP_WAIT_S)
-        await self._run()
-
-    async def _run(self) -> None:
-        group, self.waiting = self.waiting, []
-        if not group:
-            return
-        try:
-            answers = await asyncio.to_thread(embed_payloads, [(p, m) for p, m, _ in group])
-        except Exception as exc:  # the model failed: every request of the group learns it
-            answers = [exc] * len(group)
-        for (_, _, future), answer in zip(group, answers, strict=True):
-            if future.done():
-                continue
-            if isinstance(answer, Exception):
-                future.set_exception(answer)
-            else:
-                future.set_result(answer)
-
-
 class EdgeModels:
     def __init__(self) -> None:
-        self.grouper = _Grouper()
+        self.grouper: Grouper[tuple[Json, str], Json] = Grouper(embed_payloads)
 
     async def send(self, kind: Kind, payload: Json, model: ModelSpec) -> Json:
         if kind is not Kind.EMBEDDINGS:
@@ -192,8 +150,8 @@ class EdgeModels:
                 f"Model '{model.name}' runs at the edge and serves embeddings only.",
                 param="model",
             )
-        if GROUP_EMBEDDINGS.get():
-            return await self.grouper.embed(payload, model.name)
+        if GROUP_EDGE.get():  # a batch job's lines: one inference for those in flight
+            return await self.grouper.run((payload, model.name))
         return await asyncio.to_thread(embed_payload, payload, model.name)
 
     async def stream(self, kind: Kind, payload: Json, model: ModelSpec) -> Chunks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 CHAT = "/v1/chat/completions"
@@ -38,3 +39,14 @@ def _event(bucket: str, key: str, name: str = "ObjectCreated:Put") -> dict[str, 
 def _output(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     return [json.loads(line) for line in body.splitlines()]
+
+
+def serve_env(registry_file: Path, folder: Path, **batch: object) -> dict[str, str]:
+    """`edgeroute serve` on the batch registry with its own SQLite store in ``folder``;
+    ``batch`` sets ``EDGEROUTE_BATCH_*`` (``lease_s=2``: ``EDGEROUTE_BATCH_LEASE_S``)."""
+    return {
+        "EDGEROUTE_REGISTRY": str(registry_file),
+        "EDGEROUTE_SQLITE_PATH": str(folder / "state" / "edgeroute.db"),
+        "EDGEROUTE_STORE": "sqlite",
+        **{f"EDGEROUTE_BATCH_{name.upper()}": str(value) for name, value in batch.items()},
+    }

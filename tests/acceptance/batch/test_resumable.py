@@ -128,3 +128,22 @@ async def test_an_uploaded_job_is_listed_for_its_tenant(
             f"/v1/batches/{job['job_id']}", headers={"Authorization": f"Bearer {other_secret}"}
         )
         assert theirs.status_code == 404
+
+
+async def test_abandoned_jobs_are_the_active_ones_whose_lease_ran_out(
+    batch_gateway: Gateway,
+) -> None:
+    store = batch_gateway.store
+    now = time.time()
+    tag = uuid.uuid4().hex[:8]
+    rows: dict[str, dict[str, Any]] = {
+        f"batch_{tag}run": {"status": "in_progress", "lease_until": now - 1},
+        f"batch_{tag}new": {"status": "validating", "lease_until": 0.0},
+        f"batch_{tag}held": {"status": "in_progress", "lease_until": now + 60},
+        f"batch_{tag}done": {"status": "completed", "lease_until": 0.0},
+        f"batch_{tag}run#line#0": {"line": {}},
+    }
+    for job_id, row in rows.items():
+        await store.put_job(job_id, {"job_id": job_id, **row}, expires_at=now + 600)
+    found = {r["job_id"] for r in await store.abandoned_jobs(now)}
+    assert {j for j in found if tag in j} == {f"batch_{tag}run", f"batch_{tag}new"}
