@@ -127,7 +127,7 @@ def test_the_list_pages_with_after_and_has_more(team: openai.OpenAI) -> None:
 
 
 def test_a_mixed_file_gives_one_result_per_line(team: openai.OpenAI) -> None:
-    good = [line(f"g{i}") for i in range(185)]
+    good = [line(f"g{i}") for i in range(192)]
     bad = {
         "json": '{"custom_id": "json", "method": "POST", broken',
         "model": line("model", model="no-such-model"),
@@ -144,12 +144,12 @@ def test_a_mixed_file_gives_one_result_per_line(team: openai.OpenAI) -> None:
     )
     out = results(team, done.output_file_id)
     errors = results(team, done.error_file_id)
-    assert len(out) + len(errors) == len(lines) == 193
+    assert len(out) + len(errors) == len(lines) == 200
     assert done.status == "completed"
-    assert done.request_counts.total == 193 and done.request_counts.failed == len(errors) == 6
+    assert done.request_counts.total == 200 and done.request_counts.failed == len(errors) == 6
     ids = [o["custom_id"] for o in out + errors]
     assert sorted(i for i in ids if i) == sorted(
-        [f"g{i}" for i in range(185)] + ["g3", "model", "url", "big", "nobody", "chat0", "chat1"]
+        [f"g{i}" for i in range(192)] + ["g3", "model", "url", "big", "nobody", "chat0", "chat1"]
     )
     by_id = {e["custom_id"]: e for e in errors}
     assert "not valid JSON" in by_id[None]["error"]["message"]
