@@ -15,7 +15,7 @@ from edgeroute.api.batches import router as batches_router
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
 from edgeroute.api.messages import router as messages_router
-from edgeroute.api.middleware import BodyLimit, JsonBodies
+from edgeroute.api.middleware import RequestBodies
 from edgeroute.api.openapi import install_openapi
 from edgeroute.api.routes import router
 from edgeroute.pipeline.autoroute import VIRTUAL
@@ -52,8 +52,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(batches_router)  # /v1/files, /v1/batches
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestBodies, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(
         RequestAudit,
         routes=[
