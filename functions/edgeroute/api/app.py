@@ -30,8 +30,10 @@ def create_app(gateway: Gateway) -> FastAPI:
         # frozen, a full collection no longer walks it (a pause of ~90 ms, every few
         # thousand requests, that set the p99).
         gc.freeze()
+        gateway.after_answer.open()  # ledger lines in tasks: this lifespan's end flushes them
         yield
         await gateway.deferred.close()  # waiting ledger lines go out unclassified
+        await gateway.after_answer.close()  # every ledger line still being written
         await gateway.ledger.drain()  # a last try for records the store refused
         await close_shared_client()
 

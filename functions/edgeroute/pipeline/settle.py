@@ -83,7 +83,9 @@ async def _account(
     metrics.record_request(record, call.cache_status)
     logs.bind(model=record.model, tier=record.tier, route_reason=call.route_reason)
     audited = gw.audit.settled(call, record, answered=answered)
-    writes = [_write_classified(gw, call, record)]
+    # The ledger line waits for its classification (named models: computed after the
+    # answer); under a server's lifespan, in a task of its own, not before a stream's end.
+    writes = [gw.after_answer.run(_write_classified(gw, call, record))]
     if call.admission is not None:
         writes.append(
             reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
