@@ -1,14 +1,16 @@
-"""Ledger lines after the answer: under a server's lifespan a stream ends without waiting
-for its ledger line (whose classification is computed after the answer), and the
-lifespan's end writes every line still pending, so a shutdown loses none. Without a
-lifespan (Lambda's Mangum handler, batch runs) the line is written before the call ends,
-as before."""
+"""Ledger lines after the answer: under `edgeroute serve`'s lifespan a stream ends
+without waiting for its ledger line (whose classification is computed after the answer),
+and the lifespan's end writes every line still pending, so a shutdown loses none.
+Without a lifespan (Lambda's Mangum handler, batch runs) or on Lambda the line is
+written before the call ends, as before."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from dataclasses import replace
+
+import pytest
 
 from edgeroute.api.app import create_app
 from edgeroute.edge.classifier import Classification
@@ -101,3 +103,22 @@ async def test_with_every_slot_taken_the_work_runs_inline() -> None:
     release.set()
     await after.close()
     assert done == ["quick", "held"] and after.running == 0
+
+
+async def test_on_lambda_the_lifespan_keeps_lines_inline(
+    upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "StreamFunction")
+    gate = Gate()
+    gate.opened.set()
+    gw = gated_gateway(gate)
+    secret, _ = await add_key(gw)
+    client = Client(gw, secret)
+    app = create_app(gw)
+    client.app = app
+
+    async with app.router.lifespan_context(app):
+        response = await client.chat("named", stream=True)
+        assert sse_events(response.text)[-1] == "[DONE]"
+        assert len(await ledger(gw)) == 1  # written before the stream ended
+        assert gw.after_answer.running == 0

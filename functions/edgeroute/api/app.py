@@ -18,6 +18,7 @@ from edgeroute.api.messages import router as messages_router
 from edgeroute.api.middleware import RequestBodies
 from edgeroute.api.openapi import install_openapi
 from edgeroute.api.routes import router
+from edgeroute.observe import logs
 from edgeroute.pipeline.autoroute import VIRTUAL
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.upstreams.http import close_shared_client
@@ -30,7 +31,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         # frozen, a full collection no longer walks it (a pause of ~90 ms, every few
         # thousand requests, that set the p99).
         gc.freeze()
-        gateway.after_answer.open()  # ledger lines in tasks: this lifespan's end flushes them
+        if not logs.on_lambda():  # a frozen or reaped sandbox must not hold ledger lines
+            gateway.after_answer.open()  # in tasks: this lifespan's end writes them all
         yield
         await gateway.deferred.close()  # waiting ledger lines go out unclassified
         await gateway.after_answer.close()  # every ledger line still being written

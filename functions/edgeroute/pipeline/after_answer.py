@@ -2,9 +2,10 @@
 classification for a named model is computed after the answer (pipeline/deferred.py).
 
 Invariant: nothing is dropped. Until ``open`` (and after ``close``) every piece of work
-runs inline, awaited by its caller, as it always did: Lambda's buffered handler (Mangum,
-no lifespan) and batch runs never leave work behind an invocation that may be frozen or
-ended. Once a server with a lifespan opens it, work runs as tasks of its own, at most
+runs inline, awaited by its caller, as it always did: on Lambda (Mangum without a
+lifespan, the stream function's uvicorn, batch runs) no work is left behind an invocation
+whose sandbox may be frozen or reaped. Once a server off Lambda opens it (``edgeroute
+serve``'s lifespan), work runs as tasks of its own, at most
 ``capacity`` at a time; one that finds them all running runs inline (its caller waits:
 backpressure, never a queue without limit), and ``close`` at shutdown awaits every task
 still running, so no ledger line is lost.

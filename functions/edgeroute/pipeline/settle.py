@@ -84,7 +84,8 @@ async def _account(
     logs.bind(model=record.model, tier=record.tier, route_reason=call.route_reason)
     audited = gw.audit.settled(call, record, answered=answered)
     # The ledger line waits for its classification (named models: computed after the
-    # answer); under a server's lifespan, in a task of its own, not before a stream's end.
+    # answer); under `edgeroute serve`'s lifespan it does so in a task of its own, so a
+    # stream's end does not wait for it.
     writes = [gw.after_answer.run(_write_classified(gw, call, record))]
     if call.admission is not None:
         writes.append(
