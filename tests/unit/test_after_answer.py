@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import pytest
 
-from edgeroute.api.app import create_app
 from edgeroute.edge.classifier import Classification
 from edgeroute.pipeline.after_answer import AfterAnswer
 from edgeroute.pipeline.deferred import DeferredClassifier
@@ -45,17 +44,20 @@ def gated_gateway(gate: Gate) -> Gateway:
     return gw
 
 
+async def lifespan_client(gw: Gateway) -> Client:
+    """A client of a new key, on the app whose lifespan the test runs."""
+    secret, _ = await add_key(gw)
+    return Client(gw, secret)
+
+
 async def test_a_stream_ends_before_its_ledger_line_and_shutdown_writes_every_line(
     upstream: ScriptedUpstream,
 ) -> None:
     gate = Gate()
     gw = gated_gateway(gate)
-    secret, _ = await add_key(gw)
-    client = Client(gw, secret)
-    app = create_app(gw)
-    client.app = app
+    client = await lifespan_client(gw)
 
-    async with app.router.lifespan_context(app):
+    async with client.app.router.lifespan_context(client.app):
         responses = await asyncio.wait_for(
             asyncio.gather(*(client.chat("named", stream=True) for _ in range(3))), 5
         )
@@ -112,12 +114,9 @@ async def test_on_lambda_the_lifespan_keeps_lines_inline(
     gate = Gate()
     gate.opened.set()
     gw = gated_gateway(gate)
-    secret, _ = await add_key(gw)
-    client = Client(gw, secret)
-    app = create_app(gw)
-    client.app = app
+    client = await lifespan_client(gw)
 
-    async with app.router.lifespan_context(app):
+    async with client.app.router.lifespan_context(client.app):
         response = await client.chat("named", stream=True)
         assert sse_events(response.text)[-1] == "[DONE]"
         assert len(await ledger(gw)) == 1  # written before the stream ended
