@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.compare.measure import Figures, Plan, added, median
@@ -74,7 +75,13 @@ def targets(figures: dict[str, Figures]) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def section(figures: dict[str, Figures], plan: Plan, pinning: str, skipped: list[str]) -> str:
+def section(
+    figures: dict[str, Figures],
+    plan: Plan,
+    pinning: str,
+    skipped: list[str],
+    lambda_part: Sequence[str] = (),
+) -> str:
     today = datetime.date.today().isoformat()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     header = (
@@ -110,6 +117,8 @@ def section(figures: dict[str, Figures], plan: Plan, pinning: str, skipped: list
     if judged:
         lines += ["", "| target (edgeroute, defaults) | this run | met |", "|---|---|---|"]
         lines += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in judged]
+    if lambda_part:
+        lines += ["", *lambda_part]
     lines.append(END)
     return "\n".join(lines) + "\n"
 

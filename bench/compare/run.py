@@ -2,7 +2,8 @@
 alternating rounds, stop them (reading their peak memory) and rewrite the side-by-side
 section of docs/benchmarks.md. ``--quick`` (about 2 minutes) is what ``make test`` runs
 so the harness cannot rot; without LiteLLM's venv the rest is still measured and the
-report says LiteLLM was skipped."""
+report says LiteLLM was skipped. The Lambda figures (bench/lambda_figures.py) close
+the section."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+from bench import lambda_figures
 from bench.compare import report, systems
 from bench.compare.measure import FULL, QUICK, measure
 
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         upstream.wait(10)
     for name, mib in rss.items():
         figures[name].rss_mib = mib
-    text = report.section(figures, plan, _pinning(proxy_cpus, client_cpus), skipped)
+    lambda_part = lambda_figures.lines(lambda_figures.measure(quick=args.quick))
+    text = report.section(figures, plan, _pinning(proxy_cpus, client_cpus), skipped, lambda_part)
     report.write(args.out, text)
     print(json.dumps({n: asdict(f) for n, f in figures.items()}, indent=1))
     print(text, file=sys.stderr)

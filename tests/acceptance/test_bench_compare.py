@@ -53,6 +53,10 @@ def test_the_quick_comparison_measures_every_system_and_keeps_the_other_sections
         assert "Not measured in this run: LiteLLM" in section
         print("LiteLLM skipped: no .venv-litellm (make litellm-venv)")
     assert "| peak RSS <= 150 MiB, edge models loaded |" in section
+    # The Lambda figures close the section: init, Mangum's warm overhead, sizes or why not.
+    assert "| RouterFunction init under the emulator (target <= 500 ms" in section
+    assert "| Mangum's warm overhead per invocation, wall / CPU |" in section
+    assert "RouterFunction unzipped, with its layers" in section or "sam build" in section
     # The other sections are kept, in their order, and the section is written once.
     kept = [line for line in original.splitlines() if line.startswith("## ")]
     kept = [h for h in kept if "Side by side" not in h]

@@ -18,10 +18,10 @@ import pytest
 from edgeroute.store.dynamodb import DynamoDBStore, shared_client
 from edgeroute.store.keys import mint_key
 from edgeroute.store.tables import TableNames, create_tables
+from tests.packaging.sizes import REPO as REPO
+from tests.packaging.sizes import TEMPLATE as TEMPLATE
 from tests.support.moto_server import AWS_ENV, MotoServer
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "template.yaml"
 SAM = REPO / ".venv-sam" / "bin" / "sam"
 
 

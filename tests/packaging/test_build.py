@@ -16,6 +16,9 @@ import pytest
 from edgeroute.tools.localinvoke import load_function
 from edgeroute.tools.localinvoke.template import load_template
 from tests.packaging.conftest import REPO, SAM, TEMPLATE, SamBuild, python312
+from tests.packaging.sizes import built_layers as _built_layers
+from tests.packaging.sizes import function_size
+from tests.packaging.sizes import tree_size as _size
 from tests.packaging.test_template import FUNCTIONS
 
 # Lambda's hard limit is 250 MB unzipped; the edge models and their runtime keep at least
@@ -43,17 +46,6 @@ EXTERNAL_LAYER_ALLOWANCE = 6_500_000
 # What Lambda's python3.12 runtime ships (boto3 and its dependencies).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 ELF_MACHINE = {"x86_64": 0x3E, "arm64": 0xB7}
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-
-
-def _built_layers(name: str, build: Path) -> list[Path]:
-    layers = load_function(TEMPLATE, name).layers
-    return [
-        build / str(layer) for layer in layers if isinstance(layer, str) and layer.isidentifier()
-    ]
 
 
 def test_sam_build_succeeds(sam_build: SamBuild) -> None:
@@ -104,7 +96,7 @@ def test_each_function_with_its_layers_leaves_30_mb_of_lambdas_limit(sam_build: 
         layers = _built_layers(name, sam_build.build_dir)
         assert all(layer.is_dir() for layer in layers), layers
         external = len(load_function(TEMPLATE, name).layers) - len(layers)
-        total = _size(sam_build.build_dir / name) + sum(_size(layer) for layer in layers)
+        total = function_size(name, sam_build.build_dir)
         sizes[name] = total
         assert total + external * EXTERNAL_LAYER_ALLOWANCE < MAX_UNZIPPED_BYTES, (name, total)
         if name in LEAN:

@@ -15,9 +15,10 @@ from edgeroute.api.batches import router as batches_router
 from edgeroute.api.errors import install_error_handlers
 from edgeroute.api.memory import MemoryCeiling, MemoryGauge, ceiling_mb
 from edgeroute.api.messages import router as messages_router
-from edgeroute.api.middleware import BodyLimit, JsonBodies
+from edgeroute.api.middleware import RequestBodies
 from edgeroute.api.openapi import install_openapi
 from edgeroute.api.routes import router
+from edgeroute.observe import logs
 from edgeroute.pipeline.autoroute import VIRTUAL
 from edgeroute.pipeline.gateway import Gateway
 from edgeroute.upstreams.http import close_shared_client
@@ -30,8 +31,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         # frozen, a full collection no longer walks it (a pause of ~90 ms, every few
         # thousand requests, that set the p99).
         gc.freeze()
+        if not logs.on_lambda():  # a frozen or reaped sandbox must not hold ledger lines
+            gateway.after_answer.open()  # in tasks: this lifespan's end writes them all
         yield
         await gateway.deferred.close()  # waiting ledger lines go out unclassified
+        await gateway.after_answer.close()  # every ledger line still being written
         await gateway.ledger.drain()  # a last try for records the store refused
         await close_shared_client()
 
@@ -52,8 +56,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(batches_router)  # /v1/files, /v1/batches
     served = [n for m in gateway.registry.models() for n in (m.name, *m.aliases)]
     install_openapi(app, [*served, *VIRTUAL])
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestBodies, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(
         RequestAudit,
         routes=[

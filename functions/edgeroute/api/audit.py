@@ -72,9 +72,12 @@ class RequestAudit:
             await send(message)
 
         try:
-            with tracing.span(
-                tracing.REQUEST, endpoint=self._endpoint(scope), request_id=state["request_id"]
-            ):
+            if tracing.enabled():  # the span names the route: walk the routes only then
+                with tracing.span(
+                    tracing.REQUEST, endpoint=self._endpoint(scope), request_id=state["request_id"]
+                ):
+                    await self.app(scope, receive, tracking_send)
+            else:
                 await self.app(scope, receive, tracking_send)
         finally:
             call = state.get("call")

@@ -9,9 +9,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeroute.wire.anthropic.errors import ANTHROPIC_PATHS, error_event
 
+_JSON = b"application/json"
+_NOT_JSON = (b"application/x-www-form-urlencoded", b"text/plain")
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with a 413 before they are parsed."""
+
+class RequestBodies:
+    """One walk over the request's headers for both body rules: refuse bodies over
+    ``max_bytes`` with a 413 before they are parsed, and read bodies as JSON whatever
+    Content-Type says, as OpenAI's API does (`curl -d` sends form-urlencoded by default,
+    and the body is JSON all the same). Two middlewares walked the headers for these."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -51,12 +57,19 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > self.max_bytes:
                     await self._refuse(send, scope["path"])
                     return
-                break
+            elif name == b"content-type" and declared is None:
+                declared = value
+        if scope["method"] == "POST" and (
+            declared is None or declared.split(b";")[0].strip().lower() in _NOT_JSON
+        ):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", _JSON)]}
         seen = 0
         started = False
 
@@ -88,23 +101,3 @@ class _BodyTooLarge(HTTPException):
 
     def __init__(self) -> None:
         super().__init__(status_code=413)
-
-
-_JSON = b"application/json"
-_NOT_JSON = (b"application/x-www-form-urlencoded", b"text/plain")
-
-
-class JsonBodies:
-    """Read request bodies as JSON whatever Content-Type says, as OpenAI's API does:
-    `curl -d` sends form-urlencoded by default, and the body is JSON all the same."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            declared = [v for k, v in scope["headers"] if k == b"content-type"]
-            if not declared or declared[0].split(b";")[0].strip().lower() in _NOT_JSON:
-                scope = {**scope, "headers": [*headers, (b"content-type", _JSON)]}
-        await self.app(scope, receive, send)

@@ -68,6 +68,11 @@ def span(name: str, **attributes: Attribute) -> AbstractContextManager[Any]:
     return _backend.span(name, attributes)
 
 
+def enabled() -> bool:
+    """Whether spans go anywhere: their attributes need computing only then."""
+    return not isinstance(_backend, _Off)
+
+
 def use(backend: Backend | None) -> None:
     """Send spans to ``backend`` from now on (``None``: nowhere)."""
     global _backend

@@ -1,5 +1,6 @@
 """The audit trail: one structured JSON record per request on the ``edgeroute.audit``
-logger (Powertools), and, for keys that ask, the prompt and answer in the archive.
+logger (in Powertools' JSON shape), and, for keys that ask, the prompt and answer in the
+archive.
 
 Invariant: every request the pipeline settles or refuses gets exactly one record,
 emitted when it settles (``run.settle``, ``run.account_failure``); requests that never
@@ -11,11 +12,12 @@ written after the answer is sent, and a failure to write them is logged, never r
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
-
-from aws_lambda_powertools import Logger
 
 from edgeroute.pipeline.call import Call
 from edgeroute.settings import Settings
@@ -26,10 +28,38 @@ from edgeroute.types import Json
 AUDIT_LOGGER = "edgeroute.audit"
 AUDIT_MESSAGE = "request"
 
+
+class AuditFormatter(logging.Formatter):
+    """The line Powertools' JSON formatter prints for ``Logger(service=AUDIT_LOGGER)``,
+    key for key and in its order (level, location, message, timestamp, service, the
+    record's fields, X-Ray's trace id when there is one), for a quarter of the CPU:
+    Powertools' generic formatter took ~25 us of the ~39 us an audit line cost."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.localtime(record.created)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", created)
+        line = {
+            "level": record.levelname,
+            "location": f"{record.funcName}:{record.lineno}",
+            "message": record.getMessage(),
+            "timestamp": f"{stamp},{int(record.msecs):03d}{time.strftime('%z', created)}",
+            "service": AUDIT_LOGGER,
+            **getattr(record, "audit", {}),
+        }
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if trace:
+            line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
 # Its own logger at INFO whatever LOG_LEVEL says (an audit record is not a debug line),
 # printing JSON to stdout once: not again through the root logger Lambda installs.
-_logger = Logger(service=AUDIT_LOGGER, level="INFO")
-logging.getLogger(AUDIT_LOGGER).propagate = False
+_logger = logging.getLogger(AUDIT_LOGGER)
+_logger.setLevel(logging.INFO)
+_logger.propagate = False
+_handler = logging.StreamHandler(sys.stdout)
+_handler.setFormatter(AuditFormatter())
+_logger.addHandler(_handler)
 
 log = logging.getLogger("edgeroute.pipeline.audit")
 
@@ -127,7 +157,7 @@ def request_record(
 
 def emit(record: AuditRecord) -> None:
     """One JSON line on the audit logger, its fields at the top level."""
-    _logger.info(AUDIT_MESSAGE, extra=record.as_json())
+    _logger.info(AUDIT_MESSAGE, extra={"audit": record.as_json()})
 
 
 class AuditTrail:

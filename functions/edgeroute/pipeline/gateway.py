@@ -19,6 +19,7 @@ from edgeroute.config.policy import Policy
 from edgeroute.config.registry import Protocol, Registry
 from edgeroute.edge.classifier import classify
 from edgeroute.health.circuits import HealthView
+from edgeroute.pipeline.after_answer import AfterAnswer
 from edgeroute.pipeline.audit import AuditTrail
 from edgeroute.pipeline.authenticate import Authenticator
 from edgeroute.pipeline.cache import ResponseCache
@@ -70,6 +71,7 @@ class Gateway:
     ledger: UsageLedger = field(init=False)
     audit: AuditTrail = field(init=False)
     deferred: DeferredClassifier = field(init=False)  # named models' ledger classification
+    after_answer: AfterAnswer = field(init=False)  # ledger lines nobody waits for
     _reloading: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -77,6 +79,7 @@ class Gateway:
         self.ledger = UsageLedger(self.store, Path(spool) if spool else None)
         self.audit = AuditTrail.from_settings(self.settings)
         self.deferred = DeferredClassifier(classify)
+        self.after_answer = AfterAnswer()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, warm: bool = True) -> Gateway:

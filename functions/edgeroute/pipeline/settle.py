@@ -83,7 +83,12 @@ async def _account(
     metrics.record_request(record, call.cache_status)
     logs.bind(model=record.model, tier=record.tier, route_reason=call.route_reason)
     audited = gw.audit.settled(call, record, answered=answered)
-    writes = [_write_classified(gw, call, record)]
+    # The ledger line waits for its classification (named models: computed after the
+    # answer). A stream settles before its end: under `edgeroute serve`'s lifespan its
+    # line is written in a task of its own, so `[DONE]` does not wait for it. A buffered
+    # answer already settles after it is sent, in its request's background task.
+    line = _write_classified(gw, call, record)
+    writes = [gw.after_answer.run(line) if call.stream else line]
     if call.admission is not None:
         writes.append(
             reconcile(gw.store, call.admission, billed.total_tokens, record.cost_usd_micros)
