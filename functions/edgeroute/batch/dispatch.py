@@ -92,12 +92,15 @@ class LocalWorker:
         self._sweeper.start()
 
     async def stop(self) -> None:
-        """Stop sweeping and running; the jobs' leases run out for the next process."""
+        """Stop sweeping and running, and release the jobs this process ran, so the next
+        process resumes them at once (a killed one's leases run out instead)."""
         self.stopping = True
         await self._sweeper.stop()
+        running = list(self.tasks)
         for task in list(self.tasks.values()):
             task.cancel()
         await self.idle()
+        await self.jobs.release(running)
 
     async def idle(self) -> None:
         """Wait until no job is running (tests, shutdown)."""

@@ -129,6 +129,15 @@ class JobRunner:
             await self._end(row, "failed", error=f"{type(exc).__name__}: {exc}")
         return row
 
+    async def release(self, job_ids: list[str]) -> None:
+        """Give up the leases of jobs whose runs were stopped here: the next run may
+        claim them at once, from their last checkpoint."""
+        for job_id in job_ids:
+            row = await self.store.get_job(job_id)
+            if row is not None and row.get("status") not in rows.TERMINAL:
+                row["lease_until"] = 0.0
+                await self._save(row)
+
     async def _save(self, row: Json) -> None:
         ends = row.get("expires_at") or float(row.get("created_at") or time.time()) + rows.WINDOW_S
         expires = float(ends) + rows.RETENTION_S

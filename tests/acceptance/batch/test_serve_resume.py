@@ -1,6 +1,8 @@
 """A batch created over the SDK on `edgeroute serve` outlives the process: killed
 (SIGKILL) mid-job, the next `edgeroute serve` on the same store and files folder
-resumes it from its checkpoint, and every line is answered, and charged, once."""
+resumes it from its checkpoint once the lease runs out, and every line is answered,
+and charged, once; stopped gracefully, the process releases the job, so the next one
+resumes it at once."""
 
 from __future__ import annotations
 
@@ -69,3 +71,31 @@ def test_a_restarted_serve_resumes_the_batch_it_left_running(
     charged = asyncio.run(_charges(settings, started, str(key["key_id"])))
     assert all(charged[request_id] == 1 for request_id in answered)
     assert sum(charged.values()) == 60  # a line cut off by the kill was never charged
+
+
+def test_a_gracefully_stopped_serve_releases_its_batch_at_once(
+    registry_file: Path, tmp_path: Path
+) -> None:
+    # A lease far longer than the test may wait: only a released job resumes in time.
+    env = serve_env(registry_file, tmp_path, lease_s=900, chunk_lines=4, concurrency=2)
+    first = GatewayProcess(env, tmp_path).start()
+    try:
+        key = first.create_key("stopper", "--tenant", "team")
+        client = openai.OpenAI(
+            base_url=first.url + "/v1", api_key=str(key["api_key"]), max_retries=0
+        )
+        file_id = upload(client, [line(f"q{i}", model="slow") for i in range(40)])
+        batch = client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h")
+        while client.batches.retrieve(batch.id).request_counts.completed < 8:  # type: ignore[union-attr]
+            time.sleep(0.05)
+    finally:
+        first.stop()  # SIGTERM: the app's lifespan stops the worker
+    second = GatewayProcess(env, tmp_path).start()
+    try:
+        again = client.with_options(base_url=second.url + "/v1")
+        done = wait(again, batch.id, timeout_s=90)
+        assert done.status == "completed", done
+        out = results(again, done.output_file_id)
+    finally:
+        second.stop()
+    assert sorted(o["custom_id"] for o in out) == sorted(f"q{i}" for i in range(40))
