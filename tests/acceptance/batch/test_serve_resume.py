@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import openai
+from openai.types import Batch
 
 from edgeroute.settings import Settings
 from edgeroute.store import open_store
@@ -32,21 +33,28 @@ async def _charges(settings: Settings, started: float, key_id: str) -> Counter[s
     return Counter(r.request_id for r in records if r.key_id == key_id and r.status == 200)
 
 
+def _batch_under_way(
+    gateway: GatewayProcess, lines: int, answered: int
+) -> tuple[dict[str, object], openai.OpenAI, Batch]:
+    """A tenant's key and client, and a batch of ``lines`` slow lines of which at least
+    ``answered`` are done."""
+    key = gateway.create_key("resumer", "--tenant", "team")
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=str(key["api_key"]), max_retries=0)
+    file_id = upload(client, [line(f"q{i}", model="slow") for i in range(lines)])
+    batch = client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h")
+    while client.batches.retrieve(batch.id).request_counts.completed < answered:  # type: ignore[union-attr]
+        time.sleep(0.05)
+    return key, client, batch
+
+
 def test_a_restarted_serve_resumes_the_batch_it_left_running(
     registry_file: Path, tmp_path: Path
 ) -> None:
     env = serve_env(registry_file, tmp_path, lease_s=2, chunk_lines=4, concurrency=2)
     first = GatewayProcess(env, tmp_path).start()
+    started = time.time()
     try:
-        key = first.create_key("resumer", "--tenant", "team")
-        client = openai.OpenAI(
-            base_url=first.url + "/v1", api_key=str(key["api_key"]), max_retries=0
-        )
-        file_id = upload(client, [line(f"q{i}", model="slow") for i in range(60)])
-        started = time.time()
-        batch = client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h")
-        while client.batches.retrieve(batch.id).request_counts.completed < 12:  # type: ignore[union-attr]
-            time.sleep(0.05)
+        key, client, batch = _batch_under_way(first, lines=60, answered=12)
         assert first.proc is not None
         os.killpg(first.proc.pid, signal.SIGKILL)  # no shutdown: the lease stays held
         first.proc.wait(10)
@@ -80,14 +88,7 @@ def test_a_gracefully_stopped_serve_releases_its_batch_at_once(
     env = serve_env(registry_file, tmp_path, lease_s=900, chunk_lines=4, concurrency=2)
     first = GatewayProcess(env, tmp_path).start()
     try:
-        key = first.create_key("stopper", "--tenant", "team")
-        client = openai.OpenAI(
-            base_url=first.url + "/v1", api_key=str(key["api_key"]), max_retries=0
-        )
-        file_id = upload(client, [line(f"q{i}", model="slow") for i in range(40)])
-        batch = client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h")
-        while client.batches.retrieve(batch.id).request_counts.completed < 8:  # type: ignore[union-attr]
-            time.sleep(0.05)
+        _, client, batch = _batch_under_way(first, lines=40, answered=8)
     finally:
         first.stop()  # SIGTERM: the app's lifespan stops the worker
     second = GatewayProcess(env, tmp_path).start()
