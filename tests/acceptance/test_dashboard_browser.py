@@ -11,7 +11,6 @@ on a free port, on the scripted upstream.
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import uvicorn
 
 from edgeroute.api.app import create_app
 from edgeroute.store.usage import GroupBy
+from tests.support.gateway import free_port
 from tests.support.traffic import Traffic, known_mix
 
 CHROMIUM = "/usr/bin/chromium"
@@ -48,12 +48,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def traffic(monkeypatch: pytest.MonkeyPatch) -> Traffic:
     return await known_mix(monkeypatch)
@@ -61,7 +55,7 @@ async def traffic(monkeypatch: pytest.MonkeyPatch) -> Traffic:
 
 @pytest.fixture
 def base_url(traffic: Traffic) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(traffic.gw), host="127.0.0.1", port=port, log_level="warning")
     )

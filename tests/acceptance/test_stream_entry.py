@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from edgeroute.store.keys import mint_key
 from edgeroute.store.sqlite import SQLiteStore
 from edgeroute.tools.localinvoke.template import load_template
 from tests.support.fault_upstream import FaultUpstream, fault_model
+from tests.support.gateway import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,12 +81,6 @@ def _registry(fault_url: str) -> dict[str, Any]:
     return {"models": [fault_model("instant", fault_url, "instant"), slow]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stream_function(
     fault_upstream: FaultUpstream, tmp_path_factory: pytest.TempPathFactory
@@ -105,7 +99,7 @@ def stream_function(
     asyncio.run(put())
     props = _stream_function()
     lwa = props["Environment"]["Variables"]
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEROUTE_", "AWS_"))}
     env.update(
         LAMBDA_TASK_ROOT=str(REPO / "functions"),  # where Lambda unpacks the function's code
